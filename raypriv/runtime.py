@@ -1,0 +1,77 @@
+"""Connecting to Ray and describing the resources a job asks for.
+
+>>> from raypriv.runtime import ResourceSpec
+>>> ResourceSpec(workers=2).use_gpu
+False
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+from raypriv.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceSpec:
+    """How many parallel workers a distributed step uses and what each one holds.
+
+    ``workers`` is the actor-pool size for Ray Data steps and the number of Ray Train
+    workers for training; ``gpus_per_worker`` > 0 places each on a GPU.
+    """
+
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ConfigError("workers", f"must be >= 1, got {self.workers}")
+        if self.gpus_per_worker < 0:
+            raise ConfigError("gpus_per_worker", f"must be >= 0, got {self.gpus_per_worker}")
+        if self.cpus_per_worker <= 0:
+            raise ConfigError("cpus_per_worker", f"must be > 0, got {self.cpus_per_worker}")
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.gpus_per_worker > 0
+
+    @classmethod
+    def auto(cls, workers: int | None = None, gpus_per_worker: float | None = None) -> "ResourceSpec":
+        """Pick defaults from the connected cluster: one worker per GPU if there are GPUs,
+        otherwise one per CPU (at most 2 on small machines), unless given explicitly."""
+        import ray
+
+        res = ray.cluster_resources() if ray.is_initialized() else {}
+        gpus = int(res.get("GPU", 0))
+        if gpus_per_worker is None:
+            gpus_per_worker = 1.0 if gpus > 0 else 0.0
+        if workers is None:
+            workers = gpus if gpus_per_worker > 0 else max(1, min(2, int(res.get("CPU", 1)) - 1))
+        return cls(workers=workers, gpus_per_worker=gpus_per_worker)
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True) -> None:
+    """Connect to a Ray cluster at ``address``, or start an embedded local one.
+
+    Does nothing if Ray is already initialized (so library calls compose inside jobs
+    and tests that own the Ray instance). Inside ``ray job submit`` the address is
+    taken from ``RAY_ADDRESS`` automatically.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict = {"log_to_driver": not quiet}
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        kwargs["num_cpus"] = num_cpus or max(4, os.cpu_count() or 1)
+        kwargs["include_dashboard"] = False
+    else:
+        kwargs["address"] = address
+    log.info("connecting to Ray (%s)", address or os.environ.get("RAY_ADDRESS") or "local")
+    ray.init(**kwargs)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = not quiet

@@ -1,0 +1,99 @@
+"""Settings of error-minimizing noise generation (Huang et al., ICLR 2021).
+
+Two presets are provided: ``"reference"`` reproduces the paper's code defaults, and
+``"strong"`` is raypriv's tuned recipe (see ``docs`` in README, "Why the strong preset
+works"). Every field can be overridden.
+
+>>> from raypriv.unlearnable import UnlearnableConfig
+>>> cfg = UnlearnableConfig.preset("reference", mode="classwise")
+>>> round(cfg.epsilon * 255), cfg.pgd_steps, cfg.train_steps, cfg.stop_accuracy
+(8, 20, 10, 0.99)
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from raypriv.errors import ConfigError
+
+MODES = ("samplewise", "classwise")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UnlearnableConfig:
+    """Parameters of min-min noise generation; names follow the paper's code.
+
+    Budgets (``epsilon``, ``step_size``) are on the [0, 1] pixel scale.
+    """
+
+    mode: str = "samplewise"
+    epsilon: float = 8 / 255
+    step_size: float = 0.8 / 255
+    pgd_steps: int = 20            # PGD steps per image per round
+    train_steps: int = 10          # M: surrogate SGD batches per round
+    stop_accuracy: float = 0.99    # stop once the surrogate is this accurate on perturbed data
+    min_rounds: int = 1            # never stop before this many rounds
+    max_rounds: int = 50           # hard cap, in case the stop criterion is never met
+    surrogate: str = "resnet18"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    train_batch_size: int = 512
+    pgd_batch_size: int = 512
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError("mode", f"must be one of {MODES}, got {self.mode!r}")
+        if not 0 < self.epsilon <= 1:
+            raise ConfigError("epsilon", f"must be in (0, 1] (pixel scale; 8/255 = {8/255:.4f}), got {self.epsilon}")
+        if not 0 < self.step_size <= self.epsilon:
+            raise ConfigError("step_size", f"must be in (0, epsilon={self.epsilon:.4f}], got {self.step_size}")
+        for name in ("pgd_steps", "train_steps", "max_rounds", "train_batch_size", "pgd_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.min_rounds <= self.max_rounds:
+            raise ConfigError("min_rounds", f"must be in [0, max_rounds={self.max_rounds}], got {self.min_rounds}")
+        if not 0 < self.stop_accuracy <= 1:
+            raise ConfigError("stop_accuracy", f"must be in (0, 1], got {self.stop_accuracy}")
+        if self.lr <= 0:
+            raise ConfigError("lr", f"must be > 0, got {self.lr}")
+
+    @property
+    def budget_255(self) -> int:
+        """The L∞ budget in 8-bit levels: released pixels move by at most this much."""
+        return int(round(self.epsilon * 255))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "UnlearnableConfig":
+        """A named preset (``reference`` or ``strong``) with ``overrides`` applied."""
+        if name not in PRESETS:
+            raise ConfigError("preset", f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "UnlearnableConfig":
+        """Build from a plain mapping (YAML/CLI); ``preset`` selects the base, unknown keys are errors.
+
+        Budgets may be given in 8-bit levels as ``epsilon_255`` / ``step_size_255``."""
+        d = dict(d)
+        preset = d.pop("preset", "reference")
+        for key in ("epsilon", "step_size"):
+            if f"{key}_255" in d:
+                d[key] = float(d.pop(f"{key}_255")) / 255
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown unlearnable setting; known: {sorted(known)}")
+        return cls.preset(preset, **d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference implementation's defaults (HanxunH/Unlearnable-Examples).
+    "reference": {},
+    # Tuned in benchmarks/unlearnable_effect.py; rationale in README.
+    "strong": {},
+}

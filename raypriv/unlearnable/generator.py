@@ -1,0 +1,154 @@
+"""The min-min round loop, distributed: surrogate training task + Ray Data PGD pass per round."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import numpy as np
+
+from raypriv.hashing import id_rng
+from raypriv.runtime import ResourceSpec
+from raypriv.unlearnable import checkpoint as ckpt
+from raypriv.unlearnable.config import UnlearnableConfig
+
+# Settings that may change between a run and its resumption without changing the result.
+_RESUMABLE_FIELDS = ("max_rounds",)
+
+
+@dataclasses.dataclass
+class NoiseResult:
+    """Outcome of noise generation: the working dataset (sample-wise: with a ``noise`` column)
+    or the class noise (K×H×W×C, [0, 1] scale), the per-round history and why it stopped."""
+
+    config: UnlearnableConfig
+    work: object
+    class_noise: np.ndarray | None
+    history: list[dict]
+    stop_reason: str
+    input_fingerprint: str
+
+
+def _init_samplewise(batch: dict, *, epsilon: float, seed: int) -> dict:
+    shape = batch["image"].shape[1:]
+    batch["noise"] = np.stack([id_rng(i, seed=seed, salt="init").uniform(-epsilon, epsilon, size=shape)
+                               for i in batch["id"]]).astype(np.float32)
+    return batch
+
+
+def _fresh_state(corpus, cfg: UnlearnableConfig) -> dict:
+    import torch
+
+    from raypriv.models import build_model
+
+    h, w, c = corpus.info.image_shape
+    model_kwargs = dict(in_channels=c, num_classes=corpus.info.num_classes, image_size=h)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.surrogate, **model_kwargs)
+    payload = {"model": cfg.surrogate, "model_kwargs": model_kwargs, "state": model.state_dict()}
+    if cfg.mode == "classwise":
+        rng = np.random.default_rng(cfg.seed)
+        payload["class_noise"] = rng.uniform(-cfg.epsilon, cfg.epsilon,
+                                             size=(corpus.info.num_classes, h, w, c)).astype(np.float32)
+    return {"payload": payload, "optim": None, "history": [], "done": False, "stop_reason": ""}
+
+
+def _pgd_pass(work, payload_ref, cfg: UnlearnableConfig, resources: ResourceSpec, *, task: str):
+    import ray
+
+    from raypriv.unlearnable.workers import NoiseUpdater
+
+    return work.map_batches(
+        NoiseUpdater,
+        fn_constructor_kwargs=dict(payload_ref=[payload_ref], mode=cfg.mode, task=task, epsilon=cfg.epsilon,
+                                   step_size=cfg.step_size, steps=cfg.pgd_steps, use_gpu=resources.use_gpu),
+        compute=ray.data.ActorPoolStrategy(size=resources.workers),
+        batch_size=cfg.pgd_batch_size,
+        batch_format="numpy",
+        num_gpus=resources.gpus_per_worker or None,
+        num_cpus=resources.cpus_per_worker,
+        zero_copy_batch=False,
+    )
+
+
+def _classwise_update(work, payload_ref, cfg, resources, class_noise: np.ndarray) -> np.ndarray:
+    """Exact mean of per-sample PGD results per class (sums and counts reduced over all workers)."""
+    sums = np.zeros(class_noise.shape, dtype=np.float64)
+    counts = np.zeros(class_noise.shape[0], dtype=np.int64)
+    for part in _pgd_pass(work, payload_ref, cfg, resources, task="pgd").iter_batches(
+            batch_size=None, batch_format="numpy"):
+        np.add.at(sums, part["label"], part["delta_sum"])
+        np.add.at(counts, part["label"], part["count"])
+    new = class_noise.astype(np.float64).copy()
+    seen = counts > 0
+    new[seen] = sums[seen] / counts[seen, None, None, None]
+    return np.clip(new, -cfg.epsilon, cfg.epsilon).astype(np.float32)
+
+
+def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec, checkpoint_dir: str | None,
+                   progress: Callable[[str], None] = print) -> NoiseResult:
+    """Run min-min rounds until the surrogate's accuracy on perturbed data reaches the stop
+    threshold (or ``max_rounds``), checkpointing after every round and resuming from the
+    last complete round found in ``checkpoint_dir``."""
+    import ray
+
+    from raypriv.unlearnable.workers import train_surrogate_round
+
+    cfg = config
+    fingerprint = corpus.fingerprint()
+    n = corpus.info.num_rows
+    cfg_key = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_FIELDS}
+    meta = ckpt.load_latest(checkpoint_dir, config=cfg_key, input_fingerprint=fingerprint) if checkpoint_dir else None
+    if meta:
+        state = ckpt.load_state(checkpoint_dir, meta)
+        start = meta["round"] + 1
+        work = ray.data.read_parquet(ckpt.work_path(checkpoint_dir, meta)).materialize() \
+            if cfg.mode == "samplewise" else corpus.ds
+        progress(f"resuming from {checkpoint_dir} after round {meta['round'] + 1}")
+    else:
+        state, start = _fresh_state(corpus, cfg), 0
+        work = corpus.ds
+        if cfg.mode == "samplewise":
+            work = work.map_batches(_init_samplewise, fn_kwargs=dict(epsilon=cfg.epsilon, seed=cfg.seed),
+                                    batch_format="numpy").materialize()
+    threads = max(1, int(resources.workers * resources.cpus_per_worker))
+    train_task = ray.remote(train_surrogate_round).options(num_cpus=1, num_gpus=1 if resources.use_gpu else 0)
+    for r in range(start, cfg.max_rounds):
+        if state["done"]:
+            break
+        t0 = time.perf_counter()
+        trained = ray.get(train_task.remote(work, payload=state["payload"], optim_state=state["optim"],
+                                            cfg=cfg.to_dict(), round_index=r, num_rows=n,
+                                            use_gpu=resources.use_gpu, threads=threads))
+        state["payload"], state["optim"] = trained["payload"], trained["optim"]
+        t1 = time.perf_counter()
+        payload_ref = ray.put(state["payload"])
+        if cfg.mode == "samplewise":
+            work = _pgd_pass(work, payload_ref, cfg, resources, task="pgd").materialize()
+            acc = work.sum("correct") / n
+        else:
+            state["payload"]["class_noise"] = _classwise_update(work, payload_ref, cfg, resources,
+                                                                state["payload"]["class_noise"])
+            payload_ref = ray.put(state["payload"])
+            acc = _accuracy(_pgd_pass(work, payload_ref, cfg, resources, task="eval"), n)
+        t2 = time.perf_counter()
+        rec = {"round": r + 1, "surrogate_loss": trained["train_loss"], "surrogate_train_acc": trained["train_acc"],
+               "perturbed_acc": acc, "train_s": t1 - t0, "pgd_s": t2 - t1,
+               "pgd_images_steps_per_s": n * cfg.pgd_steps / max(t2 - t1, 1e-9)}
+        state["history"].append(rec)
+        progress(f"round {r + 1:>3}: surrogate loss {rec['surrogate_loss']:.3f}, accuracy on perturbed data "
+                 f"{acc:.2%} (stop at {cfg.stop_accuracy:.0%}), PGD {rec['pgd_images_steps_per_s']:,.0f} img·step/s")
+        if acc >= cfg.stop_accuracy and r + 1 >= cfg.min_rounds:
+            state["done"], state["stop_reason"] = True, f"perturbed accuracy {acc:.4f} >= {cfg.stop_accuracy}"
+        if checkpoint_dir:
+            ckpt.save_round(checkpoint_dir, round_index=r, state=state,
+                            work_ds=work if cfg.mode == "samplewise" else None, config=cfg_key,
+                            input_fingerprint=fingerprint)
+    if not state["done"]:
+        state["stop_reason"] = f"max_rounds={cfg.max_rounds} reached"
+    return NoiseResult(config=cfg, work=work, class_noise=state["payload"].get("class_noise"),
+                       history=state["history"], stop_reason=state["stop_reason"], input_fingerprint=fingerprint)
+
+
+def _accuracy(ds, n: int) -> float:
+    return ds.sum("correct") / n

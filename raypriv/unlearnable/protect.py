@@ -1,0 +1,93 @@
+"""``protect``: generate error-minimizing noise for a corpus and write the released corpus."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Callable
+
+import numpy as np
+
+from raypriv.errors import ArtifactError
+from raypriv.runtime import ResourceSpec
+from raypriv.unlearnable.config import UnlearnableConfig
+from raypriv.unlearnable.generator import NoiseResult, generate_noise
+
+
+@dataclasses.dataclass
+class ProtectResult:
+    output: str
+    manifest: dict
+    noise: NoiseResult
+
+
+def _release_batch(batch: dict, *, class_noise: np.ndarray | None) -> dict:
+    from raypriv.unlearnable.pgd import release
+
+    noise = batch["noise"] if class_noise is None else class_noise[batch["label"]]
+    return {"id": batch["id"], "label": batch["label"], "image": release(batch["image"], noise)}
+
+
+def released_dataset(result: NoiseResult):
+    """The protected corpus as a Ray Dataset of uint8 images (noise applied and quantized)."""
+    return result.work.map_batches(_release_batch, fn_kwargs=dict(class_noise=result.class_noise),
+                                   batch_format="numpy")
+
+
+def default_checkpoint_dir(output: str) -> str | None:
+    """Checkpoints live beside a local output (``OUT.checkpoints``); none for remote URIs."""
+    if "://" in output and not output.startswith("file://"):
+        return None
+    return output.removeprefix("file://").rstrip("/") + ".checkpoints"
+
+
+def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, resources: ResourceSpec | None = None,
+            checkpoint_dir: str | None = None, keep_checkpoints: bool = False, overwrite: bool = False,
+            progress: Callable[[str], None] = print) -> ProtectResult:
+    """Make ``corpus`` unlearnable and write it to ``output`` (Parquet shards + manifest.json).
+
+    Re-running the same call after an interruption resumes from the last finished round
+    (checkpoints default to ``OUTPUT.checkpoints``). Example::
+
+        from raypriv.data import load_corpus
+        from raypriv.unlearnable import UnlearnableConfig, protect
+        protect(load_corpus("digits"), output="out/digits-ue",
+                config=UnlearnableConfig.preset("strong", surrogate="small_cnn"))
+    """
+    from raypriv.data import Corpus, write_corpus
+    from raypriv.manifest import build_manifest
+
+    config = config or UnlearnableConfig()
+    resources = resources or ResourceSpec.auto()
+    if _is_complete(output) and not overwrite:
+        raise ArtifactError(f"{output} already holds a finished corpus; pass overwrite=True (--overwrite) "
+                            "to replace it")
+    checkpoint_dir = checkpoint_dir or default_checkpoint_dir(output)
+    t0 = time.time()
+    h, w, c = corpus.info.image_shape
+    progress(f"protecting {corpus.info.num_rows:,} images ({corpus.info.source}, {h}x{w}x{c}) with "
+             f"{config.mode} error-minimizing noise, eps={config.budget_255}/255, {resources.workers} worker(s)")
+    result = generate_noise(corpus, config=config, resources=resources, checkpoint_dir=checkpoint_dir,
+                            progress=progress)
+    last = result.history[-1] if result.history else {}
+    manifest = build_manifest(
+        method=f"unlearnable-{config.mode}", params=config.to_dict(), seed=config.seed,
+        input_fingerprint=result.input_fingerprint,
+        extra={"source": corpus.info.source, "split": corpus.info.split, "epsilon_255": config.budget_255,
+               "rounds": len(result.history), "stop_reason": result.stop_reason,
+               "final_perturbed_accuracy": last.get("perturbed_acc"), "history": result.history,
+               "resources": dataclasses.asdict(resources), "generation_wall_time_s": time.time() - t0})
+    released = Corpus(ds=released_dataset(result), info=corpus.info)
+    path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)
+    if result.class_noise is not None:
+        np.save(os.path.join(path, "class_noise.npy"), result.class_noise) if "://" not in path else None
+    if checkpoint_dir and not keep_checkpoints and os.path.isdir(checkpoint_dir):
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    progress(f"wrote {corpus.info.num_rows:,} protected images to {path} ({result.stop_reason})")
+    return ProtectResult(output=path, manifest=manifest, noise=result)
+
+
+def _is_complete(output: str) -> bool:
+    local = output.removeprefix("file://")
+    return "://" not in local and os.path.exists(os.path.join(local, "manifest.json"))

@@ -1,0 +1,158 @@
+"""Ray-side work of one round: the PGD actor for Ray Data and the surrogate-training task.
+
+The surrogate's weights reach each actor once per round through the object store
+(the actor constructor resolves one ``ObjectRef``); batches then carry only data.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from raypriv.hashing import id_uniform
+
+
+def _device(use_gpu: bool):
+    import torch
+
+    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+
+def build_surrogate(payload: dict, device):
+    """Rebuild the surrogate from a payload ``{"model": name, "model_kwargs": ..., "state": state_dict}``."""
+    from raypriv.models import build_model
+
+    model = build_model(payload["model"], **payload["model_kwargs"]).to(device)
+    model.load_state_dict(payload["state"])
+    return model
+
+
+class NoiseUpdater:
+    """Ray Data callable class: error-minimizing PGD over a batch with a frozen surrogate.
+
+    ``task="pgd"``: sample-wise mode returns the batch with updated ``noise`` and a
+    ``correct`` flag (surrogate prediction on the new perturbed image); class-wise mode
+    returns per-class sums and counts of the per-sample PGD results (exact reduction).
+    ``task="eval"``: returns ``correct`` for images perturbed by the current class noise.
+    """
+
+    def __init__(self, *, payload_ref: list, mode: str, task: str, epsilon: float, step_size: float,
+                 steps: int, use_gpu: bool):
+        import ray
+        import torch
+
+        payload = ray.get(payload_ref[0])
+        self.device = _device(use_gpu)
+        self.model = build_surrogate(payload, self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        cn = payload.get("class_noise")
+        self.class_noise = None if cn is None else torch.as_tensor(cn, device=self.device).permute(0, 3, 1, 2)
+        self.mode, self.task = mode, task
+        self.kw = dict(epsilon=epsilon, step_size=step_size, steps=steps)
+        self.num_classes = payload["model_kwargs"]["num_classes"]
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        from raypriv.unlearnable.pgd import min_min_pgd, predict, to_float
+
+        x = to_float(batch["image"], self.device)
+        y = torch.as_tensor(batch["label"], device=self.device).long()
+        if self.mode == "samplewise":
+            noise = to_float_noise(batch["noise"], self.device)
+        else:
+            noise = self.class_noise[y]
+        if self.task == "eval":
+            correct = predict(self.model, (x + noise).clamp(0, 1)) == y
+            return {"correct": correct.cpu().numpy().astype(np.int64)}
+        delta = min_min_pgd(self.model, x, y, noise, **self.kw)
+        if self.mode == "samplewise":
+            correct = predict(self.model, (x + delta).clamp(0, 1)) == y
+            batch["noise"] = delta.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+            batch["correct"] = correct.cpu().numpy().astype(np.int64)
+            return batch
+        return _class_sums(delta.permute(0, 2, 3, 1).cpu().numpy(), batch["label"], self.num_classes)
+
+
+def to_float_noise(noise_nhwc, device):
+    import torch
+
+    return torch.as_tensor(np.asarray(noise_nhwc, dtype=np.float32), device=device).permute(0, 3, 1, 2)
+
+
+def _class_sums(delta_nhwc: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """Per-class float64 sums and counts of a batch's per-sample noise (one output row per class present)."""
+    classes = np.unique(labels)
+    sums = np.stack([delta_nhwc[labels == c].astype(np.float64).sum(axis=0) for c in classes])
+    counts = np.array([(labels == c).sum() for c in classes], dtype=np.int64)
+    return {"label": classes.astype(np.int64), "count": counts, "delta_sum": sums}
+
+
+def select_training_rows(batch: dict, *, seed: int, round_index: int, fraction: float) -> dict:
+    """Keep the rows drawn for this round's surrogate training (a pure function of id, seed and round)."""
+    u = id_uniform(batch["id"], seed=seed, salt=f"train-{round_index}")
+    keep = u < fraction
+    out = {k: v[keep] for k, v in batch.items() if k != "correct"}
+    out["order"] = u[keep]
+    return out
+
+
+def train_surrogate_round(work_ds, *, payload: dict, optim_state: dict | None, cfg: dict, round_index: int,
+                          num_rows: int, use_gpu: bool, threads: int) -> dict:
+    """Train the surrogate for ``cfg['train_steps']`` batches on the currently perturbed data.
+
+    Runs as one Ray task. The rows are drawn by id hash and ordered by it, so the batches
+    are identical however the dataset's blocks are laid out (which makes resume exact).
+    Returns the new payload and optimizer state plus the mean loss/accuracy seen.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(max(1, threads))
+    device = _device(use_gpu)
+    steps, bs = cfg["train_steps"], cfg["train_batch_size"]
+    fraction = min(1.0, steps * bs / max(1, num_rows))
+    rows = _collect(work_ds.map_batches(select_training_rows, fn_kwargs=dict(
+        seed=cfg["seed"], round_index=round_index, fraction=fraction), batch_format="numpy"))
+    order = np.argsort(rows["order"], kind="stable")
+    x = torch.as_tensor(rows["image"][order]).permute(0, 3, 1, 2).float().div_(255.0)
+    y = torch.as_tensor(rows["label"][order]).long()
+    if cfg["mode"] == "samplewise":
+        noise = torch.as_tensor(rows["noise"][order]).permute(0, 3, 1, 2)
+    else:
+        noise = torch.as_tensor(payload["class_noise"]).permute(0, 3, 1, 2)[y]
+    x = (x + noise).clamp_(0, 1)
+
+    model = build_surrogate(payload, device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    if optim_state is not None:
+        opt.load_state_dict(optim_state)
+    losses, correct, seen = [], 0, 0
+    n = len(y)
+    for step in range(steps):
+        idx = torch.arange(step * bs, step * bs + bs) % max(1, n)
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        correct += (logits.argmax(1) == yb).sum().item()
+        seen += len(yb)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"payload": {**payload, "state": state}, "optim": opt.state_dict(),
+            "train_loss": float(np.mean(losses)), "train_acc": correct / max(1, seen)}
+
+
+def _collect(ds) -> dict:
+    parts = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
+    parts = [p for p in parts if len(p["id"])]
+    if not parts:
+        raise RuntimeError("no rows drawn for surrogate training")
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def default_threads() -> int:
+    return os.cpu_count() or 1
