@@ -73,5 +73,18 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
         kwargs["address"] = address
     log.info("connecting to Ray (%s)", address or os.environ.get("RAY_ADDRESS") or "local")
     ray.init(**kwargs)
+    if quiet:
+        quiet_ray_data()
+
+
+def quiet_ray_data() -> None:
+    """Silence Ray Data's per-dataset execution logs and progress bars in this process;
+    raypriv prints its own progress lines instead."""
+    import ray
+
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = not quiet
+    ctx.enable_progress_bars = False
+    ctx.enable_operator_progress_bars = False
+    for name in ("ray.data", "ray.data._internal.execution.streaming_executor",
+                 "ray.data._internal.progress.logging_progress"):
+        logging.getLogger(name).setLevel(logging.WARNING)

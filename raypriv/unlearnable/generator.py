@@ -92,7 +92,7 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
     last complete round found in ``checkpoint_dir``."""
     import ray
 
-    from raypriv.unlearnable.workers import train_surrogate_round
+    from raypriv.unlearnable.workers import select_training_rows, train_surrogate_round
 
     cfg = config
     fingerprint = corpus.fingerprint()
@@ -102,7 +102,7 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
     if meta:
         state = ckpt.load_state(checkpoint_dir, meta)
         start = meta["round"] + 1
-        work = ray.data.read_parquet(ckpt.work_path(checkpoint_dir, meta)).materialize() \
+        work = ray.data.read_parquet(ckpt.work_path(checkpoint_dir, meta)) \
             if cfg.mode == "samplewise" else corpus.ds
         progress(f"resuming from {checkpoint_dir} after round {meta['round'] + 1}")
     else:
@@ -110,16 +110,20 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
         work = corpus.ds
         if cfg.mode == "samplewise":
             work = work.map_batches(_init_samplewise, fn_kwargs=dict(epsilon=cfg.epsilon, seed=cfg.seed),
-                                    batch_format="numpy").materialize()
+                                    batch_format="numpy")
+    work = work.materialize()
     threads = max(1, int(resources.workers * resources.cpus_per_worker))
     train_task = ray.remote(train_surrogate_round).options(num_cpus=1, num_gpus=1 if resources.use_gpu else 0)
+    select_task = ray.remote(select_training_rows).options(num_cpus=1)
+    fraction = min(1.0, cfg.train_steps * cfg.train_batch_size / max(1, n))
     for r in range(start, cfg.max_rounds):
         if state["done"]:
             break
         t0 = time.perf_counter()
-        trained = ray.get(train_task.remote(work, payload=state["payload"], optim_state=state["optim"],
-                                            cfg=cfg.to_dict(), round_index=r, num_rows=n,
-                                            use_gpu=resources.use_gpu, threads=threads))
+        sample = [select_task.remote(block, seed=cfg.seed, round_index=r, fraction=fraction)
+                  for block in work.to_arrow_refs()]
+        trained = ray.get(train_task.remote(sample, payload=state["payload"], optim_state=state["optim"],
+                                            cfg=cfg.to_dict(), use_gpu=resources.use_gpu, threads=threads))
         state["payload"], state["optim"] = trained["payload"], trained["optim"]
         t1 = time.perf_counter()
         payload_ref = ray.put(state["payload"])

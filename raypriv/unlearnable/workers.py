@@ -89,39 +89,47 @@ def _class_sums(delta_nhwc: np.ndarray, labels: np.ndarray, num_classes: int) ->
     return {"label": classes.astype(np.int64), "count": counts, "delta_sum": sums}
 
 
-def select_training_rows(batch: dict, *, seed: int, round_index: int, fraction: float) -> dict:
-    """Keep the rows drawn for this round's surrogate training (a pure function of id, seed and round)."""
+def select_training_rows(block, *, seed: int, round_index: int, fraction: float) -> dict:
+    """The rows of one block drawn for this round's surrogate training (a pure function of id, seed, round).
+
+    Runs as a small Ray task per block of the materialized working dataset."""
+    from ray.data.block import BlockAccessor
+
+    batch = BlockAccessor.for_block(block).to_numpy()
     u = id_uniform(batch["id"], seed=seed, salt=f"train-{round_index}")
     keep = u < fraction
-    out = {k: v[keep] for k, v in batch.items() if k != "correct"}
+    out = {k: np.asarray(batch[k])[keep] for k in ("image", "label", "noise") if k in batch}
     out["order"] = u[keep]
     return out
 
 
-def train_surrogate_round(work_ds, *, payload: dict, optim_state: dict | None, cfg: dict, round_index: int,
-                          num_rows: int, use_gpu: bool, threads: int) -> dict:
+def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict | None, cfg: dict,
+                          use_gpu: bool, threads: int) -> dict:
     """Train the surrogate for ``cfg['train_steps']`` batches on the currently perturbed data.
 
-    Runs as one Ray task. The rows are drawn by id hash and ordered by it, so the batches
-    are identical however the dataset's blocks are laid out (which makes resume exact).
-    Returns the new payload and optimizer state plus the mean loss/accuracy seen.
+    Runs as one Ray task on the rows drawn by :func:`select_training_rows` (``sample_refs``
+    holds one reference per block), ordered by their hash, so the batches are identical
+    however the dataset's blocks are laid out (which makes resume exact). Returns the new
+    payload and optimizer state plus the mean loss/accuracy seen.
     """
+    import ray
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(max(1, threads))
     device = _device(use_gpu)
     steps, bs = cfg["train_steps"], cfg["train_batch_size"]
-    fraction = min(1.0, steps * bs / max(1, num_rows))
-    rows = _collect(work_ds.map_batches(select_training_rows, fn_kwargs=dict(
-        seed=cfg["seed"], round_index=round_index, fraction=fraction), batch_format="numpy"))
+    parts = [p for p in ray.get(list(sample_refs)) if len(p["label"])]
+    if not parts:
+        raise RuntimeError("no rows drawn for surrogate training")
+    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(rows["order"], kind="stable")
     x = torch.as_tensor(rows["image"][order]).permute(0, 3, 1, 2).float().div_(255.0)
     y = torch.as_tensor(rows["label"][order]).long()
     if cfg["mode"] == "samplewise":
         noise = torch.as_tensor(rows["noise"][order]).permute(0, 3, 1, 2)
     else:
-        noise = torch.as_tensor(payload["class_noise"]).permute(0, 3, 1, 2)[y]
+        noise = torch.as_tensor(np.array(payload["class_noise"])).permute(0, 3, 1, 2)[y]
     x = (x + noise).clamp_(0, 1)
 
     model = build_surrogate(payload, device).train()
@@ -131,7 +139,7 @@ def train_surrogate_round(work_ds, *, payload: dict, optim_state: dict | None, c
     losses, correct, seen = [], 0, 0
     n = len(y)
     for step in range(steps):
-        idx = torch.arange(step * bs, step * bs + bs) % max(1, n)
+        idx = torch.arange(step * bs, step * bs + bs) % n
         xb, yb = x[idx].to(device), y[idx].to(device)
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
@@ -144,14 +152,6 @@ def train_surrogate_round(work_ds, *, payload: dict, optim_state: dict | None, c
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"payload": {**payload, "state": state}, "optim": opt.state_dict(),
             "train_loss": float(np.mean(losses)), "train_acc": correct / max(1, seen)}
-
-
-def _collect(ds) -> dict:
-    parts = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
-    parts = [p for p in parts if len(p["id"])]
-    if not parts:
-        raise RuntimeError("no rows drawn for surrogate training")
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def default_threads() -> int:

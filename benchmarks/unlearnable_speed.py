@@ -1,0 +1,95 @@
+"""Noise-generation throughput: the Ray Data actor-pool PGD pass vs a plain PyTorch loop.
+
+    python benchmarks/unlearnable_speed.py [--n 4000] [--size 32] [--steps 10]
+
+Measures images × PGD steps per second over the same images and surrogate on this
+machine's cores: (a) one process, torch using every core; (b) the Ray path with 1 and 2
+actors (one thread each), including actor start-up. Prints the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=4000)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--model", default="small_cnn")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", default="1,2")
+    return p
+
+
+def single_process(corpus, payload, args) -> float:
+    import numpy as np
+    import torch
+
+    from raypriv.unlearnable.pgd import min_min_pgd, to_float
+    from raypriv.unlearnable.workers import build_surrogate
+
+    torch.set_num_threads(os.cpu_count())
+    model = build_surrogate(payload, torch.device("cpu")).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    batches = list(corpus.ds.iter_batches(batch_size=args.batch_size, batch_format="numpy"))
+    t0 = time.perf_counter()
+    for b in batches:
+        x = to_float(b["image"], "cpu")
+        noise = torch.as_tensor(np.zeros_like(b["image"], dtype=np.float32)).permute(0, 3, 1, 2)
+        min_min_pgd(model, x, torch.as_tensor(b["label"]).long(), noise, epsilon=8 / 255, step_size=0.8 / 255,
+                    steps=args.steps)
+    return args.n * args.steps / (time.perf_counter() - t0)
+
+
+def ray_path(corpus, payload, args, workers: int) -> float:
+    import numpy as np
+    import ray
+
+    from raypriv.runtime import ResourceSpec
+    from raypriv.unlearnable import UnlearnableConfig
+    from raypriv.unlearnable.generator import _pgd_pass
+
+    cfg = UnlearnableConfig(mode="samplewise", pgd_steps=args.steps, pgd_batch_size=args.batch_size)
+    work = corpus.ds.map_batches(
+        lambda b: {**b, "noise": np.zeros(b["image"].shape, np.float32)}, batch_format="numpy").materialize()
+    ref = ray.put(payload)
+    t0 = time.perf_counter()
+    _pgd_pass(work, ref, cfg, ResourceSpec(workers=workers), task="pgd").materialize()
+    return args.n * args.steps / (time.perf_counter() - t0)
+
+
+def main(args) -> dict:
+    import ray
+    import torch
+
+    from common import save_result, synthetic_corpus
+    from raypriv.models import build_model
+    from raypriv.runtime import init_ray
+
+    init_ray(num_cpus=os.cpu_count())
+    corpus = synthetic_corpus(args.n, size=args.size)
+    torch.manual_seed(0)
+    model = build_model(args.model, in_channels=3, num_classes=10, image_size=args.size)
+    payload = {"model": args.model, "model_kwargs": dict(in_channels=3, num_classes=10, image_size=args.size),
+               "state": model.state_dict()}
+    res = {"n": args.n, "size": args.size, "steps": args.steps, "model": args.model, "cores": os.cpu_count()}
+    res["single_process"] = single_process(corpus, payload, args)
+    for w in (int(x) for x in args.workers.split(",")):
+        res[f"ray_{w}_workers"] = ray_path(corpus, payload, args, w)
+    print(f"PGD throughput, {args.n} images {args.size}x{args.size}x3, {args.model}, {args.steps} steps "
+          f"({os.cpu_count()} cores), images x steps / s:")
+    print(f"  single process (torch, {os.cpu_count()} threads): {res['single_process']:8.1f}")
+    for w in (int(x) for x in args.workers.split(",")):
+        r = res[f"ray_{w}_workers"]
+        print(f"  Ray Data actor pool, {w} worker(s):          {r:8.1f}   ratio vs single process {r / res['single_process']:.2f}")
+    print(f"results: {save_result('unlearnable_speed', res)}")
+    ray.shutdown()
+    return res
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

@@ -1,0 +1,44 @@
+"""Does my protection work? Train fresh victims on clean vs protected data and compare.
+
+The harness trains a victim from scratch, with the same recipe, on the clean and on the
+protected training set (under training-time defenses and partial protection) with Ray
+Train, and reports each victim's accuracy on the clean test set.
+
+Example::
+
+    from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table
+    from raypriv.runtime import ResourceSpec
+
+    config = EvaluateConfig(victim=VictimConfig(epochs=10), defenses=("none", "jpeg:75"), partial=(0.5,))
+    report = evaluate_protection(clean=clean, protected=protected, test=test, config=config,
+                                 resources=ResourceSpec(workers=2), out_dir="out/eval")
+    print(format_table(report))   # also in out/eval/report.json; images in out/eval/grid.png
+
+Modules: :mod:`~raypriv.evaluate.config` (settings), :mod:`~raypriv.evaluate.defenses`
+(defense registry), :mod:`~raypriv.evaluate.victim` (one Ray Train victim run),
+:mod:`~raypriv.evaluate.partial` (partial protection mixes), :mod:`~raypriv.evaluate.report`
+(the whole comparison, report.json, table and image grid). Importing this package does
+not import Ray or torch.
+"""
+from __future__ import annotations
+
+from raypriv.evaluate.config import EvaluateConfig, VictimConfig
+from raypriv.evaluate.defenses import Defense, available_defenses, parse_defense, register_defense
+from raypriv.evaluate.partial import mix_partial
+from raypriv.evaluate.report import evaluate_protection, format_table, save_grid
+from raypriv.evaluate.victim import VictimResult, train_victim
+
+__all__ = [
+    "Defense",
+    "EvaluateConfig",
+    "VictimConfig",
+    "VictimResult",
+    "available_defenses",
+    "evaluate_protection",
+    "format_table",
+    "mix_partial",
+    "parse_defense",
+    "register_defense",
+    "save_grid",
+    "train_victim",
+]

@@ -1,0 +1,242 @@
+"""Does the protection work? Train victims on clean vs protected data and report.
+
+:func:`evaluate_protection` trains a fresh victim (same recipe every time) on the clean
+training set and on the protected one under each training-time defense and partial
+fraction, and reports each victim's accuracy on the clean *test* set. Protection works
+when every protected row is far below the clean row, ideally near chance
+(``1 / num_classes``); the summary's ``max_protected_test_acc`` is the strongest
+defense's result, i.e. what a victim who tries all listed defenses would get.
+
+``out_dir/report.json`` is rewritten atomically after every run, so an interrupted
+evaluation keeps the finished rows; ``out_dir/grid.png`` shows a few images, their
+amplified noise and the protected version.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from raypriv.errors import DataError
+from raypriv.evaluate.config import EvaluateConfig
+from raypriv.evaluate.defenses import parse_defense
+from raypriv.evaluate.partial import mix_partial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.runtime import ResourceSpec
+
+REPORT_NAME = "report.json"
+GRID_NAME = "grid.png"
+FORMAT = "raypriv.evaluation/1"
+
+
+def plan_runs(config: EvaluateConfig) -> list[tuple[str, str, float]]:
+    """The ``(train_set, defense, fraction)`` victims to train, in order."""
+    runs = [("clean", "none", 0.0)]
+    runs += [("protected", parse_defense(d).spec, 1.0) for d in config.defenses]
+    runs += [("partial", parse_defense(d).spec, f) for f in config.partial for d in config.partial_defenses]
+    return runs
+
+
+def evaluate_protection(*, clean: "Corpus", protected: "Corpus", test: "Corpus", config: EvaluateConfig,
+                        resources: "ResourceSpec", out_dir: str,
+                        progress: Callable[[str], Any] | None = print) -> dict:
+    """Train one victim per :func:`plan_runs` entry; write and return the report.
+
+    The clean victim is trained once, without defense (defenses are something a victim
+    applies to data it suspects is protected). Returns the same dict as ``report.json``.
+    """
+    say = progress or (lambda _msg: None)
+    os.makedirs(out_dir, exist_ok=True)
+    report = _new_report(clean=clean, protected=protected, test=test, config=config, resources=resources)
+    say(f"saving example grid to {os.path.join(out_dir, GRID_NAME)}")
+    save_grid(clean, protected, os.path.join(out_dir, GRID_NAME))
+    report["grid"] = GRID_NAME
+    runs = plan_runs(config)
+    for i, (train_set, spec, fraction) in enumerate(runs, 1):
+        say(f"[{i}/{len(runs)}] training victim on {train_set} data, defense={spec}, fraction={fraction:g}")
+        row = _run_one(clean=clean, protected=protected, test=test, config=config, resources=resources,
+                       out_dir=out_dir, train_set=train_set, spec=spec, fraction=fraction, index=i)
+        report["results"].append(row)
+        report["summary"] = summarize(report)
+        write_json_atomic(os.path.join(out_dir, REPORT_NAME), report)
+        say(f"[{i}/{len(runs)}] test accuracy {row['test_acc']:.4f} (train {row['train_acc']:.4f}, "
+            f"{row['seconds']:.0f} s)")
+    return report
+
+
+def _run_one(*, clean, protected, test, config: EvaluateConfig, resources, out_dir: str, train_set: str,
+             spec: str, fraction: float, index: int) -> dict:
+    """Train and score one victim; returns its report row."""
+    from raypriv.evaluate.victim import train_victim
+
+    defense = parse_defense(spec)
+    base = {"clean": clean, "protected": protected}.get(train_set)
+    if base is None:
+        base = mix_partial(clean, protected, fraction, seed=config.victim.seed)
+    train = type(base)(ds=defense.apply(base.ds), info=base.info)
+    test_in = type(test)(ds=defense.apply(test.ds, test=True), info=test.info)
+    victim = dataclasses.replace(config.victim, augment=config.victim.augment and defense.augment)
+    start = time.monotonic()
+    result = train_victim(train, test_in, config=victim, resources=resources,
+                          storage_path=os.path.join(out_dir, "runs"),
+                          name=f"{index:02d}-{train_set}-{re.sub(r'[^A-Za-z0-9]+', '-', spec)}")
+    return {"train_set": train_set, "defense": spec, "fraction": fraction, "test_acc": result.test_acc,
+            "train_acc": result.train_acc, "epochs": result.epochs, "augment": victim.augment,
+            "seconds": round(time.monotonic() - start, 2), "checkpoint": result.checkpoint_path,
+            "history": result.history}
+
+
+def _new_report(*, clean, protected, test, config: EvaluateConfig, resources) -> dict:
+    import raypriv
+
+    def corpus(c) -> dict:
+        i = c.info
+        return {"source": i.source, "split": i.split, "num_rows": i.num_rows, "image_shape": list(i.image_shape)}
+
+    num_classes = int(test.info.num_classes)
+    return {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "resources": dataclasses.asdict(resources),
+        "num_classes": num_classes,
+        "chance": 1.0 / num_classes,
+        "data": {"clean": corpus(clean), "protected": corpus(protected), "test": corpus(test)},
+        "results": [],
+        "summary": {},
+        "provenance": _provenance(raypriv.__version__),
+    }
+
+
+def _provenance(version: str) -> dict:
+    import platform
+
+    import ray
+    import torch
+
+    return {"raypriv_version": version, "ray_version": ray.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def summarize(report: dict) -> dict:
+    """Headline numbers: clean accuracy, the best accuracy any defense reaches on fully
+    protected data, and the drop between the two."""
+    rows = report["results"]
+    clean = next((r["test_acc"] for r in rows if r["train_set"] == "clean"), None)
+    prot = [r for r in rows if r["train_set"] == "protected"]
+    out: dict[str, Any] = {"clean_test_acc": clean, "chance": report["chance"]}
+    if prot:
+        best = max(prot, key=lambda r: r["test_acc"])
+        out.update(max_protected_test_acc=best["test_acc"], max_protected_defense=best["defense"])
+        if clean is not None:
+            out["accuracy_drop"] = clean - best["test_acc"]
+    return out
+
+
+def format_table(report: dict) -> str:
+    """The report's results as an aligned text table, with the chance level underneath."""
+    head = ("train set", "defense", "fraction", "test acc", "train acc", "epochs")
+    lines = [(r["train_set"], r["defense"], f"{r['fraction']:.2f}", f"{r['test_acc']:.4f}",
+              f"{r['train_acc']:.4f}", str(r["epochs"])) for r in report["results"]]
+    widths = [max(len(row[i]) for row in [head, *lines]) for i in range(len(head))]
+
+    def fmt(row) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    out = [fmt(head), "  ".join("-" * w for w in widths), *map(fmt, lines)]
+    out.append(f"chance level: {report['chance']:.4f} ({report['num_classes']} classes)")
+    s = report.get("summary") or {}
+    if "accuracy_drop" in s:
+        out.append(f"clean {s['clean_test_acc']:.4f}; best defense on protected data: "
+                   f"{s['max_protected_defense']} {s['max_protected_test_acc']:.4f} "
+                   f"(drop {s['accuracy_drop']:.4f})")
+    return "\n".join(out)
+
+
+def write_json_atomic(path: str, obj: Any) -> str:
+    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _select_ids(batch: dict, *, ids: list[str]) -> dict:
+    mask = np.isin(np.asarray(batch["id"]).astype(str), ids)
+    return {k: np.asarray(v)[mask] for k, v in batch.items()}
+
+
+def grid_rows(clean: "Corpus", protected: "Corpus", *, n: int) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
+    """``(id, label, clean image, protected image)`` for the first ``n`` protected rows
+    whose id is also in the clean corpus (only these rows are collected)."""
+    prot = protected.ds.take(n)
+    ids = [str(r["id"]) for r in prot]
+    found = clean.ds.map_batches(_select_ids, fn_kwargs={"ids": ids}, batch_format="numpy").take_all()
+    by_id = {str(r["id"]): np.asarray(r["image"]) for r in found}
+    rows = [(str(r["id"]), int(r["label"]), by_id[str(r["id"])], np.asarray(r["image"]))
+            for r in prot if str(r["id"]) in by_id]
+    if not rows:
+        raise DataError("none of its first rows' ids occur in the clean corpus", item=f"protected corpus "
+                        f"{protected.info.source!r}")
+    return rows
+
+
+def save_grid(clean: "Corpus", protected: "Corpus", path: str, *, n: int = 8, amplify: float | None = None) -> str:
+    """A PNG with, per column, the original image, its noise (protected - original,
+    times ``amplify`` and centred at gray 128) and the protected image.
+
+    ``amplify=None`` scales the largest absolute noise value to 127 levels. Returns ``path``.
+    """
+    from matplotlib.figure import Figure
+
+    rows = grid_rows(clean, protected, n=n)
+    noise = [p.astype(np.int16) - c.astype(np.int16) for _, _, c, p in rows]
+    peak = max(int(np.abs(d).max()) for d in noise)
+    amp = amplify if amplify is not None else 127.0 / max(peak, 1)
+    names = protected.info.class_names
+    fig = Figure(figsize=(1.3 * len(rows) + 0.8, 4.2), dpi=100)
+    axes = fig.subplots(3, len(rows), squeeze=False)
+    titles = ("original", f"noise ×{amp:.3g}", "protected")
+    for j, ((rid, label, c, p), d) in enumerate(zip(rows, noise)):
+        shown = (c, np.clip(128 + d * amp, 0, 255).astype(np.uint8), p)
+        for i, img in enumerate(shown):
+            ax = axes[i][j]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(titles[i], fontsize=8)
+        axes[0][j].set_title(names[label] if 0 <= label < len(names) else str(label), fontsize=8)
+    fig.suptitle(f"max |noise| = {peak}/255", fontsize=9)
+    return _save_fig(fig, path)
+
+
+def _save_fig(fig, path: str) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -1,0 +1,241 @@
+"""Train a fresh victim classifier with Ray Train and measure its clean test accuracy.
+
+The job is a Ray Train ``TorchTrainer`` with ``resources.workers`` data-parallel
+workers (DDP; gloo on CPU, NCCL on GPU). Both corpora are handed to the trainer via
+``datasets=``; the driver never collects them. The training set is split between the
+workers (``streaming_split(equal=True)``, so at most ``workers - 1`` rows are left out
+per epoch). Both sets are materialized in the object store first (distributed, not
+collected), so upstream transforms such as a JPEG defense run once rather than every
+epoch. The test set is *not* split: after the last epoch the rank-0 worker evaluates
+the whole test set, so the reported accuracy is over every test row exactly once.
+
+Per epoch, every worker reports ``{epoch, lr, loss, train_acc}`` (summed over workers)
+with ``ray.train.report``; the last report carries a checkpoint with the model weights
+(``model.pt``) and ``test_acc``. ``train_acc`` is the running accuracy on the
+(augmented) training batches of the epoch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from raypriv.errors import DataError
+from raypriv.evaluate.config import VictimConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.runtime import ResourceSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class VictimResult:
+    """Outcome of one victim training run.
+
+    ``test_acc``: accuracy on the full (clean) test set after the last epoch.
+    ``train_acc``: running accuracy on the augmented training batches of the last epoch.
+    ``history``: one dict per epoch (``epoch``, ``lr``, ``loss``, ``train_acc``).
+    ``checkpoint_path``: directory of the final checkpoint (``model.pt``), if persisted.
+    """
+
+    test_acc: float
+    train_acc: float
+    epochs: int
+    history: list[dict[str, float]]
+    checkpoint_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resources: "ResourceSpec",
+                 storage_path: str, name: str | None = None) -> VictimResult:
+    """Train ``config.model`` from scratch on ``train`` and return its accuracy on ``test``.
+
+    ``storage_path`` is where Ray Train keeps the run (``<storage_path>/<name>``); ``name``
+    defaults to a fresh ``victim-<random>`` so that runs never resume each other."""
+    _check_corpora(train, test)
+    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    per_worker = {"CPU": resources.cpus_per_worker}
+    if resources.use_gpu:
+        per_worker["GPU"] = resources.gpus_per_worker
+    run_name = f"{name or 'victim'}-{uuid.uuid4().hex[:8]}"
+    trainer = TorchTrainer(
+        _train_loop,
+        train_loop_config=_loop_config(train, config=config, resources=resources),
+        scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
+                                     resources_per_worker=per_worker),
+        datasets={"train": train.ds.select_columns(["image", "label"]).materialize(),
+                  "test": test.ds.select_columns(["image", "label"]).materialize()},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        run_config=RunConfig(storage_path=os.path.abspath(storage_path), name=run_name,
+                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
+    )
+    result = trainer.fit()
+    out = result.return_value
+    if not out:
+        raise RuntimeError(f"victim run {run_name} returned no result (error: {result.error})")
+    ckpt = result.checkpoint.path if result.checkpoint is not None else None
+    return VictimResult(test_acc=out["test_acc"], train_acc=out["history"][-1]["train_acc"],
+                        epochs=len(out["history"]), history=out["history"], checkpoint_path=ckpt)
+
+
+def _check_corpora(train: "Corpus", test: "Corpus") -> None:
+    a, b = train.info, test.info
+    if tuple(a.image_shape) != tuple(b.image_shape):
+        raise DataError(f"image shape {tuple(b.image_shape)} differs from the training set's "
+                        f"{tuple(a.image_shape)}", item=f"test corpus {b.source!r}")
+    if a.num_classes != b.num_classes:
+        raise DataError(f"{b.num_classes} classes, the training set has {a.num_classes}",
+                        item=f"test corpus {b.source!r}")
+    if a.num_rows < 1 or b.num_rows < 1:
+        raise DataError("empty corpus", item=f"{a.source!r} / {b.source!r}")
+
+
+def _loop_config(train: "Corpus", *, config: VictimConfig, resources: "ResourceSpec") -> dict:
+    h, w, c = (int(v) for v in train.info.image_shape)
+    batch = max(1, config.batch_size // resources.workers)
+    rows_per_worker = train.info.num_rows // resources.workers
+    return {
+        "victim": dataclasses.asdict(config),
+        "image_shape": (h, w, c),
+        "num_classes": int(train.info.num_classes),
+        "batch_per_worker": batch,
+        "drop_last": rows_per_worker >= batch,
+        "pad": max(1, h // 8),
+        "hflip": config.flip_for(c),
+        "threads": max(1, int(resources.cpus_per_worker)),
+    }
+
+
+def lr_at(config: VictimConfig, epoch: int) -> float:
+    """The learning rate of (0-based) ``epoch`` under ``config.schedule``."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+    if config.schedule == "step":
+        return config.lr * (0.1 ** sum(epoch >= m * config.epochs for m in (0.5, 0.75)))
+    return config.lr
+
+
+def _train_loop(cfg: dict) -> dict | None:
+    """Per-worker training function (runs inside a Ray Train worker)."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from raypriv.models import build_model
+
+    vc = VictimConfig(**cfg["victim"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(vc.seed)
+    h, w, c = cfg["image_shape"]
+    model = build_model(vc.model, in_channels=c, num_classes=cfg["num_classes"], image_size=h)
+    model = ray.train.torch.prepare_model(model)
+    opt = torch.optim.SGD(model.parameters(), lr=vc.lr, momentum=vc.momentum, nesterov=vc.nesterov,
+                          weight_decay=vc.weight_decay)
+    gen = torch.Generator().manual_seed(vc.seed * 7919 + rank)
+    shard = ray.train.get_dataset_shard("train")
+    history = []
+    for epoch in range(vc.epochs):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(vc, epoch)
+        stats = _train_epoch(model, opt, shard, cfg=cfg, vc=vc, gen=gen, epoch=epoch, rank=rank)
+        if world > 1:
+            torch.distributed.all_reduce(stats)
+        loss_sum, correct, count = stats.tolist()
+        record = {"epoch": epoch + 1, "lr": lr_at(vc, epoch), "loss": loss_sum / max(count, 1),
+                  "train_acc": correct / max(count, 1)}
+        history.append(record)
+        if epoch < vc.epochs - 1:
+            ray.train.report(record)
+    test_acc = _evaluate(model, cfg=cfg, vc=vc) if rank == 0 else float("nan")
+    _report_final(model, {**history[-1], "test_acc": test_acc}, rank=rank)
+    return {"test_acc": test_acc, "history": history} if rank == 0 else None
+
+
+def _train_epoch(model, opt, shard, *, cfg: dict, vc: VictimConfig, gen, epoch: int, rank: int):
+    """One pass over this worker's shard; returns tensor ``[loss_sum, correct, count]``."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    device = next(model.parameters()).device
+    stats = torch.zeros(3, dtype=torch.float64)
+    batches = shard.iter_torch_batches(
+        batch_size=cfg["batch_per_worker"], drop_last=cfg["drop_last"],
+        local_shuffle_buffer_size=max(1024, 4 * cfg["batch_per_worker"]),
+        local_shuffle_seed=vc.seed * 100003 + epoch * 1009 + rank, device=device)
+    for batch in batches:
+        x = to_float_nchw(batch["image"])
+        y = batch["label"].long()
+        if vc.augment:
+            x = augment(x, pad=cfg["pad"], flip=cfg["hflip"], gen=gen)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        stats += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
+                              dtype=torch.float64)
+    return stats
+
+
+def to_float_nchw(images):
+    """uint8 ``(B, H, W, C)`` → float ``(B, C, H, W)`` in [0, 1]."""
+    return images.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def augment(x, *, pad: int, flip: bool, gen):
+    """Random crop with zero padding ``pad`` and (if ``flip``) random horizontal flips.
+
+    ``gen`` is a CPU ``torch.Generator``; the result is on ``x``'s device."""
+    import torch
+    import torch.nn.functional as F
+
+    b, _, h, w = x.shape
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad))
+        offs = torch.randint(0, 2 * pad + 1, (b, 2), generator=gen).tolist()
+        x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
+    if flip:
+        mask = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _evaluate(model, *, cfg: dict, vc: VictimConfig) -> float:
+    """Accuracy of ``model`` over the whole (unsplit) test set."""
+    import ray.train
+    import torch
+
+    net = getattr(model, "module", model)
+    net.eval()
+    device = next(net.parameters()).device
+    correct = total = 0
+    with torch.no_grad():
+        for batch in ray.train.get_dataset_shard("test").iter_torch_batches(
+                batch_size=vc.eval_batch_size, device=device):
+            pred = net(to_float_nchw(batch["image"])).argmax(1)
+            correct += int((pred == batch["label"].long()).sum())
+            total += len(pred)
+    return correct / max(total, 1)
+
+
+def _report_final(model, metrics: dict, *, rank: int) -> None:
+    """Last ``ray.train.report``: rank 0 attaches a checkpoint with the weights."""
+    import ray.train
+    import torch
+
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(getattr(model, "module", model).state_dict(), os.path.join(d, "model.pt"))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))

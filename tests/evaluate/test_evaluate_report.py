@@ -1,0 +1,114 @@
+"""End to end: real Ray Train victims (2 CPU workers) on clean vs shortcut-protected data.
+
+The protected set carries a strong class-wise colour tint (a shortcut, like class-wise
+unlearnable noise); a victim trained on it learns the tint and fails on the clean test
+set, so the harness must report a clearly lower accuracy than for the clean victim.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eval_synthetic import NUM_CLASSES, triple
+from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table, save_grid
+from raypriv.runtime import ResourceSpec
+
+CONFIG = EvaluateConfig(victim=VictimConfig(epochs=4, batch_size=32, lr=0.05, seed=0),
+                        defenses=("none", "grayscale"), partial=(0.5,))
+
+
+@pytest.fixture(scope="module")
+def data(ray_local):
+    return triple(240, 120, seed=0)
+
+
+@pytest.fixture(scope="module")
+def evaluated(data, tmp_path_factory):
+    clean, protected, test = data
+    out = str(tmp_path_factory.mktemp("eval"))
+    lines = []
+    report = evaluate_protection(clean=clean, protected=protected, test=test, config=CONFIG,
+                                 resources=ResourceSpec(workers=2), out_dir=out, progress=lines.append)
+    return report, out, lines
+
+
+def _row(report, train_set, defense, fraction):
+    (row,) = [r for r in report["results"]
+              if (r["train_set"], r["defense"], r["fraction"]) == (train_set, defense, fraction)]
+    return row
+
+
+def test_protection_effect_is_measured(evaluated):
+    report, _, _ = evaluated
+    clean = _row(report, "clean", "none", 0.0)["test_acc"]
+    protected = _row(report, "protected", "none", 1.0)["test_acc"]
+    assert clean >= 0.8, report["results"]
+    assert clean - protected >= 0.25, (clean, protected)
+    assert _row(report, "protected", "none", 1.0)["train_acc"] >= 0.9  # the shortcut is learned
+
+
+def test_report_json_structure(evaluated):
+    report, out, lines = evaluated
+    with open(os.path.join(out, "report.json")) as f:
+        on_disk = json.load(f)
+    assert on_disk == json.loads(json.dumps(report))
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+    assert report["chance"] == pytest.approx(1 / NUM_CLASSES) and report["num_classes"] == NUM_CLASSES
+    assert report["provenance"]["raypriv_version"]
+    assert report["config"]["victim"]["epochs"] == 4 and report["config"]["defenses"] == ["none", "grayscale"]
+    assert [(r["train_set"], r["defense"], r["fraction"]) for r in report["results"]] == [
+        ("clean", "none", 0.0), ("protected", "none", 1.0), ("protected", "grayscale", 1.0),
+        ("partial", "none", 0.5)]
+    for r in report["results"]:
+        assert 0 <= r["test_acc"] <= 1 and 0 <= r["train_acc"] <= 1
+        assert r["epochs"] == 4 and [h["epoch"] for h in r["history"]] == [1, 2, 3, 4]
+        assert r["checkpoint"] and os.path.exists(os.path.join(r["checkpoint"], "model.pt"))
+    s = report["summary"]
+    assert s["clean_test_acc"] == _row(report, "clean", "none", 0.0)["test_acc"]
+    assert s["max_protected_test_acc"] == max(r["test_acc"] for r in report["results"]
+                                              if r["train_set"] == "protected")
+    assert len([ln for ln in lines if "test accuracy" in ln]) == 4
+
+
+def test_format_table(evaluated):
+    report, _, _ = evaluated
+    table = format_table(report)
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["train", "set"] and "test acc" in lines[0]
+    assert any(ln.startswith("protected") and "grayscale" in ln for ln in lines)
+    assert "chance level: 0.3333 (3 classes)" in table
+    widths = {len(ln) for ln in lines[2:6]}
+    assert len(widths) == 1, "rows are aligned"
+
+
+def test_grid_png(evaluated, data, tmp_path):
+    _, out, _ = evaluated
+    with Image.open(os.path.join(out, "grid.png")) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 100
+    clean, protected, _ = data
+    path = save_grid(clean, protected, str(tmp_path / "sub" / "g.png"), n=3, amplify=1.0)
+    with Image.open(path) as im:
+        small = im.size
+    assert small[0] < Image.open(os.path.join(out, "grid.png")).size[0]
+
+
+def test_augment_crops_and_flips():
+    import torch
+
+    from raypriv.evaluate.victim import augment, to_float_nchw
+
+    x = to_float_nchw(torch.arange(2 * 8 * 8 * 3, dtype=torch.uint8).reshape(2, 8, 8, 3))
+    assert x.shape == (2, 3, 8, 8) and float(x.max()) <= 1.0
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(augment(x, pad=0, flip=False, gen=g), x)
+    flips = [augment(x, pad=0, flip=True, gen=g) for _ in range(20)]
+    assert all(torch.equal(f[0], x[0]) or torch.equal(f[0], x[0].flip(-1)) for f in flips)
+    assert any(not torch.equal(f, x) for f in flips)
+    crops = augment(x, pad=1, flip=False, gen=torch.Generator().manual_seed(1))
+    assert crops.shape == x.shape
+    a = augment(x, pad=1, flip=True, gen=torch.Generator().manual_seed(5))
+    b = augment(x, pad=1, flip=True, gen=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert np.isfinite(a.numpy()).all()

@@ -1,0 +1,8 @@
+import pytest
+
+from ue_helpers import small_corpus
+
+
+@pytest.fixture(scope="module")
+def digits200(ray_local):
+    return small_corpus("digits", 200)

@@ -1,0 +1,35 @@
+import pytest
+
+from raypriv.errors import ConfigError
+from raypriv.jobspec import ProtectJob
+from raypriv.unlearnable import UnlearnableConfig
+
+
+def test_reference_preset_matches_paper_code_defaults():
+    c = UnlearnableConfig.preset("reference")
+    assert (c.budget_255, round(c.step_size * 255, 6), c.pgd_steps, c.train_steps, c.stop_accuracy) == (8, 0.8, 20, 10, 0.99)
+    assert (c.lr, c.momentum, c.weight_decay) == (0.1, 0.9, 5e-4)
+
+
+@pytest.mark.parametrize("field,value", [("epsilon", 8), ("epsilon", 0), ("step_size", 1.0), ("mode", "pixelwise"),
+                                         ("pgd_steps", 0), ("stop_accuracy", 1.5), ("lr", -1)])
+def test_invalid_settings_name_the_field(field, value):
+    with pytest.raises(ConfigError) as e:
+        UnlearnableConfig(**{field: value})
+    assert e.value.field == field and field in str(e.value)
+
+
+def test_from_dict_budget_in_levels_and_unknown_keys():
+    c = UnlearnableConfig.from_dict({"epsilon_255": 16, "step_size_255": 1.6, "mode": "classwise"})
+    assert c.budget_255 == 16 and c.mode == "classwise"
+    with pytest.raises(ConfigError, match="epsilonn"):
+        UnlearnableConfig.from_dict({"epsilonn": 0.1})
+    with pytest.raises(ConfigError, match="preset"):
+        UnlearnableConfig.from_dict({"preset": "magic"})
+
+
+def test_job_spec_requires_output_and_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="output"):
+        ProtectJob.from_dict({"source": "digits"})
+    with pytest.raises(ConfigError, match="resources.worker"):
+        ProtectJob.from_dict({"source": "digits", "output": "/tmp/x", "resources": {"worker": 2}})

@@ -1,0 +1,16 @@
+"""Helpers shared by the unlearnable tests."""
+import dataclasses
+
+def small_corpus(name: str, n: int, split: str = "train"):
+    """The first ``n`` rows of an embedded corpus, materialized (keeps Ray tests fast)."""
+    from raypriv.data import Corpus, load_corpus
+
+    c = load_corpus(name, split=split)
+    return Corpus(ds=c.ds.limit(n).materialize(), info=dataclasses.replace(c.info, num_rows=n))
+
+
+def rows_by_id(ds) -> dict:
+    return {r["id"]: r for r in ds.take_all()}
+
+
+FAST = dict(surrogate="tiny_cnn", pgd_steps=3, train_steps=3, train_batch_size=64, pgd_batch_size=64)
