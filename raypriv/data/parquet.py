@@ -90,8 +90,6 @@ def _read_parquet(path: str):
 
 def load_parquet(arg: str | None, *, split: str = "train", download: bool = False) -> Corpus:
     """Source ``parquet:PATH`` (see module docstring)."""
-    import ray
-
     read_dir = resolve_split_dir(arg, split)
     if not _is_uri(read_dir) and os.path.isdir(read_dir):
         has_files = any(

@@ -17,7 +17,6 @@ which the driver checks across blocks.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 
 import numpy as np
 

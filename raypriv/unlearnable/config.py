@@ -35,6 +35,8 @@ class UnlearnableConfig:
     min_rounds: int = 1            # never stop before this many rounds
     max_rounds: int = 50           # hard cap, in case the stop criterion is never met
     surrogate: str = "resnet18"
+    reinit_surrogate: bool = False  # restart the surrogate from fresh weights every round
+    recalibrate_bn: bool = False    # re-estimate BatchNorm statistics on the round's sample before PGD
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -95,5 +97,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The reference implementation's defaults (HanxunH/Unlearnable-Examples).
     "reference": {},
     # Tuned in benchmarks/unlearnable_effect.py; rationale in README.
-    "strong": {},
+    "strong": {"surrogate": "tiny_cnn", "reinit_surrogate": True, "recalibrate_bn": True, "train_steps": 20, "stop_accuracy": 0.9,
+               "min_rounds": 5, "max_rounds": 15},
 }

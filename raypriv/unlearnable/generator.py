@@ -36,16 +36,19 @@ def _init_samplewise(batch: dict, *, epsilon: float, seed: int) -> dict:
     return batch
 
 
-def _fresh_state(corpus, cfg: UnlearnableConfig) -> dict:
+def _fresh_weights(cfg: UnlearnableConfig, model_kwargs: dict, round_index: int) -> dict:
     import torch
 
     from raypriv.models import build_model
 
+    torch.manual_seed(cfg.seed * 1_000_003 + round_index)
+    return build_model(cfg.surrogate, **model_kwargs).state_dict()
+
+
+def _fresh_state(corpus, cfg: UnlearnableConfig) -> dict:
     h, w, c = corpus.info.image_shape
     model_kwargs = dict(in_channels=c, num_classes=corpus.info.num_classes, image_size=h)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.surrogate, **model_kwargs)
-    payload = {"model": cfg.surrogate, "model_kwargs": model_kwargs, "state": model.state_dict()}
+    payload = {"model": cfg.surrogate, "model_kwargs": model_kwargs, "state": _fresh_weights(cfg, model_kwargs, 0)}
     if cfg.mode == "classwise":
         rng = np.random.default_rng(cfg.seed)
         payload["class_noise"] = rng.uniform(-cfg.epsilon, cfg.epsilon,
@@ -111,7 +114,9 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
         if cfg.mode == "samplewise":
             work = work.map_batches(_init_samplewise, fn_kwargs=dict(epsilon=cfg.epsilon, seed=cfg.seed),
                                     batch_format="numpy")
-    work = work.materialize()
+    # Enough blocks that every actor gets work, about one PGD batch each.
+    blocks = max(2 * resources.workers, -(-n // cfg.pgd_batch_size))
+    work = work.repartition(blocks).materialize()
     threads = max(1, int(resources.workers * resources.cpus_per_worker))
     train_task = ray.remote(train_surrogate_round).options(num_cpus=1, num_gpus=1 if resources.use_gpu else 0)
     select_task = ray.remote(select_training_rows).options(num_cpus=1)
@@ -120,6 +125,9 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
         if state["done"]:
             break
         t0 = time.perf_counter()
+        if cfg.reinit_surrogate and r > 0:
+            state["payload"]["state"] = _fresh_weights(cfg, state["payload"]["model_kwargs"], r)
+            state["optim"] = None
         sample = [select_task.remote(block, seed=cfg.seed, round_index=r, fraction=fraction)
                   for block in work.to_arrow_refs()]
         trained = ray.get(train_task.remote(sample, payload=state["payload"], optim_state=state["optim"],

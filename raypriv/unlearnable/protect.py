@@ -55,7 +55,7 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
         protect(load_corpus("digits"), output="out/digits-ue",
                 config=UnlearnableConfig.preset("strong", surrogate="small_cnn"))
     """
-    from raypriv.data import Corpus, write_corpus
+    from raypriv.data import Corpus, read_manifest, write_corpus
     from raypriv.manifest import build_manifest
 
     config = config or UnlearnableConfig()
@@ -80,6 +80,7 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
                "resources": dataclasses.asdict(resources), "generation_wall_time_s": time.time() - t0})
     released = Corpus(ds=released_dataset(result), info=corpus.info)
     path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)
+    manifest = read_manifest(path)  # as written: with rows, checksums, fingerprint, version
     if result.class_noise is not None:
         np.save(os.path.join(path, "class_noise.npy"), result.class_noise) if "://" not in path else None
     if checkpoint_dir and not keep_checkpoints and os.path.isdir(checkpoint_dir):

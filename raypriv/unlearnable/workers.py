@@ -149,6 +149,8 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
         losses.append(loss.item())
         correct += (logits.argmax(1) == yb).sum().item()
         seen += len(yb)
+    if cfg.get("recalibrate_bn"):
+        recalibrate_batchnorm(model, x, batch_size=bs, device=device)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"payload": {**payload, "state": state}, "optim": opt.state_dict(),
             "train_loss": float(np.mean(losses)), "train_acc": correct / max(1, seen)}
@@ -156,3 +158,24 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
 
 def default_threads() -> int:
     return os.cpu_count() or 1
+
+
+def recalibrate_batchnorm(model, x, *, batch_size: int, device) -> None:
+    """Replace BatchNorm running statistics by exact averages over ``x`` (train-mode forward, no grad).
+
+    After only a few SGD steps from fresh weights the running averages still remember their
+    initial values, and the frozen (eval-mode) surrogate that PGD attacks behaves nothing like
+    the network that was trained; re-estimating them on the round's sample fixes that."""
+    import torch
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None   # cumulative moving average: exact mean over the batches seen
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size].to(device))
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom

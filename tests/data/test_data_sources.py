@@ -1,6 +1,4 @@
 """Loading corpora from each built-in source: shapes, splits, ids, exact values."""
-import os
-
 import numpy as np
 import pytest
 

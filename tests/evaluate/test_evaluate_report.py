@@ -15,8 +15,10 @@ from eval_synthetic import NUM_CLASSES, triple
 from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table, save_grid
 from raypriv.runtime import ResourceSpec
 
-CONFIG = EvaluateConfig(victim=VictimConfig(epochs=4, batch_size=32, lr=0.05, seed=0),
-                        defenses=("none", "grayscale"), partial=(0.5,))
+# Three victims (~40 s each on a loaded 2-core machine): clean, protected, and a 50 % mix
+# under the grayscale defense, which exercises both the partial and the defense paths.
+CONFIG = EvaluateConfig(victim=VictimConfig(epochs=3, batch_size=32, lr=0.05, seed=0),
+                        defenses=("none",), partial=(0.5,), partial_defenses=("grayscale",))
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +59,18 @@ def test_report_json_structure(evaluated):
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
     assert report["chance"] == pytest.approx(1 / NUM_CLASSES) and report["num_classes"] == NUM_CLASSES
     assert report["provenance"]["raypriv_version"]
-    assert report["config"]["victim"]["epochs"] == 4 and report["config"]["defenses"] == ["none", "grayscale"]
+    assert report["config"]["victim"]["epochs"] == 3 and report["config"]["defenses"] == ["none"]
     assert [(r["train_set"], r["defense"], r["fraction"]) for r in report["results"]] == [
-        ("clean", "none", 0.0), ("protected", "none", 1.0), ("protected", "grayscale", 1.0),
-        ("partial", "none", 0.5)]
+        ("clean", "none", 0.0), ("protected", "none", 1.0), ("partial", "grayscale", 0.5)]
     for r in report["results"]:
         assert 0 <= r["test_acc"] <= 1 and 0 <= r["train_acc"] <= 1
-        assert r["epochs"] == 4 and [h["epoch"] for h in r["history"]] == [1, 2, 3, 4]
+        assert r["epochs"] == 3 and [h["epoch"] for h in r["history"]] == [1, 2, 3]
         assert r["checkpoint"] and os.path.exists(os.path.join(r["checkpoint"], "model.pt"))
     s = report["summary"]
     assert s["clean_test_acc"] == _row(report, "clean", "none", 0.0)["test_acc"]
     assert s["max_protected_test_acc"] == max(r["test_acc"] for r in report["results"]
                                               if r["train_set"] == "protected")
-    assert len([ln for ln in lines if "test accuracy" in ln]) == 4
+    assert len([ln for ln in lines if "test accuracy" in ln]) == 3
 
 
 def test_format_table(evaluated):
@@ -77,9 +78,9 @@ def test_format_table(evaluated):
     table = format_table(report)
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["train", "set"] and "test acc" in lines[0]
-    assert any(ln.startswith("protected") and "grayscale" in ln for ln in lines)
+    assert any(ln.startswith("partial") and "grayscale" in ln and "0.50" in ln for ln in lines)
     assert "chance level: 0.3333 (3 classes)" in table
-    widths = {len(ln) for ln in lines[2:6]}
+    widths = {len(ln) for ln in lines[2:5]}
     assert len(widths) == 1, "rows are aligned"
 
 
