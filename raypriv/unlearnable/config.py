@@ -68,10 +68,17 @@ class UnlearnableConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "UnlearnableConfig":
-        """A named preset (``reference`` or ``strong``) with ``overrides`` applied."""
+        """A named preset (``reference`` or ``strong``) with ``overrides`` applied.
+
+        A new ``epsilon`` without a ``step_size`` scales the step with it (ε/10, as in the paper)."""
         if name not in PRESETS:
             raise ConfigError("preset", f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        if overrides.get("epsilon") is not None and overrides.get("step_size") is None:
+            overrides["step_size"] = overrides["epsilon"] / 10   # the paper's ratio (0.8/255 for 8/255)
+        merged = {**PRESETS[name], **overrides}
+        if "min_rounds" not in overrides and "max_rounds" in overrides:  # a shorter run lowers the floor too
+            merged["min_rounds"] = min(merged.get("min_rounds", 1), overrides["max_rounds"])
+        return cls(**merged)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UnlearnableConfig":

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -42,23 +43,38 @@ def test_smoke_job_via_ray_job_submit(tmp_path):
     ray_cli = os.path.join(bindir, "ray")
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"], "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
-    temp_dir = tmp_path / "ray"
-    gcs, dash = _free_port(), _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rp-", dir="/tmp")   # AF_UNIX socket paths must stay short
+    gcs, dash, agent = _free_port(), _free_port(), _free_port()
     start = subprocess.run([ray_cli, "start", "--head", f"--port={gcs}", "--num-cpus=4", "--include-dashboard=true",
-                            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--temp-dir={temp_dir}",
+                            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                            f"--dashboard-agent-listen-port={agent}", f"--temp-dir={temp_dir}",
                             "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
     assert start.returncode == 0, start.stdout + start.stderr
     try:
         out = tmp_path / "protected"
-        submit = subprocess.run(
-            [ray_cli, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir", ROOT,
-             "--runtime-env-json", json.dumps({"excludes": [".venv", ".git", "raypriv-out", "bench-out"]}),
-             "--", "python", "jobs/protect_unlearnable.py", "--config", "jobs/configs/smoke.yaml",
-             "--set", f"output={out}"],
-            env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        address = f"--address=http://127.0.0.1:{dash}"
+        job_id = f"raypriv-smoke-{os.getpid()}"
+        cmd = [ray_cli, "job", "submit", address, f"--submission-id={job_id}", "--working-dir", ROOT,
+               "--", "python", "jobs/protect_unlearnable.py", "--config", "jobs/configs/smoke.yaml",
+               "--set", f"output={out}"]
+        for _ in range(30):  # the head's job agent takes a few seconds to come up after `ray start`
+            submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+            if "No available agent" not in submit.stdout + submit.stderr:
+                break
+            time.sleep(2)
         log = submit.stdout[-4000:] + submit.stderr[-4000:]
         assert submit.returncode == 0, log
-        assert "SUCCEEDED" in submit.stdout, log
+        query = ("import sys; from ray.job_submission import JobSubmissionClient as C; "
+                 "print(C(sys.argv[1]).get_job_status(sys.argv[2]).value)")
+        status = subprocess.run([sys.executable, "-c", query, f"http://127.0.0.1:{dash}", job_id], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert status.stdout.strip() == "SUCCEEDED", log + status.stderr[-2000:]
+        anonymous = {**env, "RAY_AUTH_MODE": "disabled"}
+        anonymous.pop("RAY_AUTH_TOKEN", None)
+        refused = subprocess.run([sys.executable, "-c", query, f"http://127.0.0.1:{dash}", job_id], env=anonymous,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "Authentication" in refused.stderr   # token auth is really on
+        assert "round   2" in submit.stdout                      # progress lines reach the submitter
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["method"] == "unlearnable-samplewise" and manifest["rows"] > 1000
         assert manifest["source"] == "digits" and manifest["rounds"] == 2

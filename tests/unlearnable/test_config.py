@@ -33,3 +33,19 @@ def test_job_spec_requires_output_and_rejects_unknown_keys():
         ProtectJob.from_dict({"source": "digits"})
     with pytest.raises(ConfigError, match="resources.worker"):
         ProtectJob.from_dict({"source": "digits", "output": "/tmp/x", "resources": {"worker": 2}})
+
+
+def test_preset_scales_step_with_epsilon_unless_given():
+    assert UnlearnableConfig.preset("reference", epsilon=16 / 255).step_size == 1.6 / 255
+    assert UnlearnableConfig.preset("reference", epsilon=16 / 255, step_size=1 / 255).step_size == 1 / 255
+
+
+def test_strong_preset_restarts_and_recalibrates_the_surrogate():
+    c = UnlearnableConfig.preset("strong")
+    assert c.reinit_surrogate and c.recalibrate_bn and c.budget_255 == 8
+
+
+def test_shorter_max_rounds_lowers_preset_min_rounds():
+    assert UnlearnableConfig.preset("strong", max_rounds=1).min_rounds == 1
+    with pytest.raises(ConfigError, match="min_rounds"):
+        UnlearnableConfig.preset("strong", max_rounds=1, min_rounds=3)
