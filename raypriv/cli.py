@@ -9,12 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from fractions import Fraction
 
 from raypriv import __version__
-from raypriv.errors import ConfigError, RayprivError
+from raypriv.errors import RayprivError
 
 
 def say(msg: str) -> None:

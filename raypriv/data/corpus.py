@@ -98,3 +98,8 @@ class Corpus:
         if self._fingerprint is None:
             self._fingerprint, _ = compute_fingerprint(self.ds)
         return self._fingerprint
+
+    def head(self, n: int) -> "Corpus":
+        """The first ``n`` rows (in the dataset's block order) as a new, materialized corpus."""
+        ds = self.ds.limit(n).materialize()
+        return Corpus(ds=ds, info=dataclasses.replace(self.info, num_rows=ds.count()))

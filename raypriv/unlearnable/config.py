@@ -104,6 +104,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The reference implementation's defaults (HanxunH/Unlearnable-Examples).
     "reference": {},
     # Tuned in benchmarks/unlearnable_effect.py; rationale in README.
-    "strong": {"surrogate": "tiny_cnn", "reinit_surrogate": True, "recalibrate_bn": True, "train_steps": 20, "stop_accuracy": 0.9,
-               "min_rounds": 5, "max_rounds": 15},
+    "strong": {
+        "surrogate": "tiny_cnn",     # low capacity: learns what a fresh victim learns first
+        "reinit_surrogate": True,    # every round asks: what makes a *fresh* network fit this data fast?
+        "recalibrate_bn": True,      # PGD attacks the network that was actually trained
+        "train_steps": 20,
+        "stop_accuracy": 0.9,        # a fresh surrogate fits the perturbed data in 20 steps
+        "min_rounds": 5,
+        "max_rounds": 15,
+    },
 }

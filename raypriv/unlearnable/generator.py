@@ -93,56 +93,17 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
     """Run min-min rounds until the surrogate's accuracy on perturbed data reaches the stop
     threshold (or ``max_rounds``), checkpointing after every round and resuming from the
     last complete round found in ``checkpoint_dir``."""
-    import ray
-
-    from raypriv.unlearnable.workers import select_training_rows, train_surrogate_round
-
-    cfg = config
+    cfg, n = config, corpus.info.num_rows
     fingerprint = corpus.fingerprint()
-    n = corpus.info.num_rows
     cfg_key = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_FIELDS}
-    meta = ckpt.load_latest(checkpoint_dir, config=cfg_key, input_fingerprint=fingerprint) if checkpoint_dir else None
-    if meta:
-        state = ckpt.load_state(checkpoint_dir, meta)
-        start = meta["round"] + 1
-        work = ray.data.read_parquet(ckpt.work_path(checkpoint_dir, meta)) \
-            if cfg.mode == "samplewise" else corpus.ds
-        progress(f"resuming from {checkpoint_dir} after round {meta['round'] + 1}")
-    else:
-        state, start = _fresh_state(corpus, cfg), 0
-        work = corpus.ds
-        if cfg.mode == "samplewise":
-            work = work.map_batches(_init_samplewise, fn_kwargs=dict(epsilon=cfg.epsilon, seed=cfg.seed),
-                                    batch_format="numpy")
-    # Enough blocks that every actor gets work, about one PGD batch each.
-    blocks = max(2 * resources.workers, -(-n // cfg.pgd_batch_size))
-    work = work.repartition(blocks).materialize()
-    threads = max(1, int(resources.workers * resources.cpus_per_worker))
-    train_task = ray.remote(train_surrogate_round).options(num_cpus=1, num_gpus=1 if resources.use_gpu else 0)
-    select_task = ray.remote(select_training_rows).options(num_cpus=1)
-    fraction = min(1.0, cfg.train_steps * cfg.train_batch_size / max(1, n))
+    state, start, work = _load_or_init(corpus, cfg, resources, checkpoint_dir, cfg_key, fingerprint, progress)
     for r in range(start, cfg.max_rounds):
         if state["done"]:
             break
         t0 = time.perf_counter()
-        if cfg.reinit_surrogate and r > 0:
-            state["payload"]["state"] = _fresh_weights(cfg, state["payload"]["model_kwargs"], r)
-            state["optim"] = None
-        sample = [select_task.remote(block, seed=cfg.seed, round_index=r, fraction=fraction)
-                  for block in work.to_arrow_refs()]
-        trained = ray.get(train_task.remote(sample, payload=state["payload"], optim_state=state["optim"],
-                                            cfg=cfg.to_dict(), use_gpu=resources.use_gpu, threads=threads))
-        state["payload"], state["optim"] = trained["payload"], trained["optim"]
+        trained = _train_surrogate(work, state, cfg, resources, r, n)
         t1 = time.perf_counter()
-        payload_ref = ray.put(state["payload"])
-        if cfg.mode == "samplewise":
-            work = _pgd_pass(work, payload_ref, cfg, resources, task="pgd").materialize()
-            acc = work.sum("correct") / n
-        else:
-            state["payload"]["class_noise"] = _classwise_update(work, payload_ref, cfg, resources,
-                                                                state["payload"]["class_noise"])
-            payload_ref = ray.put(state["payload"])
-            acc = _accuracy(_pgd_pass(work, payload_ref, cfg, resources, task="eval"), n)
+        work, acc = _update_noise(work, state, cfg, resources, n)
         t2 = time.perf_counter()
         rec = {"round": r + 1, "surrogate_loss": trained["train_loss"], "surrogate_train_acc": trained["train_acc"],
                "perturbed_acc": acc, "train_s": t1 - t0, "pgd_s": t2 - t1,
@@ -162,5 +123,55 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
                        history=state["history"], stop_reason=state["stop_reason"], input_fingerprint=fingerprint)
 
 
-def _accuracy(ds, n: int) -> float:
-    return ds.sum("correct") / n
+def _load_or_init(corpus, cfg, resources, checkpoint_dir, cfg_key, fingerprint, progress):
+    """(state, first round, working dataset): from the last checkpoint, or fresh."""
+    import ray
+
+    meta = ckpt.load_latest(checkpoint_dir, config=cfg_key, input_fingerprint=fingerprint) if checkpoint_dir else None
+    if meta:
+        state, start = ckpt.load_state(checkpoint_dir, meta), meta["round"] + 1
+        work = ray.data.read_parquet(ckpt.work_path(checkpoint_dir, meta)) if cfg.mode == "samplewise" else corpus.ds
+        progress(f"resuming from {checkpoint_dir} after round {start}")
+    else:
+        state, start, work = _fresh_state(corpus, cfg), 0, corpus.ds
+        if cfg.mode == "samplewise":
+            work = work.map_batches(_init_samplewise, fn_kwargs=dict(epsilon=cfg.epsilon, seed=cfg.seed),
+                                    batch_format="numpy")
+    # Enough blocks that every actor gets work, about one PGD batch each.
+    blocks = max(2 * resources.workers, -(-corpus.info.num_rows // cfg.pgd_batch_size))
+    return state, start, work.repartition(blocks).materialize()
+
+
+def _train_surrogate(work, state: dict, cfg: UnlearnableConfig, resources: ResourceSpec, r: int, n: int) -> dict:
+    """Phase 1 of round ``r``: one Ray task trains the surrogate on rows drawn from ``work``."""
+    import ray
+
+    from raypriv.unlearnable.workers import select_training_rows, train_surrogate_round
+
+    if cfg.reinit_surrogate and r > 0:
+        state["payload"]["state"] = _fresh_weights(cfg, state["payload"]["model_kwargs"], r)
+        state["optim"] = None
+    fraction = min(1.0, cfg.train_steps * cfg.train_batch_size / max(1, n))
+    select = ray.remote(select_training_rows).options(num_cpus=1)
+    sample = [select.remote(block, seed=cfg.seed, round_index=r, fraction=fraction) for block in work.to_arrow_refs()]
+    task = ray.remote(train_surrogate_round).options(num_cpus=1, num_gpus=1 if resources.use_gpu else 0)
+    threads = max(1, int(resources.workers * resources.cpus_per_worker))
+    trained = ray.get(task.remote(sample, payload=state["payload"], optim_state=state["optim"], cfg=cfg.to_dict(),
+                                  use_gpu=resources.use_gpu, threads=threads))
+    state["payload"], state["optim"] = trained["payload"], trained["optim"]
+    return trained
+
+
+def _update_noise(work, state: dict, cfg: UnlearnableConfig, resources: ResourceSpec, n: int):
+    """Phase 2: PGD over every image on the actor pool; returns the new working set and the
+    frozen surrogate's accuracy on the newly perturbed data (the stop criterion)."""
+    import ray
+
+    payload_ref = ray.put(state["payload"])
+    if cfg.mode == "samplewise":
+        work = _pgd_pass(work, payload_ref, cfg, resources, task="pgd").materialize()
+        return work, work.sum("correct") / n
+    state["payload"]["class_noise"] = _classwise_update(work, payload_ref, cfg, resources,
+                                                        state["payload"]["class_noise"])
+    payload_ref = ray.put(state["payload"])
+    return work, _pgd_pass(work, payload_ref, cfg, resources, task="eval").sum("correct") / n

@@ -81,8 +81,6 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
     released = Corpus(ds=released_dataset(result), info=corpus.info)
     path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)
     manifest = read_manifest(path)  # as written: with rows, checksums, fingerprint, version
-    if result.class_noise is not None:
-        np.save(os.path.join(path, "class_noise.npy"), result.class_noise) if "://" not in path else None
     if checkpoint_dir and not keep_checkpoints and os.path.isdir(checkpoint_dir):
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     progress(f"wrote {corpus.info.num_rows:,} protected images to {path} ({result.stop_reason})")

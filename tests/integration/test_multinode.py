@@ -7,10 +7,10 @@ import textwrap
 import pytest
 
 SCRIPT = textwrap.dedent("""
-    import dataclasses, json, sys
-    import numpy as np, ray
+    import json, sys
+    import ray
     from ray.cluster_utils import Cluster
-    from raypriv.data import Corpus, load_corpus
+    from raypriv.data import load_corpus
     from raypriv.runtime import ResourceSpec, quiet_ray_data
     from raypriv.unlearnable import UnlearnableConfig, protect
 
@@ -22,8 +22,7 @@ SCRIPT = textwrap.dedent("""
     ray.init(address=cluster.address, log_to_driver=False)
     quiet_ray_data()
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
-    c = load_corpus("digits", split="train")
-    corpus = Corpus(ds=c.ds.limit(120).materialize(), info=dataclasses.replace(c.info, num_rows=120))
+    corpus = load_corpus("digits", split="train").head(120)
     cfg = UnlearnableConfig(mode="classwise", surrogate="tiny_cnn", pgd_steps=3, train_steps=2,
                             train_batch_size=64, pgd_batch_size=32, max_rounds=2, stop_accuracy=1.0)
     res = protect(corpus, output=sys.argv[1], config=cfg, resources=ResourceSpec(workers=2),

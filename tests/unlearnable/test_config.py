@@ -7,7 +7,8 @@ from raypriv.unlearnable import UnlearnableConfig
 
 def test_reference_preset_matches_paper_code_defaults():
     c = UnlearnableConfig.preset("reference")
-    assert (c.budget_255, round(c.step_size * 255, 6), c.pgd_steps, c.train_steps, c.stop_accuracy) == (8, 0.8, 20, 10, 0.99)
+    got = (c.budget_255, round(c.step_size * 255, 6), c.pgd_steps, c.train_steps, c.stop_accuracy)
+    assert got == (8, 0.8, 20, 10, 0.99)
     assert (c.lr, c.momentum, c.weight_decay) == (0.1, 0.9, 5e-4)
 
 

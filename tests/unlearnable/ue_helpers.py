@@ -1,12 +1,11 @@
 """Helpers shared by the unlearnable tests."""
-import dataclasses
+
 
 def small_corpus(name: str, n: int, split: str = "train"):
     """The first ``n`` rows of an embedded corpus, materialized (keeps Ray tests fast)."""
-    from raypriv.data import Corpus, load_corpus
+    from raypriv.data import load_corpus
 
-    c = load_corpus(name, split=split)
-    return Corpus(ds=c.ds.limit(n).materialize(), info=dataclasses.replace(c.info, num_rows=n))
+    return load_corpus(name, split=split).head(n)
 
 
 def rows_by_id(ds) -> dict:
