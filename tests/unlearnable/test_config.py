@@ -37,7 +37,7 @@ def test_job_spec_requires_output_and_rejects_unknown_keys():
 
 
 def test_preset_scales_step_with_epsilon_unless_given():
-    assert UnlearnableConfig.preset("reference", epsilon=16 / 255).step_size == 1.6 / 255
+    assert UnlearnableConfig.preset("reference", epsilon=16 / 255).step_size == pytest.approx(1.6 / 255)
     assert UnlearnableConfig.preset("reference", epsilon=16 / 255, step_size=1 / 255).step_size == 1 / 255
 
 
