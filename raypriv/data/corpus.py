@@ -99,6 +99,18 @@ class Corpus:
             self._fingerprint, _ = compute_fingerprint(self.ds)
         return self._fingerprint
 
+    def subsample(self, fraction: float, *, seed: int = 0) -> "Corpus":
+        """About ``fraction`` of the rows, chosen by a hash of each id (the same rows however the
+        corpus is sharded or ordered), as a new, materialized corpus."""
+        from raypriv.hashing import id_uniform
+
+        def keep(batch, *, fraction: float, seed: int):
+            mask = id_uniform(batch["id"], seed=seed, salt="subsample") < fraction
+            return {k: v[mask] for k, v in batch.items()}
+
+        ds = self.ds.map_batches(keep, fn_kwargs=dict(fraction=fraction, seed=seed), batch_format="numpy").materialize()
+        return Corpus(ds=ds, info=dataclasses.replace(self.info, num_rows=ds.count()))
+
     def head(self, n: int) -> "Corpus":
         """The first ``n`` rows (in the dataset's block order) as a new, materialized corpus."""
         ds = self.ds.limit(n).materialize()

@@ -156,3 +156,15 @@ def test_parquet_tensor_column(tmp_path):
     rows = rows_by_id(c)
     np.testing.assert_array_equal(rows["p/1"][1], imgs[1])
     assert rows["p/0"][0] == 1
+
+
+def test_subsample_keeps_every_class_and_is_order_independent(ray_local):
+    from raypriv.data import load_corpus
+
+    corpus = load_corpus("digits", split="train")
+    half = corpus.subsample(0.5, seed=1)
+    again = type(corpus)(ds=corpus.ds.random_shuffle(seed=3), info=corpus.info).subsample(0.5, seed=1)
+    ids = sorted(r["id"] for r in half.ds.select_columns(["id"]).take_all())
+    assert ids == sorted(r["id"] for r in again.ds.select_columns(["id"]).take_all())
+    assert 0.4 * corpus.info.num_rows < half.info.num_rows < 0.6 * corpus.info.num_rows
+    assert len({r["label"] for r in half.ds.select_columns(["label"]).take_all()}) == corpus.info.num_classes
