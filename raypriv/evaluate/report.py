@@ -184,9 +184,9 @@ def _select_ids(batch: dict, *, ids: list[str]) -> dict:
 
 
 def grid_rows(clean: "Corpus", protected: "Corpus", *, n: int) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
-    """``(id, label, clean image, protected image)`` for the first ``n`` protected rows
-    whose id is also in the clean corpus (only these rows are collected)."""
-    prot = protected.ds.take(n)
+    """``(id, label, clean image, protected image)`` for ``n`` protected rows whose id is also
+    in the clean corpus, one per class first (only these rows are collected)."""
+    prot = _spread_over_classes(protected, n=n)
     ids = [str(r["id"]) for r in prot]
     found = clean.ds.map_batches(_select_ids, fn_kwargs={"ids": ids}, batch_format="numpy").take_all()
     by_id = {str(r["id"]): np.asarray(r["image"]) for r in found}
@@ -198,7 +198,24 @@ def grid_rows(clean: "Corpus", protected: "Corpus", *, n: int) -> list[tuple[str
     return rows
 
 
-def save_grid(clean: "Corpus", protected: "Corpus", path: str, *, n: int = 8, amplify: float | None = None) -> str:
+def _spread_over_classes(corpus: "Corpus", *, n: int, max_batches: int = 20, batch_size: int = 256) -> list[dict]:
+    """Up to ``n`` rows, the first of each class before any repeats; scans at most
+    ``max_batches`` batches so a large corpus is never read whole."""
+    first, rest = {}, []
+    for i, batch in enumerate(corpus.ds.iter_batches(batch_size=batch_size, batch_format="numpy")):
+        for j, label in enumerate(batch["label"]):
+            row = {k: batch[k][j] for k in ("id", "label", "image")}
+            if int(label) not in first:
+                first[int(label)] = row
+            elif len(rest) < n:
+                rest.append(row)
+        if len(first) >= min(n, corpus.info.num_classes) or i + 1 >= max_batches:
+            break
+    return ([first[k] for k in sorted(first)] + rest)[:n]
+
+
+def save_grid(clean: "Corpus", protected: "Corpus", path: str, *, n: int = 10,
+              amplify: float | None = None) -> str:
     """A PNG with, per column, the original image, its noise (protected - original,
     times ``amplify`` and centred at gray 128) and the protected image.
 
