@@ -5,8 +5,6 @@ The surrogate's weights reach each actor once per round through the object store
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from raypriv.hashing import id_uniform
@@ -154,10 +152,6 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"payload": {**payload, "state": state}, "optim": opt.state_dict(),
             "train_loss": float(np.mean(losses)), "train_acc": correct / max(1, seen)}
-
-
-def default_threads() -> int:
-    return os.cpu_count() or 1
 
 
 def recalibrate_batchnorm(model, x, *, batch_size: int, device) -> None:
