@@ -1,8 +1,11 @@
 """Does the protection work? Clean vs protected victim test accuracy, through the Ray path.
 
+    python benchmarks/unlearnable_effect.py --dataset cifar10-subset --modes classwise,samplewise \\
+        --eps 8 --preset strong --victim-epochs 30
     python benchmarks/unlearnable_effect.py --dataset mnist5k --modes samplewise,classwise \\
-        --eps 8,16,32 --preset reference --victim-epochs 10 --no-augment
-    python benchmarks/unlearnable_effect.py --dataset cifar10-subset --eps 8 --preset strong
+        --eps 16 --preset restart --victim-epochs 10
+    python benchmarks/unlearnable_effect.py --dataset mnist5k --modes samplewise,classwise \\
+        --eps 8,16,32 --preset reference --set surrogate=small_cnn --victim-epochs 10
 
 For each (mode, ε) it runs `protect` (Ray Data actor pool) and trains a fresh victim
 (Ray Train) on the protected training set; one clean victim gives the baseline. The test

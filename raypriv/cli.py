@@ -40,18 +40,22 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_protect_args(p: argparse.ArgumentParser) -> None:
+    from raypriv.unlearnable.config import PRESETS
+
     p.add_argument("source", help="corpus spec: digits, mnist5k, cifar10:PATH, imagefolder:PATH, parquet:PATH")
     p.add_argument("--output", "-o", required=True, help="output directory (local path or pyarrow filesystem URI)")
     p.add_argument("--split", default="train")
     p.add_argument("--resize", type=int, help="resize every image to N×N (otherwise mixed sizes are an error)")
-    p.add_argument("--preset", default="strong", choices=["reference", "strong"],
-                   help="base settings: the paper's code defaults, or raypriv's tuned recipe (default)")
+    p.add_argument("--preset", default="strong", choices=sorted(PRESETS),
+                   help="base settings: 'reference' (the paper's code defaults), 'strong' (tuned for natural "
+                        "images such as CIFAR-10; default) or 'restart' (tuned for easy data such as digits)")
     p.add_argument("--mode", choices=["samplewise", "classwise"], help="noise granularity (default: preset's)")
     p.add_argument("--epsilon", type=parse_budget, help="L∞ budget, e.g. 8/255")
     p.add_argument("--step-size", type=parse_budget, help="PGD step, e.g. 0.8/255")
     p.add_argument("--pgd-steps", type=int)
     p.add_argument("--train-steps", type=int, help="surrogate batches per round (M)")
     p.add_argument("--stop-accuracy", type=float)
+    p.add_argument("--min-rounds", type=int, help="never stop before this many rounds")
     p.add_argument("--max-rounds", type=int)
     p.add_argument("--surrogate", help="surrogate model (small_cnn, tiny_cnn, resnet18)")
     p.add_argument("--lr", type=float, help="surrogate learning rate")
@@ -62,7 +66,7 @@ def _add_protect_args(p: argparse.ArgumentParser) -> None:
     _add_cluster_args(p)
 
 
-_OVERRIDES = ("mode", "epsilon", "step_size", "pgd_steps", "train_steps", "stop_accuracy", "max_rounds",
+_OVERRIDES = ("mode", "epsilon", "step_size", "pgd_steps", "train_steps", "stop_accuracy", "min_rounds", "max_rounds",
               "surrogate", "lr", "seed")
 
 

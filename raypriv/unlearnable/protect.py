@@ -53,7 +53,7 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
         from raypriv.data import load_corpus
         from raypriv.unlearnable import UnlearnableConfig, protect
         protect(load_corpus("digits"), output="out/digits-ue",
-                config=UnlearnableConfig.preset("strong", surrogate="small_cnn"))
+                config=UnlearnableConfig.preset("restart", mode="classwise"))
     """
     from raypriv.data import Corpus, read_manifest, write_corpus
     from raypriv.manifest import build_manifest

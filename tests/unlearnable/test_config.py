@@ -41,9 +41,22 @@ def test_preset_scales_step_with_epsilon_unless_given():
     assert UnlearnableConfig.preset("reference", epsilon=16 / 255, step_size=1 / 255).step_size == 1 / 255
 
 
-def test_strong_preset_restarts_and_recalibrates_the_surrogate():
+def test_restart_preset_restarts_and_recalibrates_the_surrogate():
+    c = UnlearnableConfig.preset("restart")
+    assert c.reinit_surrogate and c.recalibrate_bn and c.budget_255 == 8 and c.stop_accuracy == 0.9
+
+
+def test_strong_preset_keeps_training_a_small_surrogate_past_the_first_stop():
     c = UnlearnableConfig.preset("strong")
-    assert c.reinit_surrogate and c.recalibrate_bn and c.budget_255 == 8
+    assert c.surrogate == "tiny_cnn" and not c.reinit_surrogate and c.stop_accuracy == 0.99
+    assert c.min_rounds > 1 and c.train_steps > UnlearnableConfig().train_steps
+
+
+def test_strong_classwise_stops_at_the_first_fit_and_overrides_still_win():
+    assert UnlearnableConfig.preset("strong", mode="classwise").min_rounds == 1
+    assert UnlearnableConfig.preset("strong", mode="samplewise").min_rounds == 10
+    assert UnlearnableConfig.preset("strong", mode="classwise", min_rounds=4).min_rounds == 4
+    assert UnlearnableConfig.preset("restart", mode="classwise").min_rounds == 5
 
 
 def test_shorter_max_rounds_lowers_preset_min_rounds():
