@@ -52,9 +52,10 @@ def synthetic_corpus(n: int, *, size: int = 16, channels: int = 3, num_classes: 
     return Corpus(ds=ds.materialize(), info=info)
 
 
-def save_result(name: str, result: dict, out_dir: str = "bench-out") -> str:
+def save_result(name: str, result: dict, out_dir: str = "bench-out", path: str | None = None) -> str:
+    """Write ``result`` as JSON; pass the returned ``path`` back to rewrite the same file."""
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    path = path or os.path.join(out_dir, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1, default=str)
     return path

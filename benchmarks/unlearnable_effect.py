@@ -61,6 +61,7 @@ def main(args) -> dict:
     runs = os.path.join(args.out, "runs")
     out = {"dataset": args.dataset, "train_rows": train.info.num_rows, "test_rows": test.info.num_rows,
            "victim": victim.__dict__, "preset": args.preset, "overrides": _overrides(args.set), "rows": []}
+    saved = None  # results are rewritten after every row, so a long sweep cut short keeps what it measured
     if not args.skip_clean:
         t0 = time.time()
         out["clean_test_acc"] = train_victim(train, test, config=victim, resources=res, storage_path=runs).test_acc
@@ -82,7 +83,8 @@ def main(args) -> dict:
             print(f"{args.dataset} {mode:<10} eps={e:>2}/255 preset={args.preset}: protected victim {acc:.2%} "
                   f"(clean {out.get('clean_test_acc', float('nan')):.2%}), {row['rounds']} rounds, "
                   f"protect {row['protect_s']:.0f}s", flush=True)
-    print(f"results: {save_result('unlearnable_effect', out)}")
+            saved = save_result("unlearnable_effect", out, path=saved)
+    print(f"results: {save_result('unlearnable_effect', out, path=saved)}")
     return out
 
 

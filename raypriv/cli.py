@@ -4,6 +4,7 @@
     raypriv datasets export mnist5k --format imagefolder --output data/mnist5k
     raypriv protect mnist5k --output out/mnist5k-ue --mode classwise --epsilon 16/255
     raypriv evaluate --clean mnist5k --protected out/mnist5k-ue --output out/mnist5k-eval
+    raypriv synth teacher|stats|generate|evaluate ...     (see raypriv synth --help)
     raypriv demo
 """
 from __future__ import annotations
@@ -103,6 +104,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     _add_protect_args(sub.add_parser("protect", help="make a corpus unlearnable (error-minimizing noise)"))
     _add_evaluate_args(sub.add_parser("evaluate", help="train victims on clean vs protected data and compare"))
+    from raypriv.synth.cli import add_synth_parser
+
+    add_synth_parser(sub, add_cluster_args=_add_cluster_args)
     demo = sub.add_parser("demo", help="protect an embedded dataset, evaluate it and print the table")
     demo.add_argument("--output", "-o", default="raypriv-out/demo")
     _add_cluster_args(demo)
@@ -182,7 +186,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "protect": cmd_protect, "evaluate": cmd_evaluate, "demo": cmd_demo}
+def cmd_synth(args) -> int:
+    from raypriv.synth.cli import cmd_synth as run
+
+    return run(args, connect=_connect, say=say)
+
+
+COMMANDS = {"datasets": cmd_datasets, "protect": cmd_protect, "evaluate": cmd_evaluate, "synth": cmd_synth,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

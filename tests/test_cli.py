@@ -13,7 +13,9 @@ def run(*args, timeout=300):
     return subprocess.run([RAYPRIV, *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("cmd", [[], ["protect"], ["evaluate"], ["datasets"], ["datasets", "export"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["protect"], ["evaluate"], ["datasets"], ["datasets", "export"], ["demo"],
+                                 ["synth"], ["synth", "teacher"], ["synth", "stats"], ["synth", "generate"],
+                                 ["synth", "evaluate"]])
 def test_help(cmd):
     p = run(*cmd, "--help")
     assert p.returncode == 0 and "usage: raypriv" in p.stdout

@@ -1,0 +1,271 @@
+"""``raypriv synth evaluate``: is the synthetic set useful, and does it protect the private data?
+
+(a) **Utility.** A fresh classifier (the evaluation harness's Ray Train victim recipe) is
+trained only on the first ``k`` synthetic images per class, for each ``k`` in
+``images_per_class``, and on the real training set; all are tested on the real test set.
+(b) **Visual privacy.** For every synthetic image, its nearest real training image in pixel
+space (L2), with SSIM and PSNR, summarized; ``nearest.png`` shows synthetic images beside
+their nearest real ones. The search is a Ray Data pass over the real corpus (actor pool,
+synthetic images shipped once through the object store).
+(c) **Membership inference.** A loss-threshold attack against the model trained on the
+synthetic set and against the one trained on the real set: members are the real training
+images (which the teacher saw), non-members the real test images; we report AUC and
+TPR at 1 % FPR.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from raypriv.errors import ConfigError, DataError
+from raypriv.evaluate.config import VictimConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.runtime import ResourceSpec
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SynthEvalConfig:
+    """``images_per_class``: synthetic subset sizes to train on (each ≤ what was generated).
+    ``nearest_max``: at most this many synthetic images get a nearest-real search (spread over
+    classes); ``grid``: how many pairs ``nearest.png`` shows; ``mia``: run the attack."""
+
+    victim: VictimConfig = dataclasses.field(default_factory=VictimConfig)
+    images_per_class: tuple[int, ...] = (10, 50)
+    nearest_max: int = 1000
+    grid: int = 10
+    mia: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "images_per_class", tuple(int(k) for k in self.images_per_class))
+        if not self.images_per_class or min(self.images_per_class) < 1:
+            raise ConfigError("images_per_class", f"must be positive integers, got {self.images_per_class}")
+        if self.nearest_max < 1 or self.grid < 0:
+            raise ConfigError("nearest_max", "nearest_max must be >= 1 and grid >= 0")
+
+
+def synth_index(ids) -> np.ndarray:
+    """The per-class image index encoded in synthetic ids (``synth/c003/00042`` → 42)."""
+    try:
+        return np.array([int(str(i).rsplit("/", 1)[1]) for i in ids], dtype=np.int64)
+    except (IndexError, ValueError):
+        raise DataError("ids are not raypriv synthetic ids (synth/cLLL/NNNNN)", item=str(ids[0])) from None
+
+
+def _first_k(batch: dict, *, k: int) -> dict:
+    keep = synth_index(batch["id"]) < k
+    return {key: v[keep] for key, v in batch.items()}
+
+
+def first_per_class(corpus: "Corpus", k: int) -> "Corpus":
+    """The first ``k`` synthetic images of every class, as a materialized corpus."""
+    from raypriv.data import Corpus
+
+    ds = corpus.ds.map_batches(_first_k, fn_kwargs={"k": k}, batch_format="numpy").materialize()
+    return Corpus(ds=ds, info=dataclasses.replace(corpus.info, num_rows=ds.count()))
+
+
+class _LossScorer:
+    """Ray Data callable class: per-example cross-entropy of a trained model."""
+
+    def __init__(self, *, payload_ref: list):
+        import ray
+
+        from raypriv.unlearnable.workers import build_surrogate
+
+        self.model = build_surrogate(ray.get(payload_ref[0]), "cpu").eval()
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+        import torch.nn.functional as F
+
+        from raypriv.evaluate.victim import to_float_nchw
+
+        with torch.no_grad():
+            logits = self.model(to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))))
+            loss = F.cross_entropy(logits, torch.as_tensor(batch["label"]).long(), reduction="none")
+        return {"loss": loss.numpy().astype(np.float64)}
+
+
+def per_example_losses(payload: dict, corpus: "Corpus", *, resources: "ResourceSpec") -> np.ndarray:
+    import ray
+
+    from raypriv.data._execution import run
+
+    ds = corpus.ds.select_columns(["image", "label"]).map_batches(
+        _LossScorer, fn_constructor_kwargs={"payload_ref": [ray.put(payload)]}, batch_size=512,
+        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
+        num_cpus=resources.cpus_per_worker)
+    return np.concatenate([b["loss"] for b in run(ds, lambda d: list(d.iter_batches(batch_format="numpy",
+                                                                                      batch_size=None)))])
+
+
+class _NearestSearch:
+    """Ray Data callable class: for each synthetic image, the closest image of a real batch (L2)."""
+
+    def __init__(self, *, synth_ref: list):
+        import ray
+
+        images = ray.get(synth_ref[0])
+        self.synth = images.reshape(len(images), -1).astype(np.float32)
+        self.synth_sq = (self.synth * self.synth).sum(1)
+
+    def __call__(self, batch: dict) -> dict:
+        real = np.asarray(batch["image"])
+        flat = real.reshape(len(real), -1).astype(np.float32)
+        d2 = self.synth_sq[:, None] + (flat * flat).sum(1)[None, :] - 2.0 * self.synth @ flat.T
+        j = d2.argmin(1)
+        return {"dist2": [d2[np.arange(len(j)), j].astype(np.float64)], "id": [np.asarray(batch["id"])[j]],
+                "image": [real[j]]}
+
+
+def nearest_real(synth_images: np.ndarray, real: "Corpus", *, resources: "ResourceSpec"):
+    """``(ids, images, l2)`` of the nearest real image to each synthetic one, over the whole real corpus."""
+    import ray
+
+    from raypriv.data._execution import run
+
+    ds = real.ds.select_columns(["id", "image"]).map_batches(
+        _NearestSearch, fn_constructor_kwargs={"synth_ref": [ray.put(synth_images)]}, batch_size=1024,
+        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
+        num_cpus=resources.cpus_per_worker)
+    parts = run(ds, lambda d: d.take_all())
+    d2 = np.stack([p["dist2"] for p in parts])           # (parts, S)
+    best = d2.argmin(0)
+    s = np.arange(len(synth_images))
+    ids = np.array([parts[b]["id"][i] for i, b in zip(s, best)])
+    images = np.stack([parts[b]["image"][i] for i, b in zip(s, best)])
+    return ids, images, np.sqrt(np.maximum(d2[best, s], 0))
+
+
+def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Corpus",
+                       config: SynthEvalConfig | None = None, resources: "ResourceSpec | None" = None,
+                       out_dir: str, progress: Callable[[str], None] = print) -> dict:
+    """Run (a)–(c) above; write ``report.json`` and ``nearest.png`` into ``out_dir``; return the report."""
+    from raypriv.evaluate.report import write_json_atomic
+    from raypriv.runtime import ResourceSpec
+
+    config = config or SynthEvalConfig()
+    resources = resources or ResourceSpec.auto()
+    _check_inputs(synthetic, real_train, real_test, config)
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.time()
+    report: dict[str, Any] = {"config": config, "synthetic": synthetic.info.source, "real_train": real_train.info.source,
+                              "real_test": real_test.info.source, "utility": [], "resources": resources}
+    runs = os.path.join(out_dir, "runs")
+    real = _train(real_train, real_test, config, resources, runs, progress, "real training set")
+    report["utility"].append({"train_set": "real", "images_per_class": None, "rows": real_train.info.num_rows,
+                              "test_acc": real["test_acc"]})
+    largest = None
+    for k in sorted(config.images_per_class):
+        subset = first_per_class(synthetic, k)
+        res = _train(subset, real_test, config, resources, runs, progress, f"{k} synthetic images per class")
+        report["utility"].append({"train_set": "synthetic", "images_per_class": k, "rows": subset.info.num_rows,
+                                  "test_acc": res["test_acc"], "relative_to_real": res["test_acc"] / real["test_acc"]})
+        largest = res
+    report["nearest_real"] = _nearest_section(synthetic, real_train, config, resources, out_dir, progress)
+    if config.mia:
+        progress("membership inference (loss threshold): real training images vs real test images")
+        report["membership_inference"] = {
+            name: _mia(r["payload"], real_train, real_test, resources)
+            for name, r in (("synthetic_trained", largest), ("real_trained", real))}
+    report["wall_time_s"] = time.time() - t0
+    write_json_atomic(os.path.join(out_dir, "report.json"), report)
+    return report
+
+
+def _check_inputs(synthetic, real_train, real_test, config: SynthEvalConfig) -> None:
+    for other in (real_train, real_test):
+        if tuple(other.info.image_shape) != tuple(synthetic.info.image_shape):
+            raise DataError(f"image shape {tuple(other.info.image_shape)} differs from the synthetic set's "
+                            f"{tuple(synthetic.info.image_shape)}", item=other.info.source)
+        if other.info.num_classes != synthetic.info.num_classes:
+            raise DataError(f"{other.info.num_classes} classes, the synthetic set has {synthetic.info.num_classes}",
+                            item=other.info.source)
+    per_class = synthetic.info.num_rows // max(1, synthetic.info.num_classes)
+    if max(config.images_per_class) > per_class:
+        raise ConfigError("images_per_class", f"asks for {max(config.images_per_class)} per class, the synthetic set "
+                                              f"has {per_class}")
+
+
+def _train(train, test, config: SynthEvalConfig, resources, runs: str, progress, what: str) -> dict:
+    import torch
+
+    from raypriv.evaluate.victim import train_victim
+
+    t0 = time.time()
+    res = train_victim(train, test, config=config.victim, resources=resources, storage_path=runs)
+    progress(f"  {what}: test accuracy {res.test_acc:.2%} ({time.time() - t0:.0f}s)")
+    h, w, c = train.info.image_shape
+    state = torch.load(os.path.join(res.checkpoint_path, "model.pt"), map_location="cpu", weights_only=True)
+    payload = {"model": config.victim.model, "state": state,
+               "model_kwargs": {"in_channels": c, "num_classes": train.info.num_classes, "image_size": h}}
+    return {"test_acc": res.test_acc, "payload": payload}
+
+
+def _nearest_section(synthetic, real_train, config: SynthEvalConfig, resources, out_dir: str, progress) -> dict:
+    from raypriv.synth.metrics import psnr, ssim, summarize
+
+    k = max(1, config.nearest_max // synthetic.info.num_classes)
+    sample = first_per_class(synthetic, k).ds.take_all()
+    images = np.stack([r["image"] for r in sample])
+    progress(f"nearest real image for {len(images):,} synthetic images over {real_train.info.num_rows:,} real ones")
+    ids, real_images, l2 = nearest_real(images, real_train, resources=resources)
+    ssims = [ssim(a, b) for a, b in zip(images, real_images)]
+    psnrs = [psnr(a, b) for a, b in zip(images, real_images)]
+    if config.grid:
+        order = np.argsort(ssims)[::-1][: config.grid]   # the most similar pairs: the worst case
+        _save_pairs(images[order], real_images[order], [r["label"] for r in sample], order,
+                    [ssims[i] for i in order], os.path.join(out_dir, "nearest.png"))
+    return {"searched": len(images), "ssim": summarize(ssims), "psnr_db": summarize(psnrs), "l2": summarize(l2),
+            "exact_copies": int(sum(p >= 100.0 for p in psnrs)),
+            "most_similar": [{"synthetic": str(sample[i]["id"]), "real": str(ids[i]), "ssim": ssims[i]}
+                             for i in np.argsort(ssims)[::-1][:5]]}
+
+
+def _save_pairs(synth, real, labels, order, ssims, path: str) -> str:
+    from matplotlib.figure import Figure
+
+    from raypriv.evaluate.report import _save_fig
+
+    fig = Figure(figsize=(1.3 * len(synth) + 0.8, 3.0), dpi=100)
+    axes = fig.subplots(2, len(synth), squeeze=False)
+    for j in range(len(synth)):
+        for i, img in enumerate((synth[j], real[j])):
+            ax = axes[i][j]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[0][j].set_title(f"c{labels[order[j]]} SSIM {ssims[j]:.2f}", fontsize=7)
+    axes[0][0].set_ylabel("synthetic", fontsize=8)
+    axes[1][0].set_ylabel("nearest real", fontsize=8)
+    return _save_fig(fig, path)
+
+
+def _mia(payload: dict, members: "Corpus", nonmembers: "Corpus", resources) -> dict:
+    from raypriv.synth.metrics import attack_auc
+
+    return attack_auc(members=per_example_losses(payload, members, resources=resources),
+                      nonmembers=per_example_losses(payload, nonmembers, resources=resources))
+
+
+def format_table(report: dict) -> str:
+    """The report as a short text table."""
+    lines = [f"{'trained on':<34} {'rows':>7} {'test acc':>9} {'vs real':>8}"]
+    for u in report["utility"]:
+        what = "real training set" if u["train_set"] == "real" else f"synthetic, {u['images_per_class']} per class"
+        rel = f"{u['relative_to_real']:.0%}" if "relative_to_real" in u else ""
+        lines.append(f"{what:<34} {u['rows']:>7,} {u['test_acc']:>9.2%} {rel:>8}")
+    nr = report.get("nearest_real")
+    if nr:
+        lines.append(f"nearest real image: SSIM median {nr['ssim']['median']:.3f}, max {nr['ssim']['max']:.3f}; "
+                     f"PSNR median {nr['psnr_db']['median']:.1f} dB; exact copies {nr['exact_copies']}")
+    for name, m in (report.get("membership_inference") or {}).items():
+        lines.append(f"membership inference vs {name.replace('_', '-')} model: AUC {m['auc']:.3f}, "
+                     f"TPR at {m['fpr']:.0%} FPR {m['tpr_at_fpr']:.2%}")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""`evaluate_synthetic`: utility rows, nearest-real similarity and membership inference, end to end."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from raypriv.data import load_corpus
+from raypriv.errors import ConfigError
+from raypriv.evaluate import VictimConfig
+from raypriv.runtime import ResourceSpec
+from raypriv.synth import SynthConfig, SynthEvalConfig, compute_class_stats, evaluate_synthetic, format_table, generate
+from raypriv.synth.report import first_per_class, nearest_real
+
+RES = ResourceSpec(workers=2)
+
+
+@pytest.fixture(scope="module")
+def synthetic(digits300, digits_teacher, tmp_path_factory):
+    stats = compute_class_stats(digits300, digits_teacher, resources=RES, progress=lambda m: None)
+    out = generate(digits_teacher, stats, output=str(tmp_path_factory.mktemp("s") / "syn"), resources=RES,
+                   config=SynthConfig(images_per_class=4, batch_size=4, iterations=20), progress=lambda m: None)
+    return load_corpus(f"parquet:{out}")
+
+
+def test_nearest_real_finds_an_exact_copy(digits300, ray_local):
+    rows = digits300.ds.take(5)
+    images = np.stack([r["image"] for r in rows])
+    ids, found, l2 = nearest_real(images, digits300, resources=RES)
+    assert list(ids) == [r["id"] for r in rows] and (found == images).all() and (l2 == 0).all()
+
+
+def test_first_per_class_uses_the_index_in_the_id(synthetic):
+    two = first_per_class(synthetic, 2)
+    assert two.info.num_rows == 20 and all(r["id"].endswith(("/00000", "/00001")) for r in two.ds.take_all())
+
+
+def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits300, tmp_path):
+    from synth_helpers import small_corpus
+
+    test = small_corpus("digits", 100, split="test")
+    cfg = SynthEvalConfig(victim=VictimConfig(epochs=2, batch_size=32), images_per_class=(2, 4), grid=4)
+    report = evaluate_synthetic(synthetic=synthetic, real_train=digits300, real_test=test, config=cfg,
+                                resources=RES, out_dir=str(tmp_path), progress=lambda m: None)
+    kinds = [(u["train_set"], u["images_per_class"]) for u in report["utility"]]
+    assert kinds == [("real", None), ("synthetic", 2), ("synthetic", 4)]
+    assert [u["rows"] for u in report["utility"]] == [300, 20, 40]
+    nr = report["nearest_real"]
+    assert nr["searched"] == 40 and -1 <= nr["ssim"]["median"] <= nr["ssim"]["max"] <= 1 and nr["exact_copies"] == 0
+    for side in ("synthetic_trained", "real_trained"):
+        m = report["membership_inference"][side]
+        assert 0 <= m["auc"] <= 1 and (m["members"], m["nonmembers"]) == (300, 100)
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["utility"][0]["test_acc"] == report["utility"][0]["test_acc"]
+    assert os.path.getsize(tmp_path / "nearest.png") > 1000
+    assert "synthetic, 4 per class" in format_table(report)
+
+
+def test_asking_for_more_images_than_generated_is_refused(synthetic, digits300):
+    with pytest.raises(ConfigError, match="images_per_class"):
+        evaluate_synthetic(synthetic=synthetic, real_train=digits300, real_test=digits300, out_dir="/tmp/never",
+                           config=SynthEvalConfig(images_per_class=(5,)), progress=lambda m: None)
