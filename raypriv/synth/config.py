@@ -40,7 +40,8 @@ class SynthConfig:
     ``statistics``: ``classwise`` matches each class's own BN statistics (the paper);
     ``global`` matches the teacher's running statistics (DeepInversion), for comparison.
     ``flip``: ``None`` means random horizontal flips for 3-channel images only.
-    ``seed`` fixes every task's initial noise and jitter: the same seed gives the same images.
+    ``seed`` fixes every task's initial noise and jitter: the same seed gives the same images
+    on the same kind of device and CPU thread count per worker, however many workers run.
     """
 
     images_per_class: int = 100

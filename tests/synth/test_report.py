@@ -39,12 +39,13 @@ def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits
     from synth_helpers import small_corpus
 
     test = small_corpus("digits", 100, split="test")
-    cfg = SynthEvalConfig(victim=VictimConfig(epochs=2, batch_size=32), images_per_class=(2, 4), grid=4)
+    cfg = SynthEvalConfig(victim=VictimConfig(epochs=2, batch_size=32), images_per_class=(4,), grid=4)
     report = evaluate_synthetic(synthetic=synthetic, real_train=digits300, real_test=test, config=cfg,
                                 resources=RES, out_dir=str(tmp_path), progress=lambda m: None)
     kinds = [(u["train_set"], u["images_per_class"]) for u in report["utility"]]
-    assert kinds == [("real", None), ("synthetic", 2), ("synthetic", 4)]
-    assert [u["rows"] for u in report["utility"]] == [300, 20, 40]
+    assert kinds == [("real", None), ("synthetic", 4)]
+    assert [u["rows"] for u in report["utility"]] == [300, 40]
+    assert report["utility"][0]["test_acc"] > 0.2   # the real-trained model learned (chance 0.1)
     nr = report["nearest_real"]
     assert nr["searched"] == 40 and -1 <= nr["ssim"]["median"] <= nr["ssim"]["max"] <= 1 and nr["exact_copies"] == 0
     for side in ("synthetic_trained", "real_trained"):
