@@ -9,16 +9,11 @@ import torch
 from raypriv.data import load_corpus, read_manifest
 from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime import ResourceSpec
-from raypriv.synth import SynthConfig, compute_class_stats, generate
+from raypriv.synth import SynthConfig, generate
 from raypriv.synth.generate import generation_tasks, stage_task, synth_id
 
 FAST = dict(images_per_class=4, batch_size=2, iterations=30)
 RES = ResourceSpec(workers=2)
-
-
-@pytest.fixture(scope="module")
-def digits_stats(digits300, digits_teacher):
-    return compute_class_stats(digits300, digits_teacher, resources=RES, progress=lambda m: None)
 
 
 def _images(path):

@@ -9,16 +9,15 @@ from raypriv.data import load_corpus
 from raypriv.errors import ConfigError
 from raypriv.evaluate import VictimConfig
 from raypriv.runtime import ResourceSpec
-from raypriv.synth import SynthConfig, SynthEvalConfig, compute_class_stats, evaluate_synthetic, format_table, generate
+from raypriv.synth import SynthConfig, SynthEvalConfig, evaluate_synthetic, format_table, generate
 from raypriv.synth.report import first_per_class, nearest_real
 
 RES = ResourceSpec(workers=2)
 
 
 @pytest.fixture(scope="module")
-def synthetic(digits300, digits_teacher, tmp_path_factory):
-    stats = compute_class_stats(digits300, digits_teacher, resources=RES, progress=lambda m: None)
-    out = generate(digits_teacher, stats, output=str(tmp_path_factory.mktemp("s") / "syn"), resources=RES,
+def synthetic(digits_teacher, digits_stats, tmp_path_factory):
+    out = generate(digits_teacher, digits_stats, output=str(tmp_path_factory.mktemp("s") / "syn"), resources=RES,
                    config=SynthConfig(images_per_class=4, batch_size=4, iterations=20), progress=lambda m: None)
     return load_corpus(f"parquet:{out}")
 
