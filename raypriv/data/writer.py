@@ -115,8 +115,9 @@ def _nonempty(fs, p: str) -> bool:
     return bool(fs.get_file_info(pafs.FileSelector(p, recursive=False)))
 
 
-class _AtomicDir:
-    """Build a local directory under a sibling temp name and rename it into place."""
+class AtomicDir:
+    """Build a local directory under a sibling temp name and rename it into place (used by every
+    raypriv artifact writer: corpora, teachers, BN statistics)."""
 
     def __init__(self, target: str, *, overwrite: bool):
         self.target = target
@@ -265,7 +266,7 @@ def write_corpus(
     _check_target(path, overwrite=overwrite)
     fs, p, local = _resolve(path)
     if local:
-        with _AtomicDir(p, overwrite=overwrite) as tmp:
+        with AtomicDir(p, overwrite=overwrite) as tmp:
             files, fingerprint, rows = _write_parquet_shards(corpus, fs, tmp, num_shards, rename=True)
             fields = _writer_fields(corpus, rows=rows, fingerprint=fingerprint, files=files, t0=t0)
             write_manifest(tmp, {**to_jsonable(manifest), **fields})
@@ -376,7 +377,7 @@ def export_imagefolder(corpus: Corpus, path: str, *, overwrite: bool = False) ->
         }
 
     if local:
-        with _AtomicDir(p, overwrite=overwrite) as tmp:
+        with AtomicDir(p, overwrite=overwrite) as tmp:
             rows = _export_into(corpus, fs, tmp, True)
             write_manifest(tmp, _manifest(rows))
         return p

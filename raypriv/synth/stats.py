@@ -82,19 +82,19 @@ class ClassBNStats:
 
     def save(self, output: str) -> str:
         """Write ``stats.npz`` + ``manifest.json`` into ``output`` (atomically)."""
-        from raypriv.synth._files import atomic_dir
+        from raypriv.data.writer import AtomicDir
+        from raypriv.manifest import write_manifest
+        from raypriv.synth.teacher import local_dir
 
         arrays = {"count": self.count}
         for i in range(len(self.layers)):
             arrays.update({f"mean_{i}": self.mean[i], f"var_{i}": self.var[i],
                            f"global_mean_{i}": self.global_mean[i], f"global_var_{i}": self.global_var[i]})
-        with atomic_dir(output) as tmp:
+        with AtomicDir(local_dir(output), overwrite=True) as tmp:
             np.savez(os.path.join(tmp, ARRAYS_NAME), **arrays)
-            from raypriv.manifest import write_manifest
-
             write_manifest(tmp, {**self.manifest, "layers": list(self.layers), "channels": list(self.channels),
                                  "files": [ARRAYS_NAME]})
-        self.path = os.path.abspath(output)
+        self.path = local_dir(output)
         return self.path
 
     @classmethod

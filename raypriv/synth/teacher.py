@@ -171,10 +171,15 @@ def _teacher_manifest(teacher: Teacher, *, params: dict, input_fingerprint: str 
                           extra={**extra, "files": [WEIGHTS_NAME]})
 
 
+def local_dir(output: str) -> str:
+    """``output`` as an absolute local path; synth artifacts (teachers, statistics) are local."""
+    if "://" in str(output):
+        raise ConfigError("output", f"this artifact is written to a local directory, got {output!r}")
+    return os.path.abspath(os.path.expanduser(output))
+
+
 def _check_target(output: str, *, overwrite: bool) -> None:
-    if "://" in output:
-        raise ConfigError("output", f"teachers are saved to a local directory, got {output!r}")
-    if os.path.exists(os.path.join(output, "manifest.json")) and not overwrite:
+    if os.path.exists(os.path.join(local_dir(output), "manifest.json")) and not overwrite:
         raise ArtifactError(f"{output} already holds a teacher; pass overwrite=True (--overwrite) to replace it")
 
 
@@ -183,13 +188,13 @@ def save_teacher(teacher: Teacher, output: str, *, overwrite: bool = False) -> s
     import torch
 
     from raypriv.manifest import write_manifest
-    from raypriv.synth._files import atomic_dir
+    from raypriv.data.writer import AtomicDir
 
     _check_target(output, overwrite=overwrite)
-    with atomic_dir(output) as tmp:
+    with AtomicDir(local_dir(output), overwrite=True) as tmp:
         torch.save(teacher.state, os.path.join(tmp, WEIGHTS_NAME))
         write_manifest(tmp, teacher.manifest)
-    return os.path.abspath(os.path.expanduser(output))
+    return local_dir(output)
 
 
 def load_teacher(path: str) -> Teacher:
