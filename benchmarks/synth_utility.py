@@ -1,8 +1,8 @@
 """Synthetic data from class-wise BN statistics: utility vs real data, class-wise vs global
 statistics, nearest-real SSIM and membership inference, through the Ray path.
 
-    python benchmarks/synth_utility.py --dataset mnist5k --ipc 10,50 --iterations 500
-    python benchmarks/synth_utility.py --dataset cifar10-subset --ipc 10,50 --teacher-epochs 30 --victim-epochs 30
+    python benchmarks/synth_utility.py --dataset mnist5k --ipc 10,50,100 --teacher-epochs 10 --victim-epochs 10
+    python benchmarks/synth_utility.py --dataset cifar10-subset --ipc 10,50 --set bn=3 --teacher-epochs 30 --victim-epochs 30
 
 Steps: a teacher (Ray Train) on the real training split; class-wise statistics (Ray Data);
 for each statistics kind, ``max(ipc)`` images per class (Ray Data actor pool); then
@@ -26,7 +26,7 @@ def get_args_parser():
     p.add_argument("--dataset", default="mnist5k", choices=["mnist5k", "digits", "cifar10-subset"])
     p.add_argument("--ipc", default="10,50", help="comma list of images per class to train on")
     p.add_argument("--statistics", default="classwise,global")
-    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a generation setting")
     p.add_argument("--teacher", default="small_cnn")

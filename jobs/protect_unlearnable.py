@@ -8,47 +8,19 @@ jobs/configs/. ``--set key=value`` overrides a top-level or dotted key (``unlear
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="YAML job config (see jobs/configs/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. output=/tmp/x or unlearnable.max_rounds=3")
-    return p
+def get_args_parser():
+    from raypriv.jobspec import job_args_parser
+
+    return job_args_parser(__doc__.split("\n")[0], example="unlearnable.max_rounds=3")
 
 
-def load_config(path: str, overrides: list[str]) -> dict:
-    import yaml
+def main(args) -> int:
+    from raypriv.jobspec import ProtectJob, run_job
 
-    with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        node = cfg
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return cfg
-
-
-def main(args: argparse.Namespace) -> int:
-    from raypriv.errors import RayprivError
-    from raypriv.jobspec import ProtectJob
-    from raypriv.runtime import init_ray
-
-    try:
-        job = ProtectJob.from_dict(load_config(args.config, args.set))
-        init_ray()  # inside `ray job submit` this joins the cluster that runs the job
-        result = job.run(progress=lambda m: print(m, flush=True))
-    except RayprivError as e:
-        print(f"protect_unlearnable: error: {e}", file=sys.stderr)
-        return 2
-    print(f"manifest: {result.output}/manifest.json", flush=True)
-    return 0
+    return run_job(ProtectJob, args, name="protect_unlearnable")
 
 
 if __name__ == "__main__":

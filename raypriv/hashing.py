@@ -7,7 +7,7 @@ retried or resumed.
 
 >>> from raypriv.hashing import id_uniform
 >>> u = id_uniform(["a", "b"], seed=0, salt="x")
->>> bool(((u >= 0) & (u < 1)).all()), id_uniform(["a"], seed=0, salt="x")[0] == u[0]
+>>> bool(((u >= 0) & (u < 1)).all()), bool(id_uniform(["a"], seed=0, salt="x")[0] == u[0])
 (True, True)
 """
 from __future__ import annotations

@@ -11,11 +11,81 @@ connected Ray cluster. The same spec is built from command-line flags or from YA
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
 
 from raypriv.errors import ConfigError
+from raypriv.evaluate.config import VictimConfig
 from raypriv.runtime import ResourceSpec
+from raypriv.synth.config import SynthConfig
+from raypriv.synth.report import SynthEvalConfig
 from raypriv.unlearnable.config import UnlearnableConfig
+
+
+def load_job_config(path: str, overrides: list[str] = ()) -> dict:
+    """A YAML job config with ``key=value`` overrides applied (dotted keys reach nested settings;
+    values are parsed as YAML: ``synth.iterations=100``, ``evaluate=null``)."""
+    import yaml
+
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return cfg
+
+
+def _check_job_keys(cls, d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``d`` after checking that ``source`` and ``output`` are set and every key is a field of ``cls``."""
+    d = dict(d)
+    for key in ("source", "output"):
+        if not d.get(key):
+            raise ConfigError(key, "is required")
+    known = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(d) - known)
+    if bad:
+        raise ConfigError(bad[0], f"unknown job setting; known: {sorted(known)}")
+    return d
+
+
+def job_args_parser(description: str, *, example: str) -> "argparse.ArgumentParser":
+    """The arguments every ``jobs/`` entry point takes: ``--config`` and repeated ``--set``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", required=True, help="YAML job config (see jobs/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config key, e.g. output=/tmp/x or {example}")
+    return p
+
+
+def run_job(job_cls, args, *, name: str, progress: Callable[[str], None] | None = None) -> int:
+    """Build ``job_cls`` from ``args.config`` + ``args.set``, join (or start) Ray, run it and
+    print where the results are. Returns the exit status (2 on a raypriv error, printed)."""
+    import sys
+
+    from raypriv.errors import RayprivError
+    from raypriv.runtime import init_ray
+
+    say = progress or (lambda m: print(m, flush=True))
+    try:
+        job = job_cls.from_dict(load_job_config(args.config, args.set))
+        init_ray()  # inside `ray job submit` this joins the cluster that runs the job
+        result = job.run(progress=say)
+    except RayprivError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    for line in job.describe(result):
+        say(line)
+    return 0
 
 
 def _resources(d: dict | None) -> ResourceSpec:
@@ -43,16 +113,9 @@ class ProtectJob:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProtectJob":
-        d = dict(d)
-        for key in ("source", "output"):
-            if not d.get(key):
-                raise ConfigError(key, "is required")
+        d = _check_job_keys(cls, d)
         d["unlearnable"] = UnlearnableConfig.from_dict(d.get("unlearnable") or {})
         d["resources"] = _resources(d.get("resources"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ConfigError(bad[0], f"unknown job setting; known: {sorted(known)}")
         return cls(**d)
 
     @classmethod
@@ -71,3 +134,100 @@ class ProtectJob:
         return protect(corpus, output=self.output, config=self.unlearnable, resources=self.resources,
                        checkpoint_dir=self.checkpoint_dir, keep_checkpoints=self.keep_checkpoints,
                        overwrite=self.overwrite, progress=progress)
+
+    @staticmethod
+    def describe(result) -> list[str]:
+        return [f"manifest: {result.output}/manifest.json"]
+
+
+@dataclasses.dataclass(kw_only=True)
+class SynthJob:
+    """The whole synthetic-data pipeline on ``source``, each stage into ``output/<stage>``:
+    ``teacher`` (Ray Train with the ``teacher`` recipe; or ``teacher_checkpoint``, a
+    state_dict of ``teacher.model``), ``stats``, ``synth`` and, if ``evaluate`` is set,
+    ``eval``. A finished stage is reused on a re-run and generation resumes its staged
+    batches, so a failed job is resubmitted as is.
+
+    >>> job = SynthJob.from_dict({"source": "digits", "output": "/tmp/s", "synth": {"images_per_class": 20},
+    ...                           "evaluate": {"images_per_class": [10, 20]}})
+    >>> job.synth.images_per_class, job.evaluate.images_per_class, job.teacher.epochs
+    (20, (10, 20), 15)
+    """
+
+    source: str
+    output: str
+    test_split: str = "test"
+    teacher_checkpoint: str | None = None
+    teacher: VictimConfig = dataclasses.field(default_factory=lambda: VictimConfig(epochs=15))
+    synth: SynthConfig = dataclasses.field(default_factory=SynthConfig)
+    evaluate: SynthEvalConfig | None = None
+    resources: ResourceSpec = dataclasses.field(default_factory=ResourceSpec)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SynthJob":
+        d = _check_job_keys(cls, d)
+        d["teacher"] = _sub(VictimConfig, "teacher", {"epochs": 15, **(d.get("teacher") or {})})
+        d["synth"] = _sub(SynthConfig, "synth", d.get("synth") or {})
+        if d.get("evaluate") is not None:
+            ev = dict(d["evaluate"])
+            victim = _sub(VictimConfig, "evaluate.victim", ev.pop("victim", None) or {})
+            d["evaluate"] = _sub(SynthEvalConfig, "evaluate", {**ev, "victim": victim})
+        d["resources"] = _resources(d.get("resources"))
+        return cls(**d)
+
+    def run(self, *, progress: Callable[[str], None] = print) -> dict[str, str]:
+        """Run the stages that are not finished yet; return ``{stage: directory}``."""
+        import os
+
+        from raypriv import synth
+        from raypriv.data import load_corpus
+
+        out = {s: os.path.join(self.output, s) for s in ("teacher", "stats", "synth", "eval")}
+        marker = {"teacher": "manifest.json", "stats": "manifest.json", "synth": "manifest.json", "eval": "report.json"}
+        done = lambda s: os.path.exists(os.path.join(out[s], marker[s]))  # noqa: E731
+        train = load_corpus(self.source)
+        if done("teacher"):
+            teacher = synth.load_teacher(out["teacher"])
+            progress(f"reusing teacher {out['teacher']}")
+        elif self.teacher_checkpoint:
+            h, _, c = train.info.image_shape
+            teacher = synth.import_teacher(self.teacher_checkpoint, model=self.teacher.model, in_channels=c,
+                                           image_size=h, num_classes=train.info.num_classes, output=out["teacher"])
+        else:
+            teacher = synth.train_teacher(train, load_corpus(self.source, split=self.test_split), output=out["teacher"],
+                                          config=self.teacher, resources=self.resources, progress=progress)
+        if done("stats"):
+            stats = synth.ClassBNStats.load(out["stats"])
+            progress(f"reusing statistics {out['stats']}")
+        else:
+            stats = synth.compute_class_stats(train, teacher, resources=self.resources, progress=progress)
+            stats.save(out["stats"])
+        if done("synth"):
+            progress(f"reusing synthetic corpus {out['synth']}")
+        else:
+            synth.generate(teacher, stats, output=out["synth"], config=self.synth, resources=self.resources,
+                           progress=progress)
+        if self.evaluate is None:
+            out.pop("eval")
+        elif done("eval"):
+            progress(f"reusing evaluation {out['eval']}")
+        else:
+            report = synth.evaluate_synthetic(
+                synthetic=load_corpus(f"parquet:{out['synth']}"), real_train=train,
+                real_test=load_corpus(self.source, split=self.test_split), config=self.evaluate,
+                resources=self.resources, out_dir=out["eval"], progress=progress)
+            progress(synth.format_table(report))
+        return out
+
+    @staticmethod
+    def describe(result: dict[str, str]) -> list[str]:
+        return [f"{stage}: {path}" for stage, path in result.items()]
+
+
+def _sub(cls, field: str, d: dict):
+    """``cls(**d)`` with unknown keys reported under ``field``."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(d) - known)
+    if bad:
+        raise ConfigError(f"{field}.{bad[0]}", f"unknown setting; known: {sorted(known)}")
+    return cls(**d)

@@ -97,7 +97,7 @@ def synthesize_batch(model, bn_loss: BNStatLoss, *, label: int, n: int, image_sh
         l2 = xj.flatten(1).norm(dim=1).mean()
         loss = config.bn * l_bn + config.ce * l_ce + config.tv_l1 * tv1 + config.tv_l2 * tv2 + config.l2 * l2
         if loss.item() < best["loss"]:  # the iterate that produced this loss, before the update
-            best = {"loss": loss.item(), "bn": float(l_bn), "ce": l_ce.item(),
+            best = {"loss": loss.item(), "bn": l_bn.item(), "ce": l_ce.item(),
                     "acc": (logits.argmax(1) == y).float().mean().item()}
             best_x = x.detach().clone()
         opt.zero_grad(set_to_none=True)

@@ -3,6 +3,8 @@
 (a) **Utility.** A fresh classifier (the evaluation harness's Ray Train victim recipe) is
 trained only on the first ``k`` synthetic images per class, for each ``k`` in
 ``images_per_class``, and on the real training set; all are tested on the real test set.
+A synthetic subset is repeated up to the real set's size (``equal_steps``), so every model
+takes the same number of optimizer steps.
 (b) **Visual privacy.** For every synthetic image, its nearest real training image in pixel
 space (L2), with SSIM and PSNR, summarized; ``nearest.png`` shows synthetic images beside
 their nearest real ones. The search is a Ray Data pass over the real corpus (actor pool,
@@ -33,10 +35,14 @@ if TYPE_CHECKING:  # pragma: no cover
 class SynthEvalConfig:
     """``images_per_class``: synthetic subset sizes to train on (each ≤ what was generated).
     ``nearest_max``: at most this many synthetic images get a nearest-real search (spread over
-    classes); ``grid``: how many pairs ``nearest.png`` shows; ``mia``: run the attack."""
+    classes); ``grid``: how many pairs ``nearest.png`` shows; ``mia``: run the attack.
+    ``equal_steps``: a synthetic subset smaller than the real training set is repeated (and
+    shuffled) up to its size, so that its model takes as many optimizer steps as the
+    real-set model under the same recipe and is not also under-trained."""
 
     victim: VictimConfig = dataclasses.field(default_factory=VictimConfig)
     images_per_class: tuple[int, ...] = (10, 50)
+    equal_steps: bool = True
     nearest_max: int = 1000
     grid: int = 10
     mia: bool = True
@@ -71,14 +77,14 @@ def first_per_class(corpus: "Corpus", k: int) -> "Corpus":
 
 
 class _LossScorer:
-    """Ray Data callable class: per-example cross-entropy of a trained model."""
+    """Ray Data callable class: per-example cross-entropy of several trained models at once."""
 
-    def __init__(self, *, payload_ref: list):
+    def __init__(self, *, payloads_ref: list):
         import ray
 
         from raypriv.unlearnable.workers import build_surrogate
 
-        self.model = build_surrogate(ray.get(payload_ref[0]), "cpu").eval()
+        self.models = {name: build_surrogate(p, "cpu").eval() for name, p in ray.get(payloads_ref[0]).items()}
 
     def __call__(self, batch: dict) -> dict:
         import torch
@@ -86,23 +92,42 @@ class _LossScorer:
 
         from raypriv.evaluate.victim import to_float_nchw
 
+        x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"])))
+        y = torch.as_tensor(batch["label"]).long()
+        out = {"member": np.asarray(batch["member"])}
         with torch.no_grad():
-            logits = self.model(to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))))
-            loss = F.cross_entropy(logits, torch.as_tensor(batch["label"]).long(), reduction="none")
-        return {"loss": loss.numpy().astype(np.float64)}
+            for name, model in self.models.items():
+                out[name] = F.cross_entropy(model(x), y, reduction="none").numpy().astype(np.float64)
+        return out
 
 
-def per_example_losses(payload: dict, corpus: "Corpus", *, resources: "ResourceSpec") -> np.ndarray:
+def _with_flag(batch: dict, *, member: bool) -> dict:
+    return {**batch, "member": np.full(len(batch["label"]), member)}
+
+
+def per_example_losses(payloads: dict[str, dict], members: "Corpus", nonmembers: "Corpus", *,
+                       resources: "ResourceSpec") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{name: (member losses, non-member losses)}`` for every model in ``payloads``, in one
+    actor-pool pass over both corpora."""
     import ray
 
     from raypriv.data._execution import run
 
-    ds = corpus.ds.select_columns(["image", "label"]).map_batches(
-        _LossScorer, fn_constructor_kwargs={"payload_ref": [ray.put(payload)]}, batch_size=512,
+    def flagged(corpus, member):
+        return corpus.ds.select_columns(["image", "label"]).map_batches(
+            _with_flag, fn_kwargs={"member": member}, batch_format="numpy")
+
+    ds = flagged(members, True).union(flagged(nonmembers, False)).map_batches(
+        _LossScorer, fn_constructor_kwargs={"payloads_ref": [ray.put(payloads)]}, batch_size=512,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
         num_cpus=resources.cpus_per_worker)
-    return np.concatenate([b["loss"] for b in run(ds, lambda d: list(d.iter_batches(batch_format="numpy",
-                                                                                      batch_size=None)))])
+    parts = run(ds, lambda d: list(d.iter_batches(batch_format="numpy", batch_size=None)))
+    member = np.concatenate([b["member"] for b in parts]).astype(bool)
+    out = {}
+    for name in payloads:
+        loss = np.concatenate([b[name] for b in parts])
+        out[name] = (loss[member], loss[~member])
+    return out
 
 
 class _NearestSearch:
@@ -160,20 +185,22 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
     runs = os.path.join(out_dir, "runs")
     real = _train(real_train, real_test, config, resources, runs, progress, "real training set")
     report["utility"].append({"train_set": "real", "images_per_class": None, "rows": real_train.info.num_rows,
-                              "test_acc": real["test_acc"]})
+                              "repeats": 1, "test_acc": real["test_acc"]})
     largest = None
     for k in sorted(config.images_per_class):
         subset = first_per_class(synthetic, k)
-        res = _train(subset, real_test, config, resources, runs, progress, f"{k} synthetic images per class")
+        times = repeat_factor(config, rows=subset.info.num_rows, real_rows=real_train.info.num_rows)
+        res = _train(repeated(subset, times, seed=config.victim.seed), real_test, config, resources, runs, progress,
+                     f"{k} synthetic images per class" + (f" (repeated {times}x)" if times > 1 else ""))
         report["utility"].append({"train_set": "synthetic", "images_per_class": k, "rows": subset.info.num_rows,
-                                  "test_acc": res["test_acc"], "relative_to_real": res["test_acc"] / real["test_acc"]})
+                                  "repeats": times, "test_acc": res["test_acc"],
+                                  "relative_to_real": res["test_acc"] / real["test_acc"]})
         largest = res
     report["nearest_real"] = _nearest_section(synthetic, real_train, config, resources, out_dir, progress)
     if config.mia:
         progress("membership inference (loss threshold): real training images vs real test images")
-        report["membership_inference"] = {
-            name: _mia(r["payload"], real_train, real_test, resources)
-            for name, r in (("synthetic_trained", largest), ("real_trained", real))}
+        report["membership_inference"] = _mia({"synthetic_trained": largest["payload"],
+                                               "real_trained": real["payload"]}, real_train, real_test, resources)
     report["wall_time_s"] = time.time() - t0
     write_json_atomic(os.path.join(out_dir, "report.json"), report)
     return report
@@ -191,6 +218,29 @@ def _check_inputs(synthetic, real_train, real_test, config: SynthEvalConfig) -> 
     if max(config.images_per_class) > per_class:
         raise ConfigError("images_per_class", f"asks for {max(config.images_per_class)} per class, the synthetic set "
                                               f"has {per_class}")
+
+
+def repeat_factor(config: SynthEvalConfig, *, rows: int, real_rows: int) -> int:
+    """How many times a synthetic training set of ``rows`` images is repeated (``equal_steps``):
+    enough to be at least as large as the real training set, so that with the same epochs,
+    batch and schedule its model takes as many optimizer steps as the real-set model.
+
+    >>> repeat_factor(SynthEvalConfig(), rows=100, real_rows=4000)
+    40
+    >>> repeat_factor(SynthEvalConfig(equal_steps=False), rows=100, real_rows=4000)
+    1
+    """
+    return max(1, -(-real_rows // rows)) if config.equal_steps else 1
+
+
+def repeated(corpus: "Corpus", times: int, *, seed: int) -> "Corpus":
+    """``corpus`` repeated ``times`` times, rows shuffled (ids repeat; a training set only)."""
+    from raypriv.data import Corpus
+
+    if times == 1:
+        return corpus
+    ds = corpus.ds.union(*[corpus.ds] * (times - 1)).random_shuffle(seed=seed).materialize()
+    return Corpus(ds=ds, info=dataclasses.replace(corpus.info, num_rows=corpus.info.num_rows * times))
 
 
 def _train(train, test, config: SynthEvalConfig, resources, runs: str, progress, what: str) -> dict:
@@ -247,11 +297,11 @@ def _save_pairs(synth, real, labels, order, ssims, path: str) -> str:
     return _save_fig(fig, path)
 
 
-def _mia(payload: dict, members: "Corpus", nonmembers: "Corpus", resources) -> dict:
+def _mia(payloads: dict, members: "Corpus", nonmembers: "Corpus", resources) -> dict:
     from raypriv.synth.metrics import attack_auc
 
-    return attack_auc(members=per_example_losses(payload, members, resources=resources),
-                      nonmembers=per_example_losses(payload, nonmembers, resources=resources))
+    losses = per_example_losses(payloads, members, nonmembers, resources=resources)
+    return {name: attack_auc(members=m, nonmembers=n) for name, (m, n) in losses.items()}
 
 
 def format_table(report: dict) -> str:

@@ -65,7 +65,18 @@ def test_defenses_apply_through_ray_data(ray_local):
     assert parse_defense("jpeg:75").apply(c.ds, test=True) is c.ds  # train-only transform
 
 
-def test_register_custom_defense():
+@pytest.fixture
+def restore_defense_registry():
+    from raypriv.evaluate import defenses
+
+    saved = dict(defenses._DEFENSES), dict(defenses._USAGE)
+    yield
+    for registry, old in zip((defenses._DEFENSES, defenses._USAGE), saved):
+        registry.clear()
+        registry.update(old)
+
+
+def test_register_custom_defense(restore_defense_registry):
     @register_defense("invert_for_test", usage="invert_for_test")
     def _invert(arg):
         if arg is not None:

@@ -10,7 +10,7 @@ from raypriv.errors import ConfigError
 from raypriv.evaluate import VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth import SynthConfig, SynthEvalConfig, evaluate_synthetic, format_table, generate
-from raypriv.synth.report import first_per_class, nearest_real
+from raypriv.synth.report import first_per_class, nearest_real, repeated
 
 RES = ResourceSpec(workers=2)
 
@@ -34,6 +34,14 @@ def test_first_per_class_uses_the_index_in_the_id(synthetic):
     assert two.info.num_rows == 20 and all(r["id"].endswith(("/00000", "/00001")) for r in two.ds.take_all())
 
 
+def test_repeated_set_holds_every_row_equally_often_and_shuffled(synthetic):
+    rows = repeated(synthetic, 3, seed=0).ds.take_all()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == 120 and all(ids.count(i) == 3 for i in set(ids)) and len(set(ids)) == 40
+    labels = [int(r["label"]) for r in rows]
+    assert labels != sorted(labels)         # not three class-ordered copies back to back
+
+
 def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits300, tmp_path):
     from synth_helpers import small_corpus
 
@@ -44,6 +52,7 @@ def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits
     kinds = [(u["train_set"], u["images_per_class"]) for u in report["utility"]]
     assert kinds == [("real", None), ("synthetic", 4)]
     assert [u["rows"] for u in report["utility"]] == [300, 40]
+    assert [u["repeats"] for u in report["utility"]] == [1, 8]   # 40 synthetic rows trained as 320: equal steps
     assert report["utility"][0]["test_acc"] > 0.2   # the real-trained model learned (chance 0.1)
     nr = report["nearest_real"]
     assert nr["searched"] == 40 and -1 <= nr["ssim"]["median"] <= nr["ssim"]["max"] <= 1 and nr["exact_copies"] == 0
