@@ -49,11 +49,22 @@ def _check_job_keys(cls, d: dict[str, Any]) -> dict[str, Any]:
     for key in ("source", "output"):
         if not d.get(key):
             raise ConfigError(key, "is required")
+    _reject_unknown(cls, d, prefix="", what="job setting")
+    return d
+
+
+def _reject_unknown(cls, d: dict, *, prefix: str, what: str = "setting") -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(d) - known)
     if bad:
-        raise ConfigError(bad[0], f"unknown job setting; known: {sorted(known)}")
-    return d
+        raise ConfigError(f"{prefix}{bad[0]}", f"unknown {what}; known: {sorted(known)}")
+
+
+def _sub(cls, field: str, d: dict | None):
+    """``cls(**d)`` with unknown keys reported under ``field``."""
+    d = dict(d or {})
+    _reject_unknown(cls, d, prefix=f"{field}.")
+    return cls(**d)
 
 
 def job_args_parser(description: str, *, example: str) -> "argparse.ArgumentParser":
@@ -88,15 +99,6 @@ def run_job(job_cls, args, *, name: str, progress: Callable[[str], None] | None 
     return 0
 
 
-def _resources(d: dict | None) -> ResourceSpec:
-    d = dict(d or {})
-    known = {f.name for f in dataclasses.fields(ResourceSpec)}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ConfigError(f"resources.{bad[0]}", f"unknown setting; known: {sorted(known)}")
-    return ResourceSpec(**d)
-
-
 @dataclasses.dataclass(kw_only=True)
 class ProtectJob:
     """Protect ``source`` (a corpus spec such as ``mnist5k`` or ``cifar10:/data``) into ``output``."""
@@ -115,15 +117,12 @@ class ProtectJob:
     def from_dict(cls, d: dict[str, Any]) -> "ProtectJob":
         d = _check_job_keys(cls, d)
         d["unlearnable"] = UnlearnableConfig.from_dict(d.get("unlearnable") or {})
-        d["resources"] = _resources(d.get("resources"))
+        d["resources"] = _sub(ResourceSpec, "resources", d.get("resources"))
         return cls(**d)
 
     @classmethod
     def from_yaml(cls, path: str) -> "ProtectJob":
-        import yaml
-
-        with open(path) as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
+        return cls.from_dict(load_job_config(path))
 
     def run(self, *, progress: Callable[[str], None] = print):
         from raypriv.data import load_corpus
@@ -138,6 +137,9 @@ class ProtectJob:
     @staticmethod
     def describe(result) -> list[str]:
         return [f"manifest: {result.output}/manifest.json"]
+
+
+TEACHER_EPOCHS = 15  # a job's teacher recipe unless its config says otherwise
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -158,7 +160,7 @@ class SynthJob:
     output: str
     test_split: str = "test"
     teacher_checkpoint: str | None = None
-    teacher: VictimConfig = dataclasses.field(default_factory=lambda: VictimConfig(epochs=15))
+    teacher: VictimConfig = dataclasses.field(default_factory=lambda: VictimConfig(epochs=TEACHER_EPOCHS))
     synth: SynthConfig = dataclasses.field(default_factory=SynthConfig)
     evaluate: SynthEvalConfig | None = None
     resources: ResourceSpec = dataclasses.field(default_factory=ResourceSpec)
@@ -166,13 +168,13 @@ class SynthJob:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SynthJob":
         d = _check_job_keys(cls, d)
-        d["teacher"] = _sub(VictimConfig, "teacher", {"epochs": 15, **(d.get("teacher") or {})})
-        d["synth"] = _sub(SynthConfig, "synth", d.get("synth") or {})
+        d["teacher"] = _sub(VictimConfig, "teacher", {"epochs": TEACHER_EPOCHS, **(d.get("teacher") or {})})
+        d["synth"] = _sub(SynthConfig, "synth", d.get("synth"))
         if d.get("evaluate") is not None:
             ev = dict(d["evaluate"])
-            victim = _sub(VictimConfig, "evaluate.victim", ev.pop("victim", None) or {})
+            victim = _sub(VictimConfig, "evaluate.victim", ev.pop("victim", None))
             d["evaluate"] = _sub(SynthEvalConfig, "evaluate", {**ev, "victim": victim})
-        d["resources"] = _resources(d.get("resources"))
+        d["resources"] = _sub(ResourceSpec, "resources", d.get("resources"))
         return cls(**d)
 
     def run(self, *, progress: Callable[[str], None] = print) -> dict[str, str]:
@@ -185,7 +187,7 @@ class SynthJob:
         out = {s: os.path.join(self.output, s) for s in ("teacher", "stats", "synth", "eval")}
         marker = {"teacher": "manifest.json", "stats": "manifest.json", "synth": "manifest.json", "eval": "report.json"}
         done = lambda s: os.path.exists(os.path.join(out[s], marker[s]))  # noqa: E731
-        train = load_corpus(self.source)
+        train, test = load_corpus(self.source), load_corpus(self.source, split=self.test_split)
         if done("teacher"):
             teacher = synth.load_teacher(out["teacher"])
             progress(f"reusing teacher {out['teacher']}")
@@ -194,7 +196,7 @@ class SynthJob:
             teacher = synth.import_teacher(self.teacher_checkpoint, model=self.teacher.model, in_channels=c,
                                            image_size=h, num_classes=train.info.num_classes, output=out["teacher"])
         else:
-            teacher = synth.train_teacher(train, load_corpus(self.source, split=self.test_split), output=out["teacher"],
+            teacher = synth.train_teacher(train, test, output=out["teacher"],
                                           config=self.teacher, resources=self.resources, progress=progress)
         if done("stats"):
             stats = synth.ClassBNStats.load(out["stats"])
@@ -213,8 +215,8 @@ class SynthJob:
             progress(f"reusing evaluation {out['eval']}")
         else:
             report = synth.evaluate_synthetic(
-                synthetic=load_corpus(f"parquet:{out['synth']}"), real_train=train,
-                real_test=load_corpus(self.source, split=self.test_split), config=self.evaluate,
+                synthetic=load_corpus(f"parquet:{out['synth']}"), real_train=train, real_test=test,
+                config=self.evaluate,
                 resources=self.resources, out_dir=out["eval"], progress=progress)
             progress(synth.format_table(report))
         return out
@@ -223,11 +225,3 @@ class SynthJob:
     def describe(result: dict[str, str]) -> list[str]:
         return [f"{stage}: {path}" for stage, path in result.items()]
 
-
-def _sub(cls, field: str, d: dict):
-    """``cls(**d)`` with unknown keys reported under ``field``."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ConfigError(f"{field}.{bad[0]}", f"unknown setting; known: {sorted(known)}")
-    return cls(**d)

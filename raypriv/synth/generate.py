@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from raypriv.errors import ArtifactError, ConfigError
+from raypriv.errors import ArtifactError
 from raypriv.synth.config import SynthConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,15 +157,15 @@ def generate(teacher: "Teacher", stats: "ClassBNStats", *, output: str, config: 
     from raypriv.data._execution import run
     from raypriv.manifest import build_manifest
     from raypriv.runtime import ResourceSpec
+    from raypriv.synth.teacher import local_dir
 
     config = config or SynthConfig()
     resources = resources or ResourceSpec.auto()
     _check_compatible(teacher, stats)
-    if "://" in output:
-        raise ConfigError("output", f"synthetic corpora are generated into a local directory, got {output!r}")
+    output = local_dir(output)
     if os.path.exists(os.path.join(output, "manifest.json")) and not overwrite:
         raise ArtifactError(f"{output} already holds a finished corpus; pass overwrite=True (--overwrite) to replace it")
-    staging = os.path.abspath(output).rstrip("/") + ".tasks"
+    staging = output.rstrip("/") + ".tasks"
     if overwrite and os.path.isdir(staging):
         shutil.rmtree(staging)
     t0 = time.time()
