@@ -34,6 +34,10 @@ def get_args_parser():
     p.add_argument("--victim-epochs", type=int, default=15)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-mia", action="store_true")
+    p.add_argument("--labels", default="hard", choices=["hard", "teacher"],
+                   help="synthetic-set victims learn class labels or the teacher's soft labels (distillation)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse a synthetic set already generated in --out with the same settings")
     p.add_argument("--out", default="bench-out/synth")
     return p
 
@@ -71,23 +75,37 @@ def main(args) -> dict:
         cfg = SynthConfig(images_per_class=max(ipc), batch_size=min(args.batch_size, max(ipc)),
                           iterations=args.iterations, statistics=kind, **overrides)
         t1 = time.time()
-        path = generate(teacher, stats, output=os.path.join(root, f"synth-{kind}"), config=cfg, resources=res,
-                        overwrite=True, progress=say)
+        path = os.path.join(root, f"synth-{kind}")
+        if args.reuse and _same_settings(path, cfg):
+            say(f"reusing {path}")
+        else:
+            generate(teacher, stats, output=path, config=cfg, resources=res, overwrite=True, progress=say)
         gen_s = time.time() - t1
         report = evaluate_synthetic(
             synthetic=load_corpus(f"parquet:{path}"), real_train=train, real_test=test, resources=res,
             config=SynthEvalConfig(victim=VictimConfig(epochs=args.victim_epochs), images_per_class=ipc,
-                                   mia=not args.no_mia),
-            out_dir=os.path.join(root, f"eval-{kind}"), progress=say)
+                                   mia=not args.no_mia, labels=args.labels),
+            out_dir=os.path.join(root, f"eval-{kind}-{args.labels}"), progress=say, teacher=teacher)
         say(f"--- {args.dataset}, {kind} statistics ({cfg.iterations} iterations, generation {gen_s:.0f}s)")
         say(format_table(report))
-        out["runs"].append({"statistics": kind, "config": cfg.to_dict(), "generation_s": gen_s,
+        out["runs"].append({"statistics": kind, "labels": args.labels, "config": cfg.to_dict(), "generation_s": gen_s,
                             "utility": report["utility"], "nearest_real": report["nearest_real"],
                             "membership_inference": report.get("membership_inference")})
         saved = save_result("synth_utility", out, path=saved)
     out["wall_s"] = time.time() - t0
     print(f"results: {save_result('synth_utility', out, path=saved)}")
     return out
+
+
+def _same_settings(path: str, cfg) -> bool:
+    """Whether ``path`` holds a finished synthetic set generated with exactly ``cfg``."""
+    import json
+
+    try:
+        with open(os.path.join(path, "manifest.json")) as f:
+            return json.load(f)["params"] == cfg.to_dict()
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     from raypriv.synth.cli import add_synth_parser
 
     add_synth_parser(sub, add_cluster_args=_add_cluster_args)
+    from raypriv.dpvae.cli import add_dpvae_parser
+
+    add_dpvae_parser(sub, add_cluster_args=_add_cluster_args)
     demo = sub.add_parser("demo", help="protect an embedded dataset, evaluate it and print the table")
     demo.add_argument("--output", "-o", default="raypriv-out/demo")
     _add_cluster_args(demo)
@@ -192,8 +195,14 @@ def cmd_synth(args) -> int:
     return run(args, connect=_connect, say=say)
 
 
+def cmd_dpvae(args) -> int:
+    from raypriv.dpvae.cli import cmd_dpvae as run
+
+    return run(args, connect=_connect, say=say)
+
+
 COMMANDS = {"datasets": cmd_datasets, "protect": cmd_protect, "evaluate": cmd_evaluate, "synth": cmd_synth,
-            "demo": cmd_demo}
+            "dpvae": cmd_dpvae, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
 from raypriv.errors import ConfigError
-from raypriv.evaluate.config import VictimConfig
+from raypriv.evaluate.config import DistillConfig, VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth.config import SynthConfig
 from raypriv.synth.report import SynthEvalConfig
@@ -173,7 +173,8 @@ class SynthJob:
         if d.get("evaluate") is not None:
             ev = dict(d["evaluate"])
             victim = _sub(VictimConfig, "evaluate.victim", ev.pop("victim", None))
-            d["evaluate"] = _sub(SynthEvalConfig, "evaluate", {**ev, "victim": victim})
+            distill = _sub(DistillConfig, "evaluate.distill", ev.pop("distill", None))
+            d["evaluate"] = _sub(SynthEvalConfig, "evaluate", {**ev, "victim": victim, "distill": distill})
         d["resources"] = _sub(ResourceSpec, "resources", d.get("resources"))
         return cls(**d)
 
@@ -216,8 +217,8 @@ class SynthJob:
         else:
             report = synth.evaluate_synthetic(
                 synthetic=load_corpus(f"parquet:{out['synth']}"), real_train=train, real_test=test,
-                config=self.evaluate,
-                resources=self.resources, out_dir=out["eval"], progress=progress)
+                config=self.evaluate, resources=self.resources, out_dir=out["eval"], progress=progress,
+                teacher=teacher)
             progress(synth.format_table(report))
         return out
 

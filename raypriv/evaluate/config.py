@@ -78,6 +78,24 @@ class VictimConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    """Train a victim from a teacher's soft labels instead of the dataset's hard labels
+    (knowledge distillation, as DeepInversion's data-free transfer does): the loss is
+    ``T²·KL(softmax(teacher(x)/T) ‖ softmax(student(x)/T))`` on each augmented batch, after
+    mixing image pairs with weights drawn from Beta(``mixup_alpha``, ``mixup_alpha``)
+    (0 turns mixing off). The teacher labels every batch afresh, so it must ship with the data."""
+
+    temperature: float = 4.0
+    mixup_alpha: float = 1.0
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ConfigError("temperature", f"must be > 0, got {self.temperature}")
+        if not self.mixup_alpha >= 0:
+            raise ConfigError("mixup_alpha", f"must be >= 0, got {self.mixup_alpha}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
     """What :func:`raypriv.evaluate.report.evaluate_protection` compares.
 

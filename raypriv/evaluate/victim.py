@@ -24,7 +24,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from raypriv.errors import DataError
-from raypriv.evaluate.config import VictimConfig
+from raypriv.evaluate.config import DistillConfig, VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -52,11 +52,14 @@ class VictimResult:
 
 
 def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resources: "ResourceSpec",
-                 storage_path: str, name: str | None = None) -> VictimResult:
+                 storage_path: str, name: str | None = None, teacher: dict | None = None,
+                 distill: DistillConfig | None = None) -> VictimResult:
     """Train ``config.model`` from scratch on ``train`` and return its accuracy on ``test``.
 
     ``storage_path`` is where Ray Train keeps the run (``<storage_path>/<name>``); ``name``
-    defaults to a fresh ``victim-<random>`` so that runs never resume each other."""
+    defaults to a fresh ``victim-<random>`` so that runs never resume each other.
+    With ``teacher`` (a model payload ``{"model", "model_kwargs", "state"}``), the victim
+    learns the teacher's soft labels (``distill``, default :class:`DistillConfig`)."""
     _check_corpora(train, test)
     from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -67,7 +70,8 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
     run_name = f"{name or 'victim'}-{uuid.uuid4().hex[:8]}"
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config=_loop_config(train, config=config, resources=resources),
+        train_loop_config=_loop_config(train, config=config, resources=resources, teacher=teacher,
+                                       distill=distill),
         scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
                                      resources_per_worker=per_worker),
         datasets={"train": train.ds.select_columns(["image", "label"]).materialize(),
@@ -85,6 +89,20 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
                         epochs=len(out["history"]), history=out["history"], checkpoint_path=ckpt)
 
 
+def train_victim_payload(train: "Corpus", test: "Corpus", *, config: VictimConfig, resources: "ResourceSpec",
+                         storage_path: str, **kwargs) -> dict[str, Any]:
+    """:func:`train_victim` (``kwargs`` passed on), then the trained weights as a model payload
+    ``{"model", "model_kwargs", "state"}``: returns ``{"test_acc", "payload"}``."""
+    import torch
+
+    res = train_victim(train, test, config=config, resources=resources, storage_path=storage_path, **kwargs)
+    h, _, c = (int(v) for v in train.info.image_shape)
+    state = torch.load(os.path.join(res.checkpoint_path, "model.pt"), map_location="cpu", weights_only=True)
+    payload = {"model": config.model, "state": state,
+               "model_kwargs": {"in_channels": c, "num_classes": int(train.info.num_classes), "image_size": h}}
+    return {"test_acc": res.test_acc, "payload": payload}
+
+
 def _check_corpora(train: "Corpus", test: "Corpus") -> None:
     a, b = train.info, test.info
     if tuple(a.image_shape) != tuple(b.image_shape):
@@ -97,7 +115,10 @@ def _check_corpora(train: "Corpus", test: "Corpus") -> None:
         raise DataError("empty corpus", item=f"{a.source!r} / {b.source!r}")
 
 
-def _loop_config(train: "Corpus", *, config: VictimConfig, resources: "ResourceSpec") -> dict:
+def _loop_config(train: "Corpus", *, config: VictimConfig, resources: "ResourceSpec", teacher: dict | None = None,
+                 distill: DistillConfig | None = None) -> dict:
+    import ray
+
     h, w, c = (int(v) for v in train.info.image_shape)
     batch = max(1, config.batch_size // resources.workers)
     rows_per_worker = train.info.num_rows // resources.workers
@@ -110,6 +131,8 @@ def _loop_config(train: "Corpus", *, config: VictimConfig, resources: "ResourceS
         "pad": max(1, h // 8),
         "hflip": config.flip_for(c),
         "threads": max(1, int(resources.cpus_per_worker)),
+        "distill": None if teacher is None else {**dataclasses.asdict(distill or DistillConfig()),
+                                                 "teacher_ref": [ray.put(teacher)]},
     }
 
 
@@ -142,6 +165,11 @@ def _train_loop(cfg: dict) -> dict | None:
                           weight_decay=vc.weight_decay)
     gen = torch.Generator().manual_seed(vc.seed * 7919 + rank)
     shard = ray.train.get_dataset_shard("train")
+    if cfg["distill"]:
+        from raypriv.unlearnable.workers import build_surrogate
+
+        device = next(model.parameters()).device
+        cfg = {**cfg, "teacher": build_surrogate(ray.get(cfg["distill"]["teacher_ref"][0]), device).eval()}
     history = []
     for epoch in range(vc.epochs):
         for group in opt.param_groups:
@@ -177,14 +205,33 @@ def _train_epoch(model, opt, shard, *, cfg: dict, vc: VictimConfig, gen, epoch: 
         y = batch["label"].long()
         if vc.augment:
             x = augment(x, pad=cfg["pad"], flip=cfg["hflip"], gen=gen)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        if cfg.get("teacher") is not None:
+            logits, loss = _distill_step(model, cfg["teacher"], x, cfg["distill"], gen)
+        else:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         stats += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
                               dtype=torch.float64)
     return stats
+
+
+def _distill_step(model, teacher, x, d: dict, gen):
+    """Student logits and the distillation loss on ``x`` mixed with a shuffled copy of itself."""
+    import torch
+    import torch.nn.functional as F
+
+    if d["mixup_alpha"] > 0:
+        beta = torch.distributions.Beta(d["mixup_alpha"], d["mixup_alpha"])
+        lam = beta.sample((len(x), 1, 1, 1)).to(x.device)
+        x = lam * x + (1 - lam) * x[torch.randperm(len(x), generator=gen).to(x.device)]
+    t = d["temperature"]
+    with torch.no_grad():
+        target = F.softmax(teacher(x) / t, dim=1)
+    logits = model(x)
+    return logits, F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean") * t * t
 
 
 def to_float_nchw(images):

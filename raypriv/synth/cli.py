@@ -67,6 +67,9 @@ def add_synth_parser(sub, *, add_cluster_args: Callable) -> None:
     e.add_argument("--victim", default="small_cnn")
     e.add_argument("--epochs", type=int, default=None)
     e.add_argument("--no-mia", action="store_true", help="skip membership inference")
+    e.add_argument("--labels", choices=["hard", "teacher"], default="hard",
+                   help="train the synthetic-set models on the class labels, or distil the teacher's soft labels")
+    e.add_argument("--teacher", help="teacher directory (needed with --labels teacher)")
     add_cluster_args(e)
 
 
@@ -107,13 +110,14 @@ def cmd_synth(args, *, connect: Callable, say: Callable[[str], None]) -> int:
                        overwrite=args.overwrite, progress=say)
     else:
         victim = VictimConfig(model=args.victim, **({"epochs": args.epochs} if args.epochs else {}))
-        config = synth.SynthEvalConfig(victim=victim, mia=not args.no_mia,
+        config = synth.SynthEvalConfig(victim=victim, mia=not args.no_mia, labels=args.labels,
                                        images_per_class=tuple(int(k) for k in args.images_per_class.split(",") if k))
+        teacher = synth.load_teacher(args.teacher) if args.teacher else None
         resources = connect(args)
         report = synth.evaluate_synthetic(
             synthetic=load_corpus(f"parquet:{args.synthetic}"), real_train=load_corpus(args.real),
             real_test=load_corpus(args.real, split="test"), config=config, resources=resources, out_dir=args.output,
-            progress=say)
+            progress=say, teacher=teacher)
         say(synth.format_table(report))
         say(f"report: {args.output}/report.json, images: {args.output}/nearest.png")
     return 0

@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from raypriv.errors import ConfigError, DataError
-from raypriv.evaluate.config import VictimConfig
+from raypriv.evaluate.config import DistillConfig, VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
+    from raypriv.synth.teacher import Teacher
+
+LABELS = ("hard", "teacher")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,8 +49,12 @@ class SynthEvalConfig:
     nearest_max: int = 1000
     grid: int = 10
     mia: bool = True
+    labels: str = "hard"
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
 
     def __post_init__(self):
+        if self.labels not in LABELS:
+            raise ConfigError("labels", f"must be one of {LABELS}, got {self.labels!r}")
         object.__setattr__(self, "images_per_class", tuple(int(k) for k in self.images_per_class))
         if not self.images_per_class or min(self.images_per_class) < 1:
             raise ConfigError("images_per_class", f"must be positive integers, got {self.images_per_class}")
@@ -170,14 +177,20 @@ def nearest_real(synth_images: np.ndarray, real: "Corpus", *, resources: "Resour
 
 def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Corpus",
                        config: SynthEvalConfig | None = None, resources: "ResourceSpec | None" = None,
-                       out_dir: str, progress: Callable[[str], None] = print) -> dict:
-    """Run (a)–(c) above; write ``report.json`` and ``nearest.png`` into ``out_dir``; return the report."""
+                       out_dir: str, progress: Callable[[str], None] = print, teacher: "Teacher | None" = None) -> dict:
+    """Run (a)–(c) above; write ``report.json`` and ``nearest.png`` into ``out_dir``; return the report.
+    ``teacher`` is needed (only) with ``config.labels == "teacher"``."""
     from raypriv.evaluate.report import write_json_atomic
     from raypriv.runtime import ResourceSpec
 
     config = config or SynthEvalConfig()
     resources = resources or ResourceSpec.auto()
     _check_inputs(synthetic, real_train, real_test, config)
+    if config.labels == "teacher":
+        if teacher is None:
+            raise ConfigError("labels", "'teacher' labels need the teacher (pass teacher= / --teacher)")
+        teacher.check_corpus(synthetic)
+    distill = {"teacher": teacher.payload(), "distill": config.distill} if config.labels == "teacher" else {}
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
     report: dict[str, Any] = {"config": config, "synthetic": synthetic.info.source, "real_train": real_train.info.source,
@@ -191,9 +204,10 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
         subset = first_per_class(synthetic, k)
         times = repeat_factor(config, rows=subset.info.num_rows, real_rows=real_train.info.num_rows)
         res = _train(repeated(subset, times, seed=config.victim.seed), real_test, config, resources, runs, progress,
-                     f"{k} synthetic images per class" + (f" (repeated {times}x)" if times > 1 else ""))
+                     f"{k} synthetic images per class" + (f" (repeated {times}x)" if times > 1 else "")
+                     + (" with the teacher's soft labels" if distill else ""), **distill)
         report["utility"].append({"train_set": "synthetic", "images_per_class": k, "rows": subset.info.num_rows,
-                                  "repeats": times, "test_acc": res["test_acc"],
+                                  "repeats": times, "labels": config.labels, "test_acc": res["test_acc"],
                                   "relative_to_real": res["test_acc"] / real["test_acc"]})
         largest = res
     report["nearest_real"] = _nearest_section(synthetic, real_train, config, resources, out_dir, progress)
@@ -243,19 +257,13 @@ def repeated(corpus: "Corpus", times: int, *, seed: int) -> "Corpus":
     return Corpus(ds=ds, info=dataclasses.replace(corpus.info, num_rows=corpus.info.num_rows * times))
 
 
-def _train(train, test, config: SynthEvalConfig, resources, runs: str, progress, what: str) -> dict:
-    import torch
-
-    from raypriv.evaluate.victim import train_victim
+def _train(train, test, config: SynthEvalConfig, resources, runs: str, progress, what: str, **distill) -> dict:
+    from raypriv.evaluate.victim import train_victim_payload
 
     t0 = time.time()
-    res = train_victim(train, test, config=config.victim, resources=resources, storage_path=runs)
-    progress(f"  {what}: test accuracy {res.test_acc:.2%} ({time.time() - t0:.0f}s)")
-    h, w, c = train.info.image_shape
-    state = torch.load(os.path.join(res.checkpoint_path, "model.pt"), map_location="cpu", weights_only=True)
-    payload = {"model": config.victim.model, "state": state,
-               "model_kwargs": {"in_channels": c, "num_classes": train.info.num_classes, "image_size": h}}
-    return {"test_acc": res.test_acc, "payload": payload}
+    res = train_victim_payload(train, test, config=config.victim, resources=resources, storage_path=runs, **distill)
+    progress(f"  {what}: test accuracy {res['test_acc']:.2%} ({time.time() - t0:.0f}s)")
+    return res
 
 
 def _nearest_section(synthetic, real_train, config: SynthEvalConfig, resources, out_dir: str, progress) -> dict:
@@ -309,6 +317,7 @@ def format_table(report: dict) -> str:
     lines = [f"{'trained on':<34} {'rows':>7} {'test acc':>9} {'vs real':>8}"]
     for u in report["utility"]:
         what = "real training set" if u["train_set"] == "real" else f"synthetic, {u['images_per_class']} per class"
+        what += ", teacher labels" if u.get("labels") == "teacher" else ""
         rel = f"{u['relative_to_real']:.0%}" if "relative_to_real" in u else ""
         lines.append(f"{what:<34} {u['rows']:>7,} {u['test_acc']:>9.2%} {rel:>8}")
     nr = report.get("nearest_real")

@@ -69,3 +69,29 @@ def test_asking_for_more_images_than_generated_is_refused(synthetic, digits300):
     with pytest.raises(ConfigError, match="images_per_class"):
         evaluate_synthetic(synthetic=synthetic, real_train=digits300, real_test=digits300, out_dir="/tmp/never",
                            config=SynthEvalConfig(images_per_class=(5,)), progress=lambda m: None)
+
+
+def test_teacher_labels_train_the_victim_even_when_the_class_labels_are_useless(digits300, digits_teacher, tmp_path):
+    """Every training label is 0, so a hard-label victim can only learn "always 0"; with
+    ``labels="teacher"`` the victim learns the teacher's soft labels and beats chance widely."""
+    from raypriv.data import Corpus
+    from raypriv.evaluate.victim import train_victim
+    from raypriv.synth.report import SynthEvalConfig as Cfg
+
+    def zero_labels(batch):
+        return {**batch, "label": np.zeros_like(batch["label"])}
+
+    wrong = Corpus(ds=digits300.ds.map_batches(zero_labels, batch_format="numpy").materialize(), info=digits300.info)
+    test = digits300.head(200)
+    victim = VictimConfig(epochs=4, batch_size=32, lr=0.05)
+    kw = dict(config=victim, resources=RES, storage_path=str(tmp_path))
+    hard = train_victim(wrong, test, **kw)
+    soft = train_victim(wrong, test, teacher=digits_teacher.payload(), distill=Cfg().distill, **kw)
+    assert hard.test_acc < 0.2                      # predicts 0 for everything
+    assert soft.test_acc > max(0.3, hard.test_acc + 0.2)
+
+
+def test_teacher_labels_need_the_teacher(synthetic, digits300):
+    with pytest.raises(ConfigError, match="labels"):
+        evaluate_synthetic(synthetic=synthetic, real_train=digits300, real_test=digits300, out_dir="/tmp/never",
+                           config=SynthEvalConfig(images_per_class=(2,), labels="teacher"), progress=lambda m: None)

@@ -1,0 +1,140 @@
+"""Settings of DP²-VAE training.
+
+A run has up to two stages, each DP-SGD with Poisson sampling over the private training set:
+
+* ``pretrain`` (stage 1): the whole VAE, ``pretrain_epochs`` epochs. With
+  ``pretrain_on="public"`` it runs on a public corpus instead, without noise or privacy cost.
+* ``main`` (stage 2): starts from stage 1's weights, freezes the modules named in
+  ``freeze`` (default: the encoder) and trains the rest for ``epochs`` epochs, so fewer
+  coordinates carry noise.
+
+``method="dp2"`` runs both stages; ``method="dpsgd"`` is the end-to-end baseline (one
+stage, the whole VAE, ``pretrain_epochs + epochs`` epochs, the same ε); ``method="none"``
+trains without privacy (a reference only: the artifact is marked non-private).
+
+>>> from raypriv.dpvae.config import DPVAEConfig
+>>> DPVAEConfig(epsilon=10).stage_names
+('pretrain', 'main')
+>>> DPVAEConfig(epsilon=0)
+Traceback (most recent call last):
+...
+raypriv.errors.ConfigError: invalid epsilon: must be a finite number > 0, got 0
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from raypriv.dpvae.accounting import ACCOUNTANTS, check_budget
+from raypriv.errors import ConfigError
+
+METHODS = ("dp2", "dpsgd", "none")
+PRETRAIN_ON = ("private", "public")
+GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DPVAEConfig:
+    """``epsilon``/``delta``: the whole run's budget (δ must be < 1/N, checked against the data).
+    ``batch_size``: the *expected* global batch (Poisson sampling, rate q = batch_size / N);
+    ``max_grad_norm``: per-example clipping norm C; ``budget_split``: the share of ε stage 1
+    would spend alone (see :mod:`raypriv.dpvae.accounting`); ``beta``: weight of the KL term.
+    ``grad_sample_mode``: how Opacus computes per-example gradients.
+    ``checkpoint_every``: steps between checkpoints (the ledger records every step anyway)."""
+
+    method: str = "dp2"
+    model: str = "cvae"
+    latent_dim: int = 16
+    width: int = 32
+    beta: float = 1.0
+    epsilon: float = 10.0
+    delta: float = 1e-5
+    accountant: str = "prv"
+    batch_size: int = 256
+    max_grad_norm: float = 1.0
+    lr: float = 2e-3
+    pretrain_epochs: int = 20
+    epochs: int = 20
+    budget_split: float = 0.5
+    pretrain_on: str = "private"
+    freeze: tuple[str, ...] = ("encoder",)
+    grad_sample_mode: str = "hooks"
+    checkpoint_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "freeze", tuple(self.freeze))
+        _one_of("method", self.method, METHODS)
+        _one_of("accountant", self.accountant, ACCOUNTANTS)
+        _one_of("pretrain_on", self.pretrain_on, PRETRAIN_ON)
+        _one_of("grad_sample_mode", self.grad_sample_mode, GRAD_SAMPLE_MODES)
+        if self.method != "none":
+            check_budget(epsilon=self.epsilon, delta=self.delta)
+        for name in ("latent_dim", "width", "batch_size", "checkpoint_every"):
+            _positive_int(name, getattr(self, name))
+        for name in ("pretrain_epochs", "epochs", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
+        if self.epochs + self.pretrain_epochs < 1:
+            raise ConfigError("epochs", "pretrain_epochs + epochs must be >= 1")
+        for name in ("beta", "max_grad_norm", "lr"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(name, f"must be a finite number > 0, got {v!r}")
+        if self.method == "dp2":
+            if self.pretrain_epochs < 1 or self.epochs < 1:
+                raise ConfigError("pretrain_epochs", "dp2 needs pretrain_epochs >= 1 and epochs >= 1")
+            if self.pretrain_on == "private" and not 0 < self.budget_split < 1:
+                raise ConfigError("budget_split", f"must be in (0, 1), got {self.budget_split!r}")
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The stages that run, in order (``pretrain`` is absent for the baselines)."""
+        return ("pretrain", "main") if self.method == "dp2" else ("main",)
+
+    @property
+    def private_stage_names(self) -> tuple[str, ...]:
+        """The stages that touch private data with noise (and are charged)."""
+        if self.method == "none":
+            return ()
+        if self.method == "dp2" and self.pretrain_on == "public":
+            return ("main",)
+        return self.stage_names
+
+    def stage_epochs(self, stage: str) -> int:
+        if self.method != "dp2":
+            return self.pretrain_epochs + self.epochs
+        return self.pretrain_epochs if stage == "pretrain" else self.epochs
+
+    def stage_freeze(self, stage: str) -> tuple[str, ...]:
+        return self.freeze if (self.method == "dp2" and stage == "main") else ()
+
+    def check_data(self, *, train_rows: int) -> None:
+        """Checks that need the training set: δ < 1/N and a batch no larger than N."""
+        if self.method != "none":
+            check_budget(epsilon=self.epsilon, delta=self.delta, dataset_size=train_rows)
+        if self.batch_size > train_rows:
+            raise ConfigError("batch_size", f"expected batch {self.batch_size} exceeds the {train_rows} training rows")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DPVAEConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                raise ConfigError(key, f"unknown DP-VAE setting; known: {sorted(known)}")
+        return cls(**d)
+
+
+def _one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {choices}, got {value!r}")
+
+
+def _positive_int(name: str, v) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ConfigError(name, f"must be an integer >= 1, got {v!r}")

@@ -1,0 +1,159 @@
+"""One DP-SGD stage on one worker of a data-parallel group (Opacus underneath).
+
+Equivalence with a single process (the privacy argument):
+
+* **Sampling.** Each worker holds a disjoint shard and includes each of its rows in a step's
+  batch independently with probability ``q = B / N`` — ``N`` the *global* training-set size,
+  ``B`` the expected *global* batch. The union over workers is then exactly a Poisson sample
+  of the whole set with rate ``q``, the mechanism the accountant charges.
+* **Noise.** Every worker clips its per-example gradients to norm ``C`` and sums them; Opacus'
+  :class:`~opacus.optimizers.DistributedDPOptimizer` adds Gaussian noise N(0, σ²C²) on rank 0
+  only, all-reduces the sums, and divides by ``(B / W)·W = B``. The averaged update therefore
+  carries noise of standard deviation σ·C/B per coordinate, whatever ``W`` is, as in one
+  process (``tests/dpvae/test_distributed_noise.py`` measures it for 1 and 2 workers).
+
+Non-private stages (public pre-training, the non-private reference) use the same sampler and
+plain averaged gradients.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from raypriv.dpvae.models import per_example_loss
+
+
+def elbo_loss(module, x: torch.Tensor, y: torch.Tensor | None, *, beta: float) -> torch.Tensor:
+    """The VAE's per-example loss (negative ELBO), the default of :class:`StageRunner`."""
+    return per_example_loss(module(x, y), x, beta=beta)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StagePlan:
+    """What one stage does: ``steps`` steps at Poisson rate ``sample_rate``; ``sigma`` is None
+    for a non-private stage; ``freeze`` names top-level submodules kept fixed."""
+
+    name: str
+    steps: int
+    sample_rate: float
+    sigma: float | None
+    max_grad_norm: float
+    lr: float
+    beta: float
+    freeze: tuple[str, ...] = ()
+    private: bool = True
+
+
+def set_trainable(model: torch.nn.Module, freeze: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Freeze the named submodules (prefixes of parameter names); return the trainable params."""
+    names = dict(model.named_parameters())
+    for prefix in freeze:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            from raypriv.errors import ConfigError
+
+            roots = sorted({n.split(".")[0] for n in names})
+            raise ConfigError("freeze", f"{prefix!r} names no part of the model; its parts are {roots}")
+    trainable = []
+    for n, p in names.items():
+        p.requires_grad_(not any(n == f or n.startswith(f + ".") for f in freeze))
+        if p.requires_grad:
+            trainable.append(p)
+    return trainable
+
+
+def poisson_batch(n_local: int, *, sample_rate: float, generator: torch.Generator) -> torch.Tensor:
+    """Indices of this worker's rows in one step's batch (each row independently w.p. q)."""
+    return (torch.rand(n_local, generator=generator) < sample_rate).nonzero().flatten()
+
+
+class StageRunner:
+    """Owns the (possibly Opacus-wrapped) model and optimizer of one stage on one worker."""
+
+    def __init__(self, model: torch.nn.Module, plan: StagePlan, *, world_size: int, grad_sample_mode: str = "hooks",
+                 optimizer_state: dict | None = None, loss_fn=elbo_loss):
+        self.plan = plan
+        self.loss_fn = loss_fn
+        self.world = world_size
+        self.model = model
+        params = set_trainable(model, plan.freeze)
+        opt = torch.optim.Adam(params, lr=plan.lr)
+        if optimizer_state:
+            opt.load_state_dict(optimizer_state)
+        self.base_optimizer = opt
+        if plan.private:
+            from opacus import GradSampleModule
+
+            self.module = GradSampleModule(model, loss_reduction="mean", batch_first=True,
+                                           force_functorch=grad_sample_mode == "functorch") \
+                if grad_sample_mode != "ew" else _expanded_weights(model)
+        else:
+            self.module = model
+        self.optimizer = None
+
+    def attach(self, *, global_rows: int) -> None:
+        """Build the DP optimizer once the global dataset size is known (rank-0 noise when W > 1)."""
+        if not self.plan.private:
+            self.optimizer = self.base_optimizer
+            return
+        from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
+
+        cls = DistributedDPOptimizer if self.world > 1 else DPOptimizer
+        expected_global = self.plan.sample_rate * global_rows
+        self.optimizer = cls(self.base_optimizer, noise_multiplier=float(self.plan.sigma),
+                             max_grad_norm=self.plan.max_grad_norm,
+                             expected_batch_size=max(expected_global / self.world, 1e-12), loss_reduction="mean")
+
+    def step(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[float, int]:
+        """One optimizer step on this worker's sampled rows; returns (sum of losses, rows)."""
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        n = len(x)
+        if n:
+            losses = self.loss_fn(self.module, x, y, beta=self.plan.beta)
+            losses.mean().backward()
+            loss_sum = float(losses.detach().sum())
+        else:
+            loss_sum = 0.0
+            self._empty_batch()
+        if self.plan.private:
+            opt.step()
+        else:
+            self._plain_step(n)
+        return loss_sum, n
+
+    def detach(self) -> None:
+        """Remove Opacus' hooks so the plain model can go on to the next stage."""
+        if self.module is not self.model and hasattr(self.module, "_close"):
+            self.module._close()
+
+    def _empty_batch(self) -> None:
+        """A worker whose Poisson sample is empty still joins the step (it contributes zeros)."""
+        for p in self.base_optimizer.param_groups[0]["params"]:
+            if self.plan.private:
+                p.grad_sample = torch.zeros((0, *p.shape), device=p.device, dtype=p.dtype)
+            else:
+                p.grad = torch.zeros_like(p)
+
+    def _plain_step(self, n_local: int) -> None:
+        """Non-private step: sum of local mean-gradients × local rows, all-reduced, / expected B."""
+        params = self.base_optimizer.param_groups[0]["params"]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            p.grad.mul_(n_local)
+        if self.world > 1:
+            for p in params:
+                torch.distributed.all_reduce(p.grad)
+        total = torch.tensor(float(n_local))
+        if self.world > 1:
+            torch.distributed.all_reduce(total)
+        for p in params:
+            p.grad.div_(max(float(total), 1.0))
+        self.base_optimizer.step()
+
+
+def _expanded_weights(model):
+    from opacus.grad_sample import GradSampleModuleExpandedWeights
+
+    return GradSampleModuleExpandedWeights(model, loss_reduction="mean", batch_first=True)

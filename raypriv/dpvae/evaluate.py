@@ -1,0 +1,150 @@
+"""``raypriv dpvae evaluate``: how useful is a sampled synthetic set?
+
+* **Downstream accuracy.** A fresh classifier (the evaluation harness's Ray Train victim
+  recipe) is trained only on the synthetic images and tested on the real test set.
+* **Fréchet distance in classifier feature space.** A classifier of the same recipe is
+  trained on the *real training set*; the inputs of its last linear layer are its features.
+  We fit a Gaussian to the features of the real test images and to those of the synthetic
+  images and report the Fréchet distance between the two. This is **not** Inception-FID:
+  the feature extractor is a small CNN trained on the private data's own domain, so values
+  are comparable between runs of this report only.
+
+Nothing here selects models or settings on the test set: every number is computed once,
+after training, from the settings given.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from raypriv.errors import DataError
+from raypriv.evaluate.config import VictimConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.runtime import ResourceSpec
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature rows ``a`` and ``b``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(4000, 3))
+    >>> round(frechet_distance(x, x + [2.0, 0, 0]), 2)
+    4.0
+    """
+    from scipy import linalg
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = 1e-6 * np.eye(len(s1))
+        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def last_linear_inputs(model, x):
+    """The inputs of ``model``'s last ``nn.Linear`` layer for images ``x`` (its features)."""
+    import torch
+
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    seen = []
+    handle = linear.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+class _Features:
+    """Ray Data callable class: classifier features of a batch of images."""
+
+    def __init__(self, *, payload_ref: list):
+        import ray
+
+        from raypriv.unlearnable.workers import build_surrogate
+
+        self.model = build_surrogate(ray.get(payload_ref[0]), "cpu").eval()
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        from raypriv.evaluate.victim import to_float_nchw
+
+        x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"])))
+        return {"feature": last_linear_inputs(self.model, x).numpy().astype(np.float64)}
+
+
+def features(payload: dict, corpus: "Corpus", *, resources: "ResourceSpec") -> np.ndarray:
+    """Feature rows of every image of ``corpus`` (an actor-pool pass; the model is shipped once)."""
+    import ray
+
+    from raypriv.data._execution import run
+
+    ds = corpus.ds.select_columns(["image"]).map_batches(
+        _Features, fn_constructor_kwargs={"payload_ref": [ray.put(payload)]}, batch_size=512, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=resources.workers), num_cpus=resources.cpus_per_worker)
+    parts = run(ds, lambda d: list(d.iter_batches(batch_format="numpy", batch_size=None)))
+    return np.concatenate([p["feature"] for p in parts])
+
+
+def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Corpus", victim: VictimConfig,
+                   resources: "ResourceSpec | None" = None, out_dir: str,
+                   progress: Callable[[str], None] = print, reference: dict | None = None) -> dict:
+    """Downstream accuracy and feature-space Fréchet distance of ``synthetic``; writes
+    ``report.json`` into ``out_dir``. ``reference``: a previous result of
+    :func:`reference_classifier` to reuse (the real-data classifier does not depend on the
+    synthetic set)."""
+    from raypriv.evaluate.report import write_json_atomic
+    from raypriv.evaluate.victim import train_victim_payload
+    from raypriv.runtime import ResourceSpec
+
+    resources = resources or ResourceSpec.auto()
+    _check(synthetic, real_train, real_test)
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.time()
+    runs = os.path.join(out_dir, "runs")
+    reference = reference or reference_classifier(real_train, real_test, victim=victim, resources=resources,
+                                                  runs=runs, progress=progress)
+    down = train_victim_payload(synthetic, real_test, config=victim, resources=resources, storage_path=runs)
+    progress(f"classifier trained on {synthetic.info.num_rows:,} synthetic images: "
+             f"real test accuracy {down['test_acc']:.2%}")
+    fd = frechet_distance(features(reference["payload"], synthetic, resources=resources), reference["test_features"])
+    progress(f"Fréchet distance (real-data classifier features, not Inception-FID): {fd:.3f}")
+    report: dict[str, Any] = {
+        "synthetic": synthetic.info.source, "synthetic_rows": synthetic.info.num_rows,
+        "real_train": real_train.info.source, "real_test": real_test.info.source, "victim": victim,
+        "downstream_test_acc": down["test_acc"], "real_data_test_acc": reference["test_acc"],
+        "frechet_distance": fd, "frechet_reference": "real test set, features of a classifier trained on the "
+                                                      "real training set (not Inception-FID)",
+        "wall_time_s": time.time() - t0}
+    write_json_atomic(os.path.join(out_dir, "report.json"), report)
+    return report
+
+
+def reference_classifier(real_train: "Corpus", real_test: "Corpus", *, victim: VictimConfig,
+                         resources: "ResourceSpec", runs: str, progress: Callable[[str], None] = print) -> dict:
+    """The classifier trained on the real training set, its test accuracy and its features
+    of the real test set (the Fréchet reference)."""
+    from raypriv.evaluate.victim import train_victim_payload
+
+    ref = train_victim_payload(real_train, real_test, config=victim, resources=resources, storage_path=runs)
+    progress(f"reference classifier on the real training set: test accuracy {ref['test_acc']:.2%}")
+    return {**ref, "test_features": features(ref["payload"], real_test, resources=resources)}
+
+
+def _check(synthetic: "Corpus", real_train: "Corpus", real_test: "Corpus") -> None:
+    for other in (real_train, real_test):
+        if tuple(other.info.image_shape) != tuple(synthetic.info.image_shape) or \
+                other.info.num_classes != synthetic.info.num_classes:
+            raise DataError(f"images {tuple(other.info.image_shape)} with {other.info.num_classes} classes; the "
+                            f"synthetic set has {tuple(synthetic.info.image_shape)} with "
+                            f"{synthetic.info.num_classes}", item=other.info.source)

@@ -1,0 +1,154 @@
+"""Convolutional VAEs that DP-SGD can train: GroupNorm instead of BatchNorm (BatchNorm
+mixes examples in a batch, which per-example clipping cannot bound), nearest-neighbour
+upsampling + Conv2d instead of transposed convolutions (Opacus computes per-sample
+gradients of Conv2d, Linear and GroupNorm with fast hooks).
+
+``cvae`` is class-conditional (a one-hot label joins the encoder features and the latent
+code), so that sampled images carry labels; ``vae`` is unconditional.
+
+>>> import torch
+>>> from raypriv.dpvae.models import build_vae
+>>> m = build_vae("cvae", in_channels=1, image_size=28, num_classes=10, latent_dim=16)
+>>> out = m(torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3]))
+>>> tuple(out.logits.shape), tuple(out.mu.shape)
+((4, 1, 28, 28), (4, 16))
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from raypriv.errors import ConfigError
+
+_VAES: dict[str, Callable] = {}
+
+
+def register_vae(name: str):
+    """Decorator: make a VAE factory (keyword-only ``in_channels``, ``image_size``,
+    ``num_classes``, ``latent_dim``, ``width``) available under ``name``."""
+
+    def deco(fn):
+        _VAES[name] = fn
+        return fn
+
+    return deco
+
+
+@dataclasses.dataclass
+class VAEOutput:
+    logits: torch.Tensor   # decoder output before the sigmoid, shape of the input
+    mu: torch.Tensor
+    logvar: torch.Tensor
+
+
+def _groups(channels: int) -> int:
+    return 8 if channels % 8 == 0 else 1
+
+
+class ConvVAE(nn.Module):
+    """Encoder: two stride-2 convs (GroupNorm, SiLU) and a linear layer to (μ, log σ²).
+    Decoder: a linear layer, then two (upsample ×2, conv, GroupNorm, SiLU) blocks and a
+    final conv to pixel logits. ``image_size`` must be divisible by 4."""
+
+    def __init__(self, *, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16,
+                 width: int = 32, conditional: bool = True):
+        super().__init__()
+        if image_size % 4:
+            raise ConfigError("image_size", f"must be divisible by 4 for the conv VAE, got {image_size}")
+        if latent_dim < 1 or width < 8:
+            raise ConfigError("latent_dim", f"need latent_dim >= 1 and width >= 8, got {latent_dim}, {width}")
+        self.num_classes = num_classes if conditional else 0
+        self.latent_dim = latent_dim
+        self.side = image_size // 4
+        c1, c2 = width, 2 * width
+        flat = c2 * self.side * self.side
+        self.encoder = nn.ModuleDict({
+            "conv": nn.Sequential(
+                nn.Conv2d(in_channels, c1, 4, stride=2, padding=1), nn.GroupNorm(_groups(c1), c1), nn.SiLU(),
+                nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.GroupNorm(_groups(c2), c2), nn.SiLU(),
+                nn.Flatten()),
+            "head": nn.Linear(flat + self.num_classes, 2 * latent_dim),
+        })
+        self.decoder = nn.ModuleDict({
+            "fc": nn.Sequential(nn.Linear(latent_dim + self.num_classes, flat), nn.SiLU()),
+            "conv": nn.Sequential(
+                nn.Upsample(scale_factor=2), nn.Conv2d(c2, c1, 3, padding=1), nn.GroupNorm(_groups(c1), c1),
+                nn.SiLU(),
+                nn.Upsample(scale_factor=2), nn.Conv2d(c1, c1, 3, padding=1), nn.GroupNorm(_groups(c1), c1),
+                nn.SiLU(),
+                nn.Conv2d(c1, in_channels, 3, padding=1)),
+        })
+        self._c2 = c2
+
+    def _onehot(self, y: torch.Tensor | None, n: int, device) -> torch.Tensor:
+        if not self.num_classes:
+            return torch.zeros(n, 0, device=device)
+        if y is None:
+            raise ValueError("a conditional VAE needs labels")
+        return F.one_hot(y.long(), self.num_classes).float()
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = self.encoder["conv"](x)
+        mu, logvar = self.encoder["head"](torch.cat([h, self._onehot(y, len(x), x.device)], 1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.decoder["fc"](torch.cat([z, self._onehot(y, len(z), z.device)], 1))
+        return self.decoder["conv"](h.view(len(z), self._c2, self.side, self.side))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x, y)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return VAEOutput(logits=self.decode(z, y), mu=mu, logvar=logvar)
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images in [0, 1] for labels ``y`` (decoder mean of z ~ N(0, I))."""
+        device = next(self.parameters()).device
+        z = torch.randn(len(y), self.latent_dim, generator=generator).to(device)
+        return torch.sigmoid(self.decode(z, y.to(device)))
+
+
+def per_example_loss(out: VAEOutput, x: torch.Tensor, *, beta: float) -> torch.Tensor:
+    """Negative ELBO per example: Bernoulli reconstruction (summed over pixels) + β·KL."""
+    rec = F.binary_cross_entropy_with_logits(out.logits, x, reduction="none").flatten(1).sum(1)
+    kl = -0.5 * (1 + out.logvar - out.mu.pow(2) - out.logvar.exp()).sum(1)
+    return rec + beta * kl
+
+
+@register_vae("cvae")
+def cvae(*, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16, width: int = 32):
+    return ConvVAE(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+                   latent_dim=latent_dim, width=width, conditional=True)
+
+
+@register_vae("vae")
+def vae(*, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16, width: int = 32):
+    return ConvVAE(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+                   latent_dim=latent_dim, width=width, conditional=False)
+
+
+def available_vaes() -> list[str]:
+    return sorted(_VAES)
+
+
+def build_vae(name: str, **kwargs) -> nn.Module:
+    if name not in _VAES:
+        raise ConfigError("model", f"unknown VAE {name!r}; choose one of {available_vaes()}")
+    return _VAES[name](**kwargs)
+
+
+def check_dp_compatible(model: nn.Module) -> None:
+    """Raise :class:`ConfigError` naming the layers Opacus cannot train privately
+    (BatchNorm and friends), using Opacus' ``ModuleValidator``."""
+    from opacus.validators import ModuleValidator
+
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        names = "; ".join(str(e) for e in errors[:5])
+        raise ConfigError("model", f"{type(model).__name__} cannot be trained with DP-SGD: {names} "
+                                   "(use GroupNorm instead of BatchNorm)")

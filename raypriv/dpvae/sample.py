@@ -1,0 +1,134 @@
+"""``raypriv dpvae sample``: a labeled synthetic corpus from a trained (conditional) DP-VAE.
+
+Sampling is post-processing of the DP model, so the corpus inherits its (ε, δ), which the
+manifest repeats. The work is a Ray Data job over sampling tasks (one batch of one class),
+run on an actor pool that receives the weights once through the object store; the rows are
+written as a raypriv corpus (Parquet + ``manifest.json``, atomically). Row ids are
+``dpvae/c{label:03d}/{index:05d}``; the same seed gives the same images.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from raypriv.errors import ArtifactError, ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.runtime import ResourceSpec
+
+SAMPLE_METHOD = "dpvae-sample"
+#: Images decoded per task.
+TASK_BATCH = 500
+
+
+@dataclasses.dataclass
+class TrainedVAE:
+    """A trained VAE directory: weights, constructor arguments and the training manifest."""
+
+    state: dict
+    manifest: dict
+    path: str
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest["params"]["model"]
+
+    @property
+    def model_kwargs(self) -> dict:
+        return dict(self.manifest["params"]["model_kwargs"])
+
+    def payload(self) -> dict:
+        return {"model": self.model_name, "kwargs": self.model_kwargs, "state": self.state}
+
+
+def load_vae(path: str) -> TrainedVAE:
+    import torch
+
+    from raypriv.dpvae.train import METHOD_NAME, WEIGHTS_NAME
+    from raypriv.manifest import read_manifest
+
+    manifest = read_manifest(path)
+    if manifest.get("method") != METHOD_NAME:
+        raise ArtifactError(f"{path}: not a trained DP-VAE (manifest method {manifest.get('method')!r})")
+    weights = os.path.join(os.path.expanduser(path), WEIGHTS_NAME)
+    if not os.path.exists(weights):
+        raise ArtifactError(f"{path}: {WEIGHTS_NAME} is missing")
+    return TrainedVAE(state=torch.load(weights, map_location="cpu", weights_only=True), manifest=manifest,
+                      path=os.path.abspath(os.path.expanduser(path)))
+
+
+def _build(payload: dict):
+    from raypriv.dpvae.models import build_vae
+
+    net = build_vae(payload["model"], **payload["kwargs"])
+    net.load_state_dict(payload["state"])
+    return net.eval()
+
+
+class _Decoder:
+    """Ray Data callable class: decode one task's latent draws into uint8 images."""
+
+    def __init__(self, *, payload_ref: list):
+        import ray
+
+        self.net = _build(ray.get(payload_ref[0]))
+
+    def __call__(self, task: dict) -> dict:
+        import torch
+
+        ids, labels, images = [], [], []
+        for label, start, n, seed in zip(task["label"], task["start"], task["n"], task["seed"]):
+            gen = torch.Generator().manual_seed(int(seed))
+            y = torch.full((int(n),), int(label), dtype=torch.long)
+            x = self.net.sample(y, generator=gen)
+            images.append((x.permute(0, 2, 3, 1).numpy() * 255).round().clip(0, 255).astype(np.uint8))
+            ids += [f"dpvae/c{int(label):03d}/{int(start) + i:05d}" for i in range(int(n))]
+            labels.append(np.full(int(n), int(label), dtype=np.int64))
+        return {"id": np.array(ids, dtype=object), "label": np.concatenate(labels), "image": np.concatenate(images)}
+
+
+def sample_tasks(num_classes: int, images_per_class: int, *, seed: int) -> list[dict]:
+    from raypriv.synth.generate import task_seed
+
+    return [{"label": c, "start": s, "n": min(TASK_BATCH, images_per_class - s), "seed": task_seed(seed, c, s)}
+            for c in range(num_classes) for s in range(0, images_per_class, TASK_BATCH)]
+
+
+def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: int = 0,
+                 resources: "ResourceSpec | None" = None, overwrite: bool = False,
+                 progress: Callable[[str], None] = print) -> str:
+    """Write ``images_per_class`` sampled images of every class as a corpus at ``output``."""
+    import ray
+
+    from raypriv.data import Corpus
+    from raypriv.data.corpus import CorpusInfo
+    from raypriv.data.writer import write_corpus
+    from raypriv.manifest import build_manifest
+    from raypriv.runtime import ResourceSpec
+
+    if not isinstance(images_per_class, int) or images_per_class < 1:
+        raise ConfigError("images_per_class", f"must be an integer >= 1, got {images_per_class!r}")
+    vae = load_vae(model_dir)
+    if vae.model_kwargs["num_classes"] < 1 or vae.model_name != "cvae":
+        raise ConfigError("model", f"{model_dir} is an unconditional VAE; labeled samples need model 'cvae'")
+    resources = resources or ResourceSpec.auto()
+    m = vae.manifest
+    classes = int(vae.model_kwargs["num_classes"])
+    tasks = sample_tasks(classes, images_per_class, seed=seed)
+    progress(f"sampling {images_per_class} images for each of {classes} classes from {model_dir}")
+    ds = ray.data.from_items(tasks).map_batches(
+        _Decoder, fn_constructor_kwargs={"payload_ref": [ray.put(vae.payload())]}, batch_size=1,
+        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
+        num_cpus=resources.cpus_per_worker, num_gpus=resources.gpus_per_worker or None).materialize()
+    info = CorpusInfo(source=f"dpvae:{vae.path}", split="train", num_rows=classes * images_per_class,
+                      image_shape=tuple(m["image_shape"]), num_classes=classes,
+                      class_names=tuple(m["class_names"]))
+    manifest = build_manifest(method=SAMPLE_METHOD, params={"images_per_class": images_per_class, "model": vae.path},
+                              seed=seed, input_fingerprint=m.get("input_fingerprint"),
+                              extra={"privacy": m.get("privacy"), "trained_with": m.get("params", {}).get("method")})
+    path = write_corpus(Corpus(ds=ds, info=info), output, manifest=manifest, overwrite=overwrite)
+    progress(f"wrote {classes * images_per_class} images → {path}")
+    return path

@@ -1,0 +1,278 @@
+"""``raypriv dpvae train``: DP²-VAE (or a baseline) as a Ray Train job.
+
+The driver plans the stages (steps from epochs, q = B/N from the *global* training-set size),
+solves σ for the target ε, opens the privacy ledger and starts a ``TorchTrainer`` whose
+workers each hold one shard of the training set in memory. Rank 0 charges every step on
+the ledger (through a small actor that lives on the driver's node and writes to the output
+directory) before the step is taken. Checkpoints go through Ray Train every
+``checkpoint_every`` steps; a restarted worker group (``max_failures``) or a re-run with
+``resume=True`` continues from the last checkpoint *and* from the number of steps the
+ledger has charged, so a step lost after the checkpoint is paid for but never re-run.
+
+Output directory::
+
+    privacy-ledger.jsonl   every charged step (written during training)
+    ray-train/             Ray Train's run directory (checkpoints)
+    model.pt               final VAE weights (written last, atomically) …
+    manifest.json          … and the manifest: method, config, ε/δ/accountant, σ, q and
+                           steps per stage, input fingerprint, raypriv version
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from raypriv.dpvae.config import DPVAEConfig
+from raypriv.dpvae.dpsgd import StagePlan
+from raypriv.dpvae.ledger import LEDGER_NAME, BudgetExhaustedError, PrivacyLedger
+from raypriv.errors import ArtifactError, ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.runtime import ResourceSpec
+
+WEIGHTS_NAME = "model.pt"
+METHOD_NAME = "dpvae"
+RUN_NAME = "ray-train"
+#: Test hook: a worker raises right after charging this (1-based, per-stage) step of the
+#: stage ``RAYPRIV_FAULT_STAGE`` (default ``main``), to simulate a crash between checkpoints.
+FAULT_ENV = "RAYPRIV_FAULT_AT_STEP"
+
+
+def plan_stages(config: DPVAEConfig, *, train_rows: int, public_rows: int | None = None) -> list[StagePlan]:
+    """Stages with their steps and sample rates, σ solved for the private ones."""
+    from raypriv.dpvae.accounting import solve_sigmas
+
+    config.check_data(train_rows=train_rows)
+    stages = []
+    for name in config.stage_names:
+        public = name == "pretrain" and config.pretrain_on == "public"
+        rows = public_rows if public else train_rows
+        if public and not rows:
+            raise ConfigError("pretrain_on", "public pre-training needs a public corpus")
+        q = min(1.0, config.batch_size / rows)
+        steps = max(1, math.ceil(config.stage_epochs(name) / q))
+        stages.append(dict(name=name, steps=steps, sample_rate=q, private=name in config.private_stage_names))
+    private = [s for s in stages if s["private"]]
+    sigmas = solve_sigmas(sample_rates=[s["sample_rate"] for s in private], steps=[s["steps"] for s in private],
+                          epsilon_target=config.epsilon, delta=config.delta, accountant=config.accountant,
+                          budget_split=config.budget_split if len(private) == 2 else None) if private else []
+    it = iter(sigmas)
+    return [StagePlan(name=s["name"], steps=s["steps"], sample_rate=s["sample_rate"],
+                      sigma=next(it) if s["private"] else None, max_grad_norm=config.max_grad_norm, lr=config.lr,
+                      beta=config.beta, freeze=config.stage_freeze(s["name"]), private=s["private"])
+            for s in stages]
+
+
+def _ledger_stages(plans: list[StagePlan]) -> list[dict]:
+    return [{"name": p.name, "sigma": p.sigma, "sample_rate": p.sample_rate, "steps": p.steps} for p in plans
+            if p.private]
+
+
+class RunMonitor:
+    """A small actor on the driver's node: holds the :class:`PrivacyLedger` (rank 0 calls
+    :meth:`charge` before every private step) and collects progress lines for the driver."""
+
+    def __init__(self, ledger_path: str | None):
+        self.ledger = PrivacyLedger.open(ledger_path) if ledger_path else None
+        self.lines: list[str] = []
+
+    def charge(self, stage: str) -> int:
+        return self.ledger.charge(stage)
+
+    def charged(self) -> dict[str, int]:
+        if self.ledger is None:
+            return {}
+        return {s["name"]: self.ledger.charged(s["name"]) for s in self.ledger.header["stages"]}
+
+    def report(self, stage: str, step: int, steps: int, loss: float, private: bool) -> None:
+        eps = f", ε spent {self.ledger.epsilon_spent():.3f}" if private and self.ledger else ""
+        self.lines.append(f"[{stage}] step {step}/{steps}: loss {loss:.2f}{eps}")
+
+    def take_lines(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
+def _start_monitor(ledger_path: str | None):
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    return ray.remote(num_cpus=0)(RunMonitor).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote(ledger_path)
+
+
+def _relay_progress(monitor, progress: Callable[[str], None], stop) -> None:
+    """Driver thread: print the workers' progress lines as they arrive."""
+    import ray
+
+    while True:
+        finished = stop.wait(2.0)
+        try:
+            for line in ray.get(monitor.take_lines.remote()):
+                progress(line)
+        except Exception:  # noqa: BLE001 - the monitor is gone: nothing more to relay
+            return
+        if finished:
+            return
+
+
+def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resume: bool,
+                 fingerprint: str) -> PrivacyLedger:
+    path = os.path.join(out, LEDGER_NAME)
+    if os.path.exists(os.path.join(out, "manifest.json")):
+        raise ArtifactError(f"{out}: this run has finished (manifest.json exists); its budget is spent. "
+                            "Write a new run to a new directory")
+    if not resume:
+        if os.path.exists(out) and os.listdir(out):
+            raise ArtifactError(f"{out}: not empty; pass resume=True (--resume) to continue the run there, "
+                                "or choose a new directory")
+        return PrivacyLedger.create(path, epsilon=config.epsilon, delta=config.delta, accountant=config.accountant,
+                                    stages=_ledger_stages(plans),
+                                    extra={"config": config.to_dict(), "input_fingerprint": fingerprint})
+    ledger = PrivacyLedger.open(path)
+    if ledger.header.get("config") != json.loads(json.dumps(config.to_dict())) or ledger.header.get("input_fingerprint") != fingerprint:
+        raise ArtifactError(f"{out}: the ledger was opened for a different config or dataset; resume with the "
+                            "same settings and data, or start a new run")
+    if all(ledger.remaining(s["name"]) <= 0 for s in ledger.header["stages"]) and ledger.header["stages"]:
+        raise BudgetExhaustedError(
+            f"{out}: all planned steps are already charged (ε = {ledger.epsilon_spent():.3g} of "
+            f"{config.epsilon:g} spent); the budget is exhausted, so the run cannot resume")
+    return ledger
+
+
+def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources: "ResourceSpec | None" = None,
+                public: "Corpus | None" = None, resume: bool = False, max_failures: int = 0,
+                progress: Callable[[str], None] = print) -> str:
+    """Train a DP²-VAE (or ``config.method``'s baseline) on ``train``; return ``output``."""
+    from raypriv.runtime import ResourceSpec
+
+    resources = resources or ResourceSpec.auto()
+    _check_corpus(train, config)
+    if public is not None:
+        _check_public(public, train)
+    n = train.info.num_rows
+    plans = plan_stages(config, train_rows=n, public_rows=public.info.num_rows if public is not None else None)
+    for p in plans:
+        noise = f"σ = {p.sigma:.4f}" if p.private else "no noise (not charged)"
+        progress(f"stage {p.name}: {p.steps} steps, q = {p.sample_rate:.4g}, {noise}")
+    out = os.path.abspath(os.path.expanduser(output))
+    fingerprint = train.fingerprint()
+    ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint) \
+        if config.private_stage_names else None
+    os.makedirs(out, exist_ok=True)
+    t0 = time.time()
+    state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
+                 max_failures=max_failures, progress=progress)
+    return _finalize(out, state, train=train, config=config, plans=plans, fingerprint=fingerprint,
+                     seconds=time.time() - t0, progress=progress, has_ledger=ledger is not None)
+
+
+def _fit(train, public, *, config, plans, resources, out, max_failures, progress) -> dict:
+    import threading
+
+    import ray
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    monitor = _start_monitor(os.path.join(out, LEDGER_NAME) if config.private_stage_names else None)
+    h, w, c = (int(v) for v in train.info.image_shape)
+    loop_cfg = {"config": config.to_dict(), "plans": [dataclasses.asdict(p) for p in plans],
+                "image_shape": (h, w, c), "num_classes": int(train.info.num_classes),
+                "rows": {"train": train.info.num_rows, "public": public.info.num_rows if public is not None else 0},
+                "monitor": [monitor], "threads": max(1, int(resources.cpus_per_worker)),
+                "fault": {"step": int(os.environ.get(FAULT_ENV, 0) or 0),
+                          "stage": os.environ.get("RAYPRIV_FAULT_STAGE", "main")}}
+    datasets = {"train": train.ds.select_columns(["image", "label"]).materialize()}
+    if public is not None:
+        datasets["public"] = public.ds.select_columns(["image", "label"]).materialize()
+    per_worker = {"CPU": resources.cpus_per_worker, **({"GPU": resources.gpus_per_worker} if resources.use_gpu else {})}
+    from raypriv.dpvae.worker import train_loop
+
+    trainer = TorchTrainer(
+        train_loop, train_loop_config=loop_cfg,
+        scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
+                                     resources_per_worker=per_worker),
+        datasets=datasets, dataset_config=DataConfig(datasets_to_split=list(datasets)),
+        run_config=RunConfig(storage_path=out, name=RUN_NAME, checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=max_failures)))
+    stop = threading.Event()
+    relay = threading.Thread(target=_relay_progress, args=(monitor, progress, stop), daemon=True)
+    relay.start()
+    error = None
+    try:
+        result = trainer.fit()
+        error = result.error if result.checkpoint is None or result.error is not None else None
+    except Exception as e:  # noqa: BLE001 - Ray Train raises the workers' errors wrapped
+        error = e
+    finally:
+        stop.set()
+        relay.join(timeout=10)
+        ray.kill(monitor)
+    if error is not None:
+        cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise RuntimeError(f"DP-VAE training failed ({cause}); the ledger in {out} keeps every charged step; "
+                           "re-run with resume=True (--resume) to continue") from error
+    import torch
+
+    with result.checkpoint.as_directory() as d:
+        return torch.load(os.path.join(d, "state.pt"), map_location="cpu", weights_only=True)
+
+
+def _finalize(out, state, *, train, config, plans, fingerprint, seconds, progress, has_ledger) -> str:
+    import torch
+
+    from raypriv.manifest import build_manifest, write_manifest
+
+    privacy: dict[str, Any] = {"private": has_ledger}
+    if has_ledger:
+        ledger = PrivacyLedger.open(os.path.join(out, LEDGER_NAME))
+        privacy.update(ledger.summary())
+    tmp = os.path.join(out, f".{WEIGHTS_NAME}.tmp")
+    torch.save(state["model"], tmp)
+    os.replace(tmp, os.path.join(out, WEIGHTS_NAME))
+    manifest = build_manifest(
+        method=METHOD_NAME, params={**config.to_dict(), "stages": [dataclasses.asdict(p) for p in plans],
+                                    "model_kwargs": model_kwargs(train, config)},
+        seed=config.seed, input_fingerprint=fingerprint,
+        extra={"source": train.info.source, "privacy": privacy, "class_names": list(train.info.class_names), "train_rows": train.info.num_rows,
+               "image_shape": list(train.info.image_shape), "files": [WEIGHTS_NAME], "train_seconds": seconds,
+               "history": state.get("history", [])})
+    write_manifest(out, manifest)
+    if has_ledger:
+        progress(f"done: ε = {privacy['epsilon_spent']:.3f} (target {config.epsilon:g}), δ = {config.delta:g}, "
+                 f"{config.accountant} accountant → {out}")
+    else:
+        progress(f"done (non-private) → {out}")
+    return out
+
+
+def model_kwargs(train: "Corpus", config: DPVAEConfig) -> dict[str, int]:
+    h, _, c = (int(v) for v in train.info.image_shape)
+    return {"in_channels": c, "image_size": h, "num_classes": int(train.info.num_classes),
+            "latent_dim": config.latent_dim, "width": config.width}
+
+
+def _check_corpus(train: "Corpus", config: DPVAEConfig) -> None:
+    h, w, _ = (int(v) for v in train.info.image_shape)
+    if train.info.num_rows < 1:
+        raise DataError("empty training corpus", item=train.info.source)
+    if h != w or h % 4:
+        raise DataError(f"images are {h}x{w}; the conv VAE needs square images with a side divisible by 4 "
+                        "(load with resize=)", item=train.info.source)
+    from raypriv.dpvae.models import build_vae, check_dp_compatible
+
+    check_dp_compatible(build_vae(config.model, **model_kwargs(train, config)))
+
+
+def _check_public(public: "Corpus", train: "Corpus") -> None:
+    if tuple(public.info.image_shape) != tuple(train.info.image_shape) or \
+            public.info.num_classes != train.info.num_classes:
+        raise DataError(f"public corpus has images {tuple(public.info.image_shape)} and {public.info.num_classes} "
+                        f"classes; the private one {tuple(train.info.image_shape)} and {train.info.num_classes}",
+                        item=public.info.source)

@@ -1,0 +1,121 @@
+"""DP²-VAE training end to end on Ray Train: the manifest's privacy record, the ledger across
+a crash between checkpoints, refusal past the budget, bad input; then sampling and the report."""
+import json
+import os
+
+import pytest
+
+from raypriv.data import load_corpus
+from raypriv.dpvae import DPVAEConfig, PrivacyLedger, epsilon, sample_dpvae, train_dpvae
+from raypriv.dpvae.ledger import BudgetExhaustedError
+from raypriv.errors import ArtifactError, ConfigError
+from raypriv.runtime import ResourceSpec
+
+# digits: 1,437 training images of 8×8; expected batch 256 → q = 0.178, 6 steps per epoch
+TINY = dict(epsilon=4.0, delta=1e-4, batch_size=256, pretrain_epochs=2, epochs=2, latent_dim=4, width=8,
+            checkpoint_every=4)
+
+
+@pytest.fixture(scope="module")
+def digits(ray_local):
+    return load_corpus("digits")
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("dp2") / "run")
+    lines = []
+    train_dpvae(digits, config=DPVAEConfig(**TINY), output=out, resources=ResourceSpec(workers=2),
+                progress=lines.append)
+    return out, lines
+
+
+def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
+    out, lines = trained
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    p = m["privacy"]
+    assert m["method"] == "dpvae" and m["params"]["method"] == "dp2" and m["raypriv_version"]
+    assert [s["name"] for s in p["stages"]] == ["pretrain", "main"]
+    assert all(s["steps_charged"] == s["steps"] == 12 for s in p["stages"])
+    assert p["stages"][0]["sigma"] > p["stages"][1]["sigma"] > 0          # stage 1 gets the smaller share
+    assert TINY["epsilon"] * 0.99 <= p["epsilon_spent"] <= TINY["epsilon"] and p["accountant"] == "prv"
+    # the ledger holds one durable line per step, and its ε is the manifest's
+    ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
+    assert ledger.epsilon_spent() == pytest.approx(p["epsilon_spent"])
+    assert sum(1 for _ in open(ledger.path)) == 1 + 24
+    assert any("ε spent" in line for line in lines)                    # ε printed while training
+    assert os.path.getsize(os.path.join(out, "model.pt")) > 1000
+
+
+def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, tmp_path, monkeypatch):
+    """Crash after step 7 of the main stage (checkpoint at 4): the ledger has 7 charged. The
+    resumed run continues after step 7 from the step-4 weights; re-running steps 5–7 would need
+    charges past the plan, which the ledger refuses, so finishing proves they were not re-run,
+    and the final ε is exactly the plan's."""
+    cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})            # one stage of 23 steps
+    out = str(tmp_path / "run")
+    monkeypatch.setenv("RAYPRIV_FAULT_AT_STEP", "7")
+    with pytest.raises(RuntimeError, match="re-run with resume=True"):
+        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
+    ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
+    assert ledger.charged("main") == 7 and not os.path.exists(os.path.join(out, "manifest.json"))
+    monkeypatch.delenv("RAYPRIV_FAULT_AT_STEP")
+    with pytest.raises(ArtifactError, match="not empty; pass resume=True"):
+        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
+    train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), resume=True,
+                progress=lambda m: None)
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    (stage,) = m["privacy"]["stages"]
+    assert stage["steps_charged"] == stage["steps"] == 23       # ceil(4 epochs / q)
+    planned = epsilon(PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl")).mechanisms(), delta=TINY["delta"])
+    assert m["privacy"]["epsilon_spent"] == pytest.approx(planned) and planned <= TINY["epsilon"]
+    with pytest.raises(ArtifactError, match="budget is spent"):           # a finished run cannot go on
+        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), resume=True,
+                    progress=lambda m: None)
+
+
+def test_resuming_when_every_planned_step_is_charged_is_refused(digits, tmp_path):
+    cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})
+    out = tmp_path / "run"
+    from raypriv.dpvae.train import _ledger_stages, plan_stages
+
+    plans = plan_stages(cfg, train_rows=digits.info.num_rows)
+    led = PrivacyLedger.create(str(out / "privacy-ledger.jsonl"), epsilon=cfg.epsilon, delta=cfg.delta,
+                               accountant=cfg.accountant, stages=_ledger_stages(plans),
+                               extra={"config": cfg.to_dict(), "input_fingerprint": digits.fingerprint()})
+    for _ in range(plans[0].steps):
+        led.charge("main")
+    with pytest.raises(BudgetExhaustedError, match="budget is exhausted"):
+        train_dpvae(digits, config=cfg, output=str(out), resources=ResourceSpec(workers=1), resume=True,
+                    progress=lambda m: None)
+
+
+def test_delta_not_below_one_over_n_is_refused_before_training(digits, tmp_path):
+    with pytest.raises(ConfigError, match=r"delta.*N = 1437"):
+        train_dpvae(digits, config=DPVAEConfig(**{**TINY, "delta": 1e-3}), output=str(tmp_path / "x"),
+                    resources=ResourceSpec(workers=1), progress=lambda m: None)
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
+    from raypriv.cli import main
+
+    out, _ = trained
+    synth = str(tmp_path / "synth")
+    assert main(["dpvae", "sample", "--model", out, "-o", synth, "--images-per-class", "30", "--workers", "2"]) == 0
+    corpus = load_corpus(f"parquet:{synth}")
+    rows = corpus.ds.take_all()
+    assert len(rows) == 300 and sorted({int(r["label"]) for r in rows}) == list(range(10))
+    assert rows[0]["image"].shape == (8, 8, 1)
+    m = json.load(open(os.path.join(synth, "manifest.json")))
+    assert m["privacy"]["epsilon_spent"] <= TINY["epsilon"] and m["method"] == "dpvae-sample"
+    again = str(tmp_path / "again")
+    sample_dpvae(out, output=again, images_per_class=30, resources=ResourceSpec(workers=1), progress=lambda m: None)
+    assert load_corpus(f"parquet:{again}").fingerprint() == corpus.fingerprint()      # same seed, same images
+    ev = str(tmp_path / "eval")
+    assert main(["dpvae", "evaluate", "--synthetic", synth, "--real", "digits", "-o", ev, "--epochs", "2",
+                 "--workers", "2"]) == 0
+    report = json.load(open(os.path.join(ev, "report.json")))
+    assert 0 <= report["downstream_test_acc"] <= 1 and report["frechet_distance"] > 0
+    assert report["real_data_test_acc"] > 0.5
+    assert "not Inception-FID" in capsys.readouterr().out
