@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
 from raypriv.errors import ConfigError
+from raypriv.dpvae.config import DPVAEConfig
 from raypriv.evaluate.config import DistillConfig, VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth.config import SynthConfig
@@ -226,3 +227,73 @@ class SynthJob:
     def describe(result: dict[str, str]) -> list[str]:
         return [f"{stage}: {path}" for stage, path in result.items()]
 
+
+
+@dataclasses.dataclass(kw_only=True)
+class DPVAEJob:
+    """DP²-VAE on ``source``: ``output/model`` (training; a re-run continues an unfinished
+    run from its ledger and last checkpoint), ``output/synth`` (``sample_images_per_class``
+    per class; 0 skips) and, if ``evaluate`` is set (a victim recipe), ``output/eval``.
+
+    >>> job = DPVAEJob.from_dict({"source": "mnist5k", "output": "/tmp/d", "train": {"epsilon": 1.0},
+    ...                           "evaluate": {"epochs": 3}})
+    >>> job.train.epsilon, job.train.method, job.evaluate.epochs
+    (1.0, 'dp2', 3)
+    """
+
+    source: str
+    output: str
+    test_split: str = "test"
+    public: str | None = None
+    train: DPVAEConfig = dataclasses.field(default_factory=DPVAEConfig)
+    sample_images_per_class: int = 400
+    evaluate: VictimConfig | None = None
+    max_failures: int = 0
+    resources: ResourceSpec = dataclasses.field(default_factory=ResourceSpec)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DPVAEJob":
+        d = _check_job_keys(cls, d)
+        d["train"] = _sub(DPVAEConfig, "train", d.get("train"))
+        if d.get("evaluate") is not None:
+            d["evaluate"] = _sub(VictimConfig, "evaluate", d["evaluate"])
+        d["resources"] = _sub(ResourceSpec, "resources", d.get("resources"))
+        return cls(**d)
+
+    def run(self, *, progress: Callable[[str], None] = print) -> dict[str, str]:
+        import os
+
+        from raypriv import dpvae
+        from raypriv.data import load_corpus
+        from raypriv.dpvae.ledger import LEDGER_NAME
+
+        out = {s: os.path.join(self.output, s) for s in ("model", "synth", "eval")}
+        done = lambda s, f="manifest.json": os.path.exists(os.path.join(out[s], f))  # noqa: E731
+        train = load_corpus(self.source)
+        if done("model"):
+            progress(f"reusing trained model {out['model']}")
+        else:
+            resume = done("model", LEDGER_NAME)
+            if resume:
+                progress(f"resuming {out['model']} from its privacy ledger and last checkpoint")
+            dpvae.train_dpvae(train, config=self.train, output=out["model"], resources=self.resources,
+                              public=load_corpus(self.public) if self.public else None, resume=resume,
+                              max_failures=self.max_failures, progress=progress)
+        if not self.sample_images_per_class:
+            return {"model": out["model"]}
+        if done("synth"):
+            progress(f"reusing samples {out['synth']}")
+        else:
+            dpvae.sample_dpvae(out["model"], output=out["synth"], images_per_class=self.sample_images_per_class,
+                               seed=self.train.seed, resources=self.resources, overwrite=True, progress=progress)
+        if self.evaluate is None:
+            out.pop("eval")
+        elif not done("eval", "report.json"):
+            dpvae.evaluate_dpvae(synthetic=load_corpus(f"parquet:{out['synth']}"), real_train=train,
+                                 real_test=load_corpus(self.source, split=self.test_split), victim=self.evaluate,
+                                 resources=self.resources, out_dir=out["eval"], progress=progress)
+        return out
+
+    @staticmethod
+    def describe(result: dict[str, str]) -> list[str]:
+        return [f"{stage}: {path}" for stage, path in result.items()]

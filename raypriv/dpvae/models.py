@@ -51,8 +51,9 @@ def _groups(channels: int) -> int:
 
 class ConvVAE(nn.Module):
     """Encoder: two stride-2 convs (GroupNorm, SiLU) and a linear layer to (μ, log σ²).
-    Decoder: a linear layer, then two (upsample ×2, conv, GroupNorm, SiLU) blocks and a
-    final conv to pixel logits. ``image_size`` must be divisible by 4."""
+    Decoder: a linear layer, an (upsample ×2, conv, GroupNorm, SiLU) block, then upsample ×2
+    and a conv to pixel logits; no wide conv runs at full resolution, which keeps a step
+    (and the per-example gradients) cheap on CPUs. ``image_size`` must be divisible by 4."""
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16,
                  width: int = 32, conditional: bool = True):
@@ -78,9 +79,7 @@ class ConvVAE(nn.Module):
             "conv": nn.Sequential(
                 nn.Upsample(scale_factor=2), nn.Conv2d(c2, c1, 3, padding=1), nn.GroupNorm(_groups(c1), c1),
                 nn.SiLU(),
-                nn.Upsample(scale_factor=2), nn.Conv2d(c1, c1, 3, padding=1), nn.GroupNorm(_groups(c1), c1),
-                nn.SiLU(),
-                nn.Conv2d(c1, in_channels, 3, padding=1)),
+                nn.Upsample(scale_factor=2), nn.Conv2d(c1, in_channels, 3, padding=1)),
         })
         self._c2 = c2
 

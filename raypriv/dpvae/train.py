@@ -265,9 +265,12 @@ def _check_corpus(train: "Corpus", config: DPVAEConfig) -> None:
     if h != w or h % 4:
         raise DataError(f"images are {h}x{w}; the conv VAE needs square images with a side divisible by 4 "
                         "(load with resize=)", item=train.info.source)
+    from raypriv.dpvae.dpsgd import set_trainable
     from raypriv.dpvae.models import build_vae, check_dp_compatible
 
-    check_dp_compatible(build_vae(config.model, **model_kwargs(train, config)))
+    model = build_vae(config.model, **model_kwargs(train, config))
+    check_dp_compatible(model)
+    set_trainable(model, config.freeze)          # names every frozen part, or says which one is unknown
 
 
 def _check_public(public: "Corpus", train: "Corpus") -> None:

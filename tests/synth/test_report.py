@@ -72,8 +72,8 @@ def test_asking_for_more_images_than_generated_is_refused(synthetic, digits300):
 
 
 def test_teacher_labels_train_the_victim_even_when_the_class_labels_are_useless(digits300, digits_teacher, tmp_path):
-    """Every training label is 0, so a hard-label victim can only learn "always 0"; with
-    ``labels="teacher"`` the victim learns the teacher's soft labels and beats chance widely."""
+    """Every training label is 0, so a hard-label victim can only learn "always 0" (10 % on
+    this test set); with the teacher's soft labels the victim beats that widely."""
     from raypriv.data import Corpus
     from raypriv.evaluate.victim import train_victim
     from raypriv.synth.report import SynthEvalConfig as Cfg
@@ -85,10 +85,9 @@ def test_teacher_labels_train_the_victim_even_when_the_class_labels_are_useless(
     test = digits300.head(200)
     victim = VictimConfig(epochs=4, batch_size=32, lr=0.05)
     kw = dict(config=victim, resources=RES, storage_path=str(tmp_path))
-    hard = train_victim(wrong, test, **kw)
     soft = train_victim(wrong, test, teacher=digits_teacher.payload(), distill=Cfg().distill, **kw)
-    assert hard.test_acc < 0.2                      # predicts 0 for everything
-    assert soft.test_acc > max(0.3, hard.test_acc + 0.2)
+    zeros = sum(int(r["label"]) == 0 for r in test.ds.take_all()) / 200
+    assert zeros < 0.15 and soft.test_acc > 0.3
 
 
 def test_teacher_labels_need_the_teacher(synthetic, digits300):
