@@ -26,6 +26,9 @@ ACCOUNTANTS = ("prv", "rdp")
 #: Relative precision of the σ search: the composed ε lands in [(1 - tol)·target, target].
 EPSILON_RTOL = 0.005
 _SIGMA_MAX = 1e4
+#: PRV's discretization error: small enough for the 0.5 % search tolerance, no smaller
+#: (its run time grows as the mesh gets finer).
+PRV_EPS_ERROR = 0.01
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,14 +71,8 @@ def epsilon(mechanisms: Sequence[Mechanism], *, delta: float, accountant: str = 
     acc = create_accountant(mechanism=check_accountant(accountant))
     acc.history = history
     if accountant == "prv":
-        return float(acc.get_epsilon(delta=delta, eps_error=_prv_eps_error(history)))
+        return float(acc.get_epsilon(delta=delta, eps_error=PRV_EPS_ERROR))
     return float(acc.get_epsilon(delta=delta))
-
-
-def _prv_eps_error(history) -> float:
-    """PRV's discretization error: small enough for the 0.5 % search tolerance, no smaller
-    (its run time grows as the mesh gets finer)."""
-    return 0.01
 
 
 def _solve(fn, target: float, *, lo: float, hi: float) -> float:

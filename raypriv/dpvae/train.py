@@ -139,7 +139,7 @@ def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resum
     if ledger.header.get("config") != json.loads(json.dumps(config.to_dict())) or ledger.header.get("input_fingerprint") != fingerprint:
         raise ArtifactError(f"{out}: the ledger was opened for a different config or dataset; resume with the "
                             "same settings and data, or start a new run")
-    if all(ledger.remaining(s["name"]) <= 0 for s in ledger.header["stages"]) and ledger.header["stages"]:
+    if all(ledger.remaining(s["name"]) <= 0 for s in ledger.header["stages"]):
         raise BudgetExhaustedError(
             f"{out}: all planned steps are already charged (ε = {ledger.epsilon_spent():.3g} of "
             f"{config.epsilon:g} spent); the budget is exhausted, so the run cannot resume")
