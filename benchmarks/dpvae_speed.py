@@ -7,11 +7,10 @@ per-sample-gradient modes, and 1 vs 2 Ray Train workers.
 Parts:
 * ``solve``: seconds to solve σ from a target ε for the default mnist5k plan (two stages)
   and a single stage, PRV and RDP, next to Opacus' ``get_noise_multiplier``.
-* ``step``: one training step of the conditional conv VAE at the expected batch, single
-  process, broken down into forward+backward (with Opacus' per-sample hooks), clipping +
-  noise + update, and the batch draw; for the non-private step and for each per-sample
-  gradient mode; plus the same for a fully connected VAE (784-400-20), whose per-sample
-  gradients are large.
+* ``step``: one training step at the expected batch, single process, broken down into the
+  batch draw, forward+backward (per-example gradients, or both passes of ghost clipping) and
+  clipping + noise + update; non-private and for each per-example gradient mode; for the
+  default MLP cVAE, the issue's 784-400-20 MLP cVAE and the conv cVAE.
 * ``workers``: per-step time of a real ``train_dpvae`` run with 1 and 2 Ray Train workers,
   from the privacy ledger's per-step timestamps (so Ray start-up is excluded).
 """
@@ -25,15 +24,19 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 N_TRAIN = 4000     # mnist5k's training split
+# (label, registered VAE, constructor arguments)
+ARCHS = [("mlp_cvae (default)", "mlp_cvae", {}),
+         ("MLP cvae 784-400-20", "mlp_cvae", {"width": 400, "latent_dim": 20}),   # the issue's quick baseline
+         ("conv cvae", "cvae", {})]
 
 
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--parts", default="solve,step,workers")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None, help="expected batch (default: DPVAEConfig's)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per setting")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--worker-epochs", type=int, default=3)
+    p.add_argument("--worker-epochs", type=int, default=10)
     return p
 
 
@@ -65,38 +68,6 @@ def solve_part() -> list[dict]:
     return rows
 
 
-class MLPVAE:
-    """A fully connected conditional VAE like the issue's quick baseline (784-400-20)."""
-
-    @staticmethod
-    def build():
-        import torch
-        import torch.nn as nn
-        import torch.nn.functional as F
-
-        from raypriv.dpvae.models import VAEOutput
-
-        class Net(nn.Module):
-            num_classes = 10
-
-            def __init__(self):
-                super().__init__()
-                self.enc = nn.Linear(784 + 10, 400)
-                self.head = nn.Linear(400, 40)
-                self.dec = nn.Linear(20 + 10, 400)
-                self.out = nn.Linear(400, 784)
-
-            def forward(self, x, y):
-                oh = F.one_hot(y, 10).float()
-                h = torch.relu(self.enc(torch.cat([x.flatten(1), oh], 1)))
-                mu, logvar = self.head(h).chunk(2, 1)
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-                logits = self.out(torch.relu(self.dec(torch.cat([z, oh], 1)))).view_as(x)
-                return VAEOutput(logits=logits, mu=mu, logvar=logvar)
-
-        return Net()
-
-
 def _time_steps(model, *, private: bool, mode: str, batch: int, steps: int) -> dict:
     import torch
 
@@ -115,14 +86,9 @@ def _time_steps(model, *, private: bool, mode: str, batch: int, steps: int) -> d
         idx = poisson_batch(N_TRAIN, sample_rate=plan.sample_rate, generator=gen)
         xb, yb = x[idx], y[idx]
         t1 = time.perf_counter()
-        runner.optimizer.zero_grad(set_to_none=True)
-        losses = runner.loss_fn(runner.module, xb, yb, beta=1.0)
-        losses.mean().backward()
+        runner.backward(xb, yb)                     # ghost clipping: both backward passes
         t2 = time.perf_counter()
-        if private:
-            runner.optimizer.step()
-        else:
-            runner._plain_step(len(xb))
+        runner.apply(len(xb))
         t3 = time.perf_counter()
         if i >= 2:
             parts["batch draw"] += t1 - t0
@@ -136,19 +102,19 @@ def _time_steps(model, *, private: bool, mode: str, batch: int, steps: int) -> d
 def step_part(args) -> list[dict]:
     import torch
 
+    from raypriv.dpvae.config import GRAD_SAMPLE_MODES
     from raypriv.dpvae.models import build_vae
 
     torch.set_num_threads(args.threads)
     rows = []
-    for arch in ("conv cvae (default)", "MLP cvae 784-400-20"):
+    for arch, name, kwargs in ARCHS:
         def make():
             torch.manual_seed(0)
-            return build_vae("cvae", in_channels=1, image_size=28, num_classes=10) if arch.startswith("conv") \
-                else MLPVAE.build()
+            return build_vae(name, in_channels=1, image_size=28, num_classes=10, **kwargs)
 
         base = _time_steps(make(), private=False, mode="hooks", batch=args.batch_size, steps=args.steps)
         rows.append({"arch": arch, "mode": "non-private", **base, "ratio": 1.0})
-        for mode in ("hooks", "functorch", "ew"):
+        for mode in GRAD_SAMPLE_MODES:
             try:
                 r = _time_steps(make(), private=True, mode=mode, batch=args.batch_size, steps=args.steps)
             except Exception as e:  # noqa: BLE001 - a mode Opacus cannot run on this model
@@ -199,6 +165,9 @@ def workers_part(args) -> list[dict]:
 def main(args) -> dict:
     from common import save_result
 
+    from raypriv.dpvae import DPVAEConfig
+
+    args.batch_size = args.batch_size or DPVAEConfig().batch_size
     parts = args.parts.split(",")
     out: dict = {"batch_size": args.batch_size, "threads": args.threads}
     if "solve" in parts:

@@ -29,6 +29,8 @@ def get_args_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a DPVAEConfig field")
     p.add_argument("--ipc", type=int, default=400, help="synthetic images per class")
     p.add_argument("--victim-epochs", type=int, default=10)
+    p.add_argument("--temperature", type=float, default=None, help="latent scale when sampling (default: "
+                                                                     "raypriv.dpvae.sample.DEFAULT_TEMPERATURE)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="bench-out/dpvae")
     return p
@@ -37,26 +39,27 @@ def get_args_parser():
 def main(args) -> dict:
     import shutil
 
-    import yaml
+    from raypriv.jobspec import parse_yaml
     from common import load_benchmark_corpus, save_result
 
     from raypriv.data import load_corpus
     from raypriv.dpvae import DPVAEConfig, evaluate_dpvae, sample_dpvae, train_dpvae
-    from raypriv.dpvae.evaluate import reference_classifier
-    from raypriv.evaluate import VictimConfig
+    from raypriv.dpvae.evaluate import default_victim, reference_classifier
+    from raypriv.dpvae.sample import DEFAULT_TEMPERATURE
     from raypriv.runtime import ResourceSpec, init_ray
 
     init_ray(num_cpus=4)
     say = lambda m: print(m, flush=True)  # noqa: E731
     train, test = load_benchmark_corpus(args.dataset)
     res = ResourceSpec(workers=args.workers)
-    overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
-    victim = VictimConfig(epochs=args.victim_epochs)
+    overrides = {k: parse_yaml(v) for k, _, v in (s.partition("=") for s in args.set)}
+    temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
+    victim = default_victim(epochs=args.victim_epochs)
     t0 = time.time()
     ref = reference_classifier(train, test, victim=victim, resources=res, runs=os.path.join(args.out, "runs"),
                                progress=say)
     out = {"dataset": args.dataset, "delta": args.delta, "overrides": overrides, "ipc": args.ipc,
-           "victim": victim, "real_data_test_acc": ref["test_acc"], "runs": []}
+           "temperature": temperature, "victim": victim, "real_data_test_acc": ref["test_acc"], "runs": []}
     saved = None
     for method in args.methods.split(","):
         for eps in ([None] if method == "none" else [float(e) for e in args.eps.split(",")]):
@@ -69,7 +72,8 @@ def main(args) -> dict:
                 t1 = time.time()
                 train_dpvae(train, config=cfg, output=run_dir, resources=res, progress=say)
                 train_s = time.time() - t1
-                sample_dpvae(run_dir, output=run_dir + "-synth", images_per_class=args.ipc, seed=seed, resources=res,
+                sample_dpvae(run_dir, output=run_dir + "-synth", images_per_class=args.ipc, seed=seed,
+                             temperature=temperature, resources=res,
                              progress=say)
                 report = evaluate_dpvae(synthetic=load_corpus(f"parquet:{run_dir}-synth"), real_train=train,
                                         real_test=test, victim=victim, resources=res, out_dir=run_dir + "-eval",
@@ -81,7 +85,8 @@ def main(args) -> dict:
                        "epsilon_spent": privacy.get("epsilon_spent"),
                        "sigmas": [s["sigma"] for s in privacy.get("stages", [])],
                        "downstream_test_acc": report["downstream_test_acc"],
-                       "frechet_distance": report["frechet_distance"]}
+                       "frechet_distance": report["frechet_distance"],
+                       "label_agreement": report["label_agreement"]}
                 say(f"=== {name}: downstream {row['downstream_test_acc']:.2%}, FD {row['frechet_distance']:.2f}, "
                     f"ε spent {row['epsilon_spent']}, σ {row['sigmas']}, train {train_s:.0f}s")
                 out["runs"].append(row)
@@ -102,16 +107,19 @@ def summarize(runs: list[dict]) -> list[dict]:
     return [{"method": m, "epsilon": e, "seeds": len(rs),
              "acc_mean": float(np.mean([r["downstream_test_acc"] for r in rs])),
              "acc_std": float(np.std([r["downstream_test_acc"] for r in rs])),
-             "fd_mean": float(np.mean([r["frechet_distance"] for r in rs]))} for (m, e), rs in groups.items()]
+             "fd_mean": float(np.mean([r["frechet_distance"] for r in rs])),
+             "agreement_mean": float(np.mean([r["label_agreement"] for r in rs]))}
+            for (m, e), rs in groups.items()]
 
 
 def format_summary(out: dict) -> str:
     lines = [f"real-data classifier: {out['real_data_test_acc']:.2%}",
-             f"{'method':<8} {'ε':>5} {'seeds':>5} {'downstream acc':>16} {'Fréchet (clf feats)':>20}"]
+             f"{'method':<8} {'ε':>5} {'seeds':>5} {'downstream acc':>16} {'Fréchet (clf feats)':>20} "
+             f"{'label agreement':>16}"]
     for s in out["summary"]:
         eps = "-" if s["epsilon"] is None else f"{s['epsilon']:g}"
         lines.append(f"{s['method']:<8} {eps:>5} {s['seeds']:>5} {s['acc_mean']:>9.2%} ± {s['acc_std']:.2%} "
-                     f"{s['fd_mean']:>20.2f}")
+                     f"{s['fd_mean']:>20.2f} {s['agreement_mean']:>16.1%}")
     return "\n".join(lines)
 
 

@@ -43,7 +43,7 @@ def get_args_parser():
 
 
 def main(args) -> dict:
-    import yaml
+    from raypriv.jobspec import parse_yaml
     from common import load_benchmark_corpus, save_result
 
     from raypriv.evaluate import VictimConfig
@@ -70,7 +70,7 @@ def main(args) -> dict:
     out = {"dataset": args.dataset, "train_rows": train.info.num_rows, "test_rows": test.info.num_rows,
            "teacher_test_acc": teacher.manifest["test_acc"], "ipc": ipc, "runs": []}
     saved = None
-    overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
+    overrides = {k: parse_yaml(v) for k, _, v in (s.partition("=") for s in args.set)}
     for kind in args.statistics.split(","):
         cfg = SynthConfig(images_per_class=max(ipc), batch_size=min(args.batch_size, max(ipc)),
                           iterations=args.iterations, statistics=kind, **overrides)

@@ -40,9 +40,9 @@ def get_args_parser():
 
 
 def _overrides(items):
-    import yaml
+    from raypriv.jobspec import parse_yaml
 
-    return {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in items)}
+    return {k: parse_yaml(v) for k, _, v in (s.partition("=") for s in items)}
 
 
 def main(args) -> dict:

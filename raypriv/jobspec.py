@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from raypriv.errors import ConfigError
 from raypriv.dpvae.config import DPVAEConfig
+from raypriv.dpvae.sample import DEFAULT_TEMPERATURE
 from raypriv.evaluate.config import DistillConfig, VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth.config import SynthConfig
@@ -25,13 +26,43 @@ from raypriv.synth.report import SynthEvalConfig
 from raypriv.unlearnable.config import UnlearnableConfig
 
 
+def _yaml_loader():
+    """PyYAML's safe loader, but reading ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``,
+    and ``lr: 1e-3`` would otherwise arrive as the string ``'1e-3'``)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return Loader
+
+
+def parse_yaml(text):
+    """A YAML document or ``--set`` value (``1e-3`` is a float).
+
+    >>> parse_yaml("3e-3"), parse_yaml("[encoder, decoder.2]"), parse_yaml("null")
+    (0.003, ['encoder', 'decoder.2'], None)
+    """
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())
+
+
 def load_job_config(path: str, overrides: list[str] = ()) -> dict:
     """A YAML job config with ``key=value`` overrides applied (dotted keys reach nested settings;
     values are parsed as YAML: ``synth.iterations=100``, ``evaluate=null``)."""
-    import yaml
-
     with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
+        cfg = parse_yaml(f) or {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -40,7 +71,7 @@ def load_job_config(path: str, overrides: list[str] = ()) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = parse_yaml(value)
     return cfg
 
 
@@ -247,6 +278,7 @@ class DPVAEJob:
     public: str | None = None
     train: DPVAEConfig = dataclasses.field(default_factory=DPVAEConfig)
     sample_images_per_class: int = 400
+    sample_temperature: float = DEFAULT_TEMPERATURE
     evaluate: VictimConfig | None = None
     max_failures: int = 0
     resources: ResourceSpec = dataclasses.field(default_factory=ResourceSpec)
@@ -254,9 +286,11 @@ class DPVAEJob:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DPVAEJob":
         d = _check_job_keys(cls, d)
+        from raypriv.dpvae.evaluate import VICTIM_DEFAULTS
+
         d["train"] = _sub(DPVAEConfig, "train", d.get("train"))
         if d.get("evaluate") is not None:
-            d["evaluate"] = _sub(VictimConfig, "evaluate", d["evaluate"])
+            d["evaluate"] = _sub(VictimConfig, "evaluate", {**VICTIM_DEFAULTS, **d["evaluate"]})
         d["resources"] = _sub(ResourceSpec, "resources", d.get("resources"))
         return cls(**d)
 
@@ -285,7 +319,8 @@ class DPVAEJob:
             progress(f"reusing samples {out['synth']}")
         else:
             dpvae.sample_dpvae(out["model"], output=out["synth"], images_per_class=self.sample_images_per_class,
-                               seed=self.train.seed, resources=self.resources, overwrite=True, progress=progress)
+                               temperature=self.sample_temperature, seed=self.train.seed, resources=self.resources,
+                               overwrite=True, progress=progress)
         if self.evaluate is None:
             out.pop("eval")
         elif not done("eval", "report.json"):

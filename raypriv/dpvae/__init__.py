@@ -9,7 +9,7 @@ Fréchet distance in a real-data classifier's feature space.
 >>> from raypriv.dpvae import DPVAEConfig, plan_stages
 >>> [(p.name, p.steps) for p in plan_stages(DPVAEConfig(epsilon=10, pretrain_epochs=2, epochs=2, accountant="rdp"),
 ...                                          train_rows=4000)]
-[('pretrain', 32), ('main', 32)]
+[('pretrain', 8), ('main', 8)]
 """
 from __future__ import annotations
 

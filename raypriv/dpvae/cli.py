@@ -55,6 +55,8 @@ def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
     sm.add_argument("--output", "-o", required=True)
     sm.add_argument("--images-per-class", type=int, default=400)
     sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--temperature", type=float, default=None,
+                    help="scale of the latent draws z ~ N(0, t²I); below 1: more typical images (default 0.5)")
     sm.add_argument("--overwrite", action="store_true")
     add_cluster_args(sm)
 
@@ -62,7 +64,7 @@ def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
     e.add_argument("--synthetic", required=True, help="directory written by `raypriv dpvae sample`")
     e.add_argument("--real", required=True, help="corpus spec of the real data (train and test splits)")
     e.add_argument("--output", "-o", required=True)
-    e.add_argument("--victim", default="small_cnn")
+    e.add_argument("--victim", default=None, help="classifier model (default plain_cnn: no BatchNorm, see the docs)")
     e.add_argument("--epochs", type=int, default=None)
     add_cluster_args(e)
 
@@ -79,7 +81,7 @@ def config_from_args(args):
 def cmd_dpvae(args, *, connect: Callable, say: Callable[[str], None]) -> int:
     from raypriv import dpvae
     from raypriv.data import load_corpus
-    from raypriv.evaluate import VictimConfig
+    from raypriv.dpvae.evaluate import default_victim
 
     if args.dpvae_command == "train":
         config = config_from_args(args)  # validate before starting Ray
@@ -89,10 +91,12 @@ def cmd_dpvae(args, *, connect: Callable, say: Callable[[str], None]) -> int:
                           public=public, resume=args.resume, max_failures=args.max_failures, progress=say)
     elif args.dpvae_command == "sample":
         resources = connect(args)
+        temp = {} if args.temperature is None else {"temperature": args.temperature}
         dpvae.sample_dpvae(args.model, output=args.output, images_per_class=args.images_per_class, seed=args.seed,
-                           resources=resources, overwrite=args.overwrite, progress=say)
+                           resources=resources, overwrite=args.overwrite, progress=say, **temp)
     else:
-        victim = VictimConfig(model=args.victim, **({"epochs": args.epochs} if args.epochs else {}))
+        victim = default_victim(**{k: v for k, v in (("model", args.victim), ("epochs", args.epochs))
+                                   if v is not None})
         resources = connect(args)
         report = dpvae.evaluate_dpvae(
             synthetic=load_corpus(f"parquet:{args.synthetic}"), real_train=load_corpus(args.real),

@@ -81,14 +81,8 @@ class StageRunner:
         if optimizer_state:
             opt.load_state_dict(optimizer_state)
         self.base_optimizer = opt
-        if plan.private:
-            from opacus import GradSampleModule
-
-            self.module = GradSampleModule(model, loss_reduction="mean", batch_first=True,
-                                           force_functorch=grad_sample_mode == "functorch") \
-                if grad_sample_mode != "ew" else _expanded_weights(model)
-        else:
-            self.module = model
+        self.ghost = plan.private and grad_sample_mode == "ghost"
+        self.module = _GRAD_SAMPLE_WRAPPERS[grad_sample_mode](model, plan) if plan.private else model
         self.optimizer = None
 
     def attach(self, *, global_rows: int) -> None:
@@ -96,9 +90,13 @@ class StageRunner:
         if not self.plan.private:
             self.optimizer = self.base_optimizer
             return
-        from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
+        from opacus import optimizers
 
-        cls = DistributedDPOptimizer if self.world > 1 else DPOptimizer
+        if self.ghost:
+            cls = optimizers.DistributedDPOptimizerFastGradientClipping if self.world > 1 \
+                else optimizers.DPOptimizerFastGradientClipping
+        else:
+            cls = optimizers.DistributedDPOptimizer if self.world > 1 else optimizers.DPOptimizer
         expected_global = self.plan.sample_rate * global_rows
         self.optimizer = cls(self.base_optimizer, noise_multiplier=float(self.plan.sigma),
                              max_grad_norm=self.plan.max_grad_norm,
@@ -106,21 +104,32 @@ class StageRunner:
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[float, int]:
         """One optimizer step on this worker's sampled rows; returns (sum of losses, rows)."""
-        opt = self.optimizer
-        opt.zero_grad(set_to_none=True)
-        n = len(x)
-        if n:
-            losses = self.loss_fn(self.module, x, y, beta=self.plan.beta)
-            losses.mean().backward()
-            loss_sum = float(losses.detach().sum())
-        else:
-            loss_sum = 0.0
+        loss_sum = self.backward(x, y)
+        self.apply(len(x))
+        return loss_sum, len(x)
+
+    def backward(self, x: torch.Tensor, y: torch.Tensor | None) -> float:
+        """Forward and backward pass(es) of a step: leaves what the optimizer needs (per-example
+        gradients, or with ghost clipping the already clipped sum) and returns the loss sum."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if not len(x):
             self._empty_batch()
-        if self.plan.private:
-            opt.step()
+            return 0.0
+        losses = self.loss_fn(self.module, x, y, beta=self.plan.beta)
+        if self.ghost:  # two backward passes: per-example norms, then the clipped sum
+            from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+
+            DPTensorFastGradientClipping(self.module, self.optimizer, losses, loss_reduction="mean").backward()
         else:
-            self._plain_step(n)
-        return loss_sum, n
+            losses.mean().backward()
+        return float(losses.detach().sum())
+
+    def apply(self, n_local: int) -> None:
+        """The update: clip, noise and step (private), or all-reduce and step (non-private)."""
+        if self.plan.private:
+            self.optimizer.step()
+        else:
+            self._plain_step(n_local)
 
     def detach(self) -> None:
         """Remove Opacus' hooks so the plain model can go on to the next stage."""
@@ -130,7 +139,7 @@ class StageRunner:
     def _empty_batch(self) -> None:
         """A worker whose Poisson sample is empty still joins the step (it contributes zeros)."""
         for p in self.base_optimizer.param_groups[0]["params"]:
-            if self.plan.private:
+            if self.plan.private and not self.ghost:
                 p.grad_sample = torch.zeros((0, *p.shape), device=p.device, dtype=p.dtype)
             else:
                 p.grad = torch.zeros_like(p)
@@ -153,7 +162,32 @@ class StageRunner:
         self.base_optimizer.step()
 
 
-def _expanded_weights(model):
+def _hooks(model, plan, *, functorch: bool = False):
+    from opacus import GradSampleModule
+
+    return GradSampleModule(model, loss_reduction="mean", batch_first=True, force_functorch=functorch)
+
+
+def _expanded_weights(model, plan):
     from opacus.grad_sample import GradSampleModuleExpandedWeights
 
     return GradSampleModuleExpandedWeights(model, loss_reduction="mean", batch_first=True)
+
+
+def _ghost(model, plan):
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+
+    return GradSampleModuleFastGradientClipping(model, loss_reduction="mean", batch_first=True,
+                                                max_grad_norm=plan.max_grad_norm, use_ghost_clipping=True)
+
+
+# How per-example gradients are clipped (``DPVAEConfig.grad_sample_mode``): Opacus' hooks,
+# functorch's vmap, expanded weights, or ghost clipping (per-example gradient *norms* from
+# activations and backprops, then a second backward pass with clipped weights; no per-example
+# gradient of a Linear layer is ever materialised, which makes wide MLPs cheap).
+_GRAD_SAMPLE_WRAPPERS = {
+    "hooks": _hooks,
+    "functorch": lambda model, plan: _hooks(model, plan, functorch=True),
+    "ew": _expanded_weights,
+    "ghost": _ghost,
+}

@@ -4,7 +4,10 @@ upsampling + Conv2d instead of transposed convolutions (Opacus computes per-samp
 gradients of Conv2d, Linear and GroupNorm with fast hooks).
 
 ``cvae`` is class-conditional (a one-hot label joins the encoder features and the latent
-code), so that sampled images carry labels; ``vae`` is unconditional.
+code), so that sampled images carry labels; ``vae`` is unconditional. ``mlp_cvae`` is a
+one-hidden-layer MLP conditional VAE: on MNIST-sized digits it gives the best synthetic data
+under DP that we measured (fewer parameters carry noise, and with ghost clipping a DP step
+costs less than twice a non-private one; see the README's DP²-VAE section).
 
 >>> import torch
 >>> from raypriv.dpvae.models import build_vae
@@ -105,11 +108,56 @@ class ConvVAE(nn.Module):
         return VAEOutput(logits=self.decode(z, y), mu=mu, logvar=logvar)
 
     @torch.no_grad()
-    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images in [0, 1] for labels ``y`` (decoder mean of z ~ N(0, I))."""
-        device = next(self.parameters()).device
-        z = torch.randn(len(y), self.latent_dim, generator=generator).to(device)
-        return torch.sigmoid(self.decode(z, y.to(device)))
+    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        return _sample(self, y, generator=generator, temperature=temperature)
+
+
+class MLPVAE(nn.Module):
+    """Encoder: (flattened image ⊕ one-hot label) → ``width`` ReLU units → (μ, log σ²).
+    Decoder: (z ⊕ one-hot label) → ``width`` ReLU units → pixel logits. Every layer is a
+    Linear layer, which Opacus' ghost clipping handles without per-example gradients."""
+
+    def __init__(self, *, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16,
+                 width: int = 128, conditional: bool = True):
+        super().__init__()
+        if latent_dim < 1 or width < 8:
+            raise ConfigError("latent_dim", f"need latent_dim >= 1 and width >= 8, got {latent_dim}, {width}")
+        self.num_classes = num_classes if conditional else 0
+        self.latent_dim = latent_dim
+        self.shape = (in_channels, image_size, image_size)
+        pixels = in_channels * image_size * image_size
+        self.encoder = nn.ModuleDict({
+            "fc": nn.Sequential(nn.Linear(pixels + self.num_classes, width), nn.ReLU()),
+            "head": nn.Linear(width, 2 * latent_dim)})
+        self.decoder = nn.Sequential(nn.Linear(latent_dim + self.num_classes, width), nn.ReLU(),
+                                     nn.Linear(width, pixels))
+
+    _onehot = ConvVAE._onehot
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = self.encoder["fc"](torch.cat([x.flatten(1), self._onehot(y, len(x), x.device)], 1))
+        mu, logvar = self.encoder["head"](h).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(torch.cat([z, self._onehot(y, len(z), z.device)], 1)).view(len(z), *self.shape)
+
+    forward = ConvVAE.forward
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        return _sample(self, y, generator=generator, temperature=temperature)
+
+
+def _sample(vae: nn.Module, y: torch.Tensor, *, generator: torch.Generator | None, temperature: float) -> torch.Tensor:
+    """Images in [0, 1] for labels ``y``: the decoder mean at z ~ N(0, temperature² I).
+    A temperature below 1 trades diversity for typical, cleaner images (post-processing:
+    no privacy cost)."""
+    device = next(vae.parameters()).device
+    z = torch.randn(len(y), vae.latent_dim, generator=generator).mul_(temperature).to(device)
+    return torch.sigmoid(vae.decode(z, y.to(device)))
 
 
 def per_example_loss(out: VAEOutput, x: torch.Tensor, *, beta: float) -> torch.Tensor:
@@ -131,6 +179,12 @@ def vae(*, in_channels: int, image_size: int, num_classes: int, latent_dim: int 
                    latent_dim=latent_dim, width=width, conditional=False)
 
 
+@register_vae("mlp_cvae")
+def mlp_cvae(*, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16, width: int = 128):
+    return MLPVAE(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+                  latent_dim=latent_dim, width=width, conditional=True)
+
+
 def available_vaes() -> list[str]:
     return sorted(_VAES)
 
@@ -139,6 +193,15 @@ def build_vae(name: str, **kwargs) -> nn.Module:
     if name not in _VAES:
         raise ConfigError("model", f"unknown VAE {name!r}; choose one of {available_vaes()}")
     return _VAES[name](**kwargs)
+
+
+def default_width(name: str) -> int:
+    """The ``width`` VAE ``name`` uses when none is given (conv channels or MLP units)."""
+    import inspect
+
+    if name not in _VAES:
+        raise ConfigError("model", f"unknown VAE {name!r}; choose one of {available_vaes()}")
+    return int(inspect.signature(_VAES[name]).parameters["width"].default)
 
 
 def check_dp_compatible(model: nn.Module) -> None:

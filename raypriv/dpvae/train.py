@@ -155,6 +155,9 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     resources = resources or ResourceSpec.auto()
     _check_corpus(train, config)
     if public is not None:
+        if not (config.method == "dp2" and config.pretrain_on == "public"):
+            raise ConfigError("public", "a public corpus is only used by method='dp2' with pretrain_on='public' "
+                                        f"(got method={config.method!r}, pretrain_on={config.pretrain_on!r})")
         _check_public(public, train)
     n = train.info.num_rows
     plans = plan_stages(config, train_rows=n, public_rows=public.info.num_rows if public is not None else None)
@@ -169,7 +172,7 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     t0 = time.time()
     state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
                  max_failures=max_failures, progress=progress)
-    return _finalize(out, state, train=train, config=config, plans=plans, fingerprint=fingerprint,
+    return _finalize(out, state, train=train, public=public, config=config, plans=plans, fingerprint=fingerprint,
                      seconds=time.time() - t0, progress=progress, has_ledger=ledger is not None)
 
 
@@ -224,7 +227,7 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
         return torch.load(os.path.join(d, "state.pt"), map_location="cpu", weights_only=True)
 
 
-def _finalize(out, state, *, train, config, plans, fingerprint, seconds, progress, has_ledger) -> str:
+def _finalize(out, state, *, train, public, config, plans, fingerprint, seconds, progress, has_ledger) -> str:
     import torch
 
     from raypriv.manifest import build_manifest, write_manifest
@@ -238,11 +241,13 @@ def _finalize(out, state, *, train, config, plans, fingerprint, seconds, progres
     os.replace(tmp, os.path.join(out, WEIGHTS_NAME))
     manifest = build_manifest(
         method=METHOD_NAME, params={**config.to_dict(), "stages": [dataclasses.asdict(p) for p in plans],
-                                    "model_kwargs": model_kwargs(train, config)},
+                                    "model_kwargs": _corpus_model_kwargs(train, config)},
         seed=config.seed, input_fingerprint=fingerprint,
-        extra={"source": train.info.source, "privacy": privacy, "class_names": list(train.info.class_names), "train_rows": train.info.num_rows,
-               "image_shape": list(train.info.image_shape), "files": [WEIGHTS_NAME], "train_seconds": seconds,
-               "history": state.get("history", [])})
+        extra={"source": train.info.source, "privacy": privacy, "class_names": list(train.info.class_names),
+               "train_rows": train.info.num_rows, "image_shape": list(train.info.image_shape), "files": [WEIGHTS_NAME],
+               "train_seconds": seconds, "history": state.get("history", []),
+               **({"public_source": public.info.source, "public_fingerprint": public.fingerprint()}
+                  if public is not None else {})})
     write_manifest(out, manifest)
     if has_ledger:
         progress(f"done: ε = {privacy['epsilon_spent']:.3f} (target {config.epsilon:g}), δ = {config.delta:g}, "
@@ -252,23 +257,31 @@ def _finalize(out, state, *, train, config, plans, fingerprint, seconds, progres
     return out
 
 
-def model_kwargs(train: "Corpus", config: DPVAEConfig) -> dict[str, int]:
-    h, _, c = (int(v) for v in train.info.image_shape)
-    return {"in_channels": c, "image_size": h, "num_classes": int(train.info.num_classes),
-            "latent_dim": config.latent_dim, "width": config.width}
+def model_kwargs(*, image_shape, num_classes: int, config: DPVAEConfig) -> dict[str, int]:
+    """Constructor arguments of the run's VAE (recorded in the manifest; ``width`` resolved)."""
+    from raypriv.dpvae.models import default_width
+
+    h, _, c = (int(v) for v in image_shape)
+    return {"in_channels": c, "image_size": h, "num_classes": int(num_classes), "latent_dim": config.latent_dim,
+            "width": config.width if config.width is not None else default_width(config.model)}
+
+
+def _corpus_model_kwargs(train: "Corpus", config: DPVAEConfig) -> dict[str, int]:
+    return model_kwargs(image_shape=train.info.image_shape, num_classes=train.info.num_classes, config=config)
 
 
 def _check_corpus(train: "Corpus", config: DPVAEConfig) -> None:
     h, w, _ = (int(v) for v in train.info.image_shape)
     if train.info.num_rows < 1:
         raise DataError("empty training corpus", item=train.info.source)
-    if h != w or h % 4:
-        raise DataError(f"images are {h}x{w}; the conv VAE needs square images with a side divisible by 4 "
+    if h != w or (config.model in ("cvae", "vae") and h % 4):
+        raise DataError(f"images are {h}x{w}; model {config.model!r} needs square images"
+                        f"{' with a side divisible by 4' if config.model in ('cvae', 'vae') else ''} "
                         "(load with resize=)", item=train.info.source)
     from raypriv.dpvae.dpsgd import set_trainable
     from raypriv.dpvae.models import build_vae, check_dp_compatible
 
-    model = build_vae(config.model, **model_kwargs(train, config))
+    model = build_vae(config.model, **_corpus_model_kwargs(train, config))
     check_dp_compatible(model)
     set_trainable(model, config.freeze)          # names every frozen part, or says which one is unknown
 

@@ -64,16 +64,16 @@ def train_loop(cfg: dict[str, Any]) -> None:
 
     from raypriv.dpvae.config import DPVAEConfig
     from raypriv.dpvae.models import build_vae
+    from raypriv.dpvae.train import model_kwargs
 
     config = DPVAEConfig.from_dict(cfg["config"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(cfg["threads"])
     device = ray.train.torch.get_device()
-    h, w, c = cfg["image_shape"]
     torch.manual_seed(config.seed)    # identical initial weights on every rank
-    model = build_vae(config.model, in_channels=c, image_size=h, num_classes=cfg["num_classes"],
-                      latent_dim=config.latent_dim, width=config.width).to(device)
+    model = build_vae(config.model, **model_kwargs(image_shape=cfg["image_shape"], num_classes=cfg["num_classes"],
+                                                   config=config)).to(device)
     plans = [StagePlan(**{**p, "freeze": tuple(p["freeze"])}) for p in cfg["plans"]]
     state = _restore() or {"stage": 0, "step": 0, "history": []}
     if "model" in state:

@@ -22,6 +22,7 @@ from typing import Any
 from raypriv.errors import ConfigError
 
 SCHEDULES = ("cosine", "step", "constant")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,11 +36,13 @@ class VictimConfig:
     ``hflip``: random horizontal flips during augmentation; ``None`` means on for
     3-channel (natural) images and off for 1-channel ones (digits are not flip-invariant).
     ``seed`` seeds model initialisation, shuffling and augmentation on every worker.
+    ``optimizer``: ``sgd`` (with ``momentum``/``nesterov``) or ``adam`` (ignores both).
     """
 
     model: str = "small_cnn"
     epochs: int = 20
     batch_size: int = 128
+    optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
@@ -57,11 +60,13 @@ class VictimConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError("optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not self.lr > 0:
             raise ConfigError("lr", f"must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
-        if self.nesterov and self.momentum == 0:
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov", "needs momentum > 0")
         if self.weight_decay < 0:
             raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay}")

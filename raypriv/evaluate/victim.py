@@ -161,8 +161,7 @@ def _train_loop(cfg: dict) -> dict | None:
     h, w, c = cfg["image_shape"]
     model = build_model(vc.model, in_channels=c, num_classes=cfg["num_classes"], image_size=h)
     model = ray.train.torch.prepare_model(model)
-    opt = torch.optim.SGD(model.parameters(), lr=vc.lr, momentum=vc.momentum, nesterov=vc.nesterov,
-                          weight_decay=vc.weight_decay)
+    opt = make_optimizer(model.parameters(), vc)
     gen = torch.Generator().manual_seed(vc.seed * 7919 + rank)
     shard = ray.train.get_dataset_shard("train")
     if cfg["distill"]:
@@ -232,6 +231,15 @@ def _distill_step(model, teacher, x, d: dict, gen):
         target = F.softmax(teacher(x) / t, dim=1)
     logits = model(x)
     return logits, F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean") * t * t
+
+
+def make_optimizer(params, vc: VictimConfig):
+    """``vc.optimizer`` over ``params`` at ``vc.lr`` (the schedule sets the rate per epoch)."""
+    import torch
+
+    if vc.optimizer == "adam":
+        return torch.optim.Adam(params, lr=vc.lr, weight_decay=vc.weight_decay)
+    return torch.optim.SGD(params, lr=vc.lr, momentum=vc.momentum, nesterov=vc.nesterov, weight_decay=vc.weight_decay)
 
 
 def to_float_nchw(images):

@@ -38,3 +38,29 @@ def small_cnn(*, in_channels: int, num_classes: int, image_size: int):
 def tiny_cnn(*, in_channels: int, num_classes: int, image_size: int):
     """Half the width of ``small_cnn``: a low-capacity surrogate."""
     return SmallCNN(in_channels=in_channels, num_classes=num_classes, width=16)
+
+
+class PlainCNN(nn.Module):
+    """conv-ReLU-max-pool ×2 and two linear layers, no BatchNorm: the classic MNIST network.
+
+    It scores *synthetic* training sets (``raypriv dpvae evaluate``): a classifier trained on
+    generated images is tested on real ones, and BatchNorm statistics of smooth generated digits
+    do not transfer to sharp real digits (``small_cnn`` trained on DP-VAE samples reaches 20 % on
+    real MNIST where this network reaches 77-81 %; see the README)."""
+
+    def __init__(self, *, in_channels: int, num_classes: int, image_size: int, width: int = 32, hidden: int = 128):
+        super().__init__()
+        side = image_size // 4
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(2 * width * side * side, hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@register_model("plain_cnn")
+def plain_cnn(*, in_channels: int, num_classes: int, image_size: int):
+    return PlainCNN(in_channels=in_channels, num_classes=num_classes, image_size=image_size)

@@ -22,6 +22,15 @@ def test_smoke_config_parses_and_bad_keys_are_named():
             DPVAEJob.from_dict({"source": "digits", "output": "/tmp/x", **bad})
 
 
+def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads ``1e-3`` as a string; job configs read it as the float users mean."""
+    path = tmp_path / "job.yaml"
+    path.write_text("source: digits\noutput: /tmp/x\ntrain:\n  lr: 1e-3\n  delta: 1E-6\n")
+    job = DPVAEJob.from_dict(load_job_config(str(path), ["train.max_grad_norm=5e-1", "sample_temperature=.7"]))
+    assert (job.train.lr, job.train.delta, job.train.max_grad_norm) == (0.001, 1e-6, 0.5)
+    assert job.sample_temperature == 0.7
+
+
 def test_entry_point_reports_delta_too_large_for_the_data(ray_local, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("dpvae_train", os.path.join(ROOT, "jobs", "dpvae_train.py"))
     mod = importlib.util.module_from_spec(spec)

@@ -45,3 +45,61 @@ def test_freezing_an_unknown_module_is_named():
 def test_invalid_settings_name_their_field(field, value):
     with pytest.raises(ConfigError, match=field):
         DPVAEConfig(**{field: value})
+
+
+def test_mlp_cvae_is_dp_compatible_and_conditional():
+    m = build_vae("mlp_cvae", in_channels=1, image_size=8, num_classes=10, latent_dim=4, width=16)
+    check_dp_compatible(m)
+    assert m.encoder and m.decoder          # the parts dp2 freezes / trains
+    out = m(torch.rand(5, 1, 8, 8), torch.arange(5))
+    assert out.logits.shape == (5, 1, 8, 8) and out.mu.shape == (5, 4)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert not torch.equal(m.sample(torch.zeros(3, dtype=torch.long), generator=g()),
+                           m.sample(torch.ones(3, dtype=torch.long), generator=g()))
+
+
+@pytest.mark.parametrize("name", ["cvae", "mlp_cvae"])
+def test_temperature_scales_the_latent_draws(name):
+    m = build_vae(name, in_channels=1, image_size=8, num_classes=10, latent_dim=4)
+    y = torch.zeros(200, dtype=torch.long)
+    spread = {t: float(m.sample(y, generator=torch.Generator().manual_seed(0), temperature=t).std(0).mean())
+              for t in (1e-4, 0.5, 1.0)}
+    assert spread[1e-4] < 1e-4 < spread[0.5] < spread[1.0]      # t → 0: every sample is the class's mean image
+
+
+def test_ghost_clipping_gives_the_same_clipped_update_as_per_example_gradients():
+    """With σ = 0 the update is the sum of clipped per-example gradients / B, whichever way it is
+    computed: ghost clipping (norms only, two backward passes) must equal Opacus' hooks."""
+    from raypriv.dpvae.dpsgd import StagePlan, StageRunner
+
+    x, y = torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    grads = {}
+    for mode in ("hooks", "ghost"):
+        torch.manual_seed(0)
+        m = build_vae("mlp_cvae", in_channels=1, image_size=8, num_classes=10, latent_dim=4, width=16)
+        plan = StagePlan(name="main", steps=1, sample_rate=0.5, sigma=0.0, max_grad_norm=5.0, lr=1e-3, beta=1.0)
+        runner = StageRunner(m, plan, world_size=1, grad_sample_mode=mode)
+        runner.attach(global_rows=64)
+        torch.manual_seed(1)                  # the same reparameterisation noise
+        runner.step(x, y)
+        grads[mode] = torch.cat([p.grad.flatten() for p in m.parameters()])
+        runner.detach()
+    assert grads["hooks"].abs().sum() > 0
+    torch.testing.assert_close(grads["ghost"], grads["hooks"], rtol=1e-4, atol=1e-6)
+
+
+def test_the_report_scores_synthetic_data_with_a_classifier_without_batchnorm():
+    """BatchNorm statistics of generated images do not transfer to real ones (README), so the
+    report's classifier has none, in the API, the CLI default and job specs alike."""
+    from raypriv.dpvae.evaluate import default_victim
+    from raypriv.jobspec import DPVAEJob
+    from raypriv.models import build_model
+
+    assert default_victim().model == "plain_cnn" and default_victim(epochs=3).epochs == 3
+    net = build_model("plain_cnn", in_channels=1, num_classes=10, image_size=28)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    job = DPVAEJob.from_dict({"source": "digits", "output": "/tmp/x", "evaluate": {"epochs": 2}})
+    assert job.evaluate.model == "plain_cnn" and job.evaluate.optimizer == "adam" and job.evaluate.epochs == 2
+    job = DPVAEJob.from_dict({"source": "digits", "output": "/tmp/x", "evaluate": {"model": "small_cnn"}})
+    assert job.evaluate.model == "small_cnn"

@@ -90,6 +90,31 @@ def test_resuming_when_every_planned_step_is_charged_is_refused(digits, tmp_path
                     progress=lambda m: None)
 
 
+def test_public_pretraining_is_not_charged(digits, tmp_path):
+    """Stage 1 on a public corpus: no noise, no ledger entries; the whole ε goes to stage 2, whose
+    σ is the single-stage solution; the manifest names the public corpus."""
+    from raypriv.dpvae.accounting import solve_sigmas
+    from raypriv.dpvae.train import plan_stages
+
+    public = load_corpus("digits", split="test")              # stands in for a public corpus
+    cfg = DPVAEConfig(**{**TINY, "pretrain_on": "public", "pretrain_epochs": 1, "epochs": 1})
+    out = str(tmp_path / "run")
+    with pytest.raises(ConfigError, match="public corpus is only used"):
+        train_dpvae(digits, config=DPVAEConfig(**TINY), output=out, public=public, progress=lambda m: None)
+    train_dpvae(digits, config=cfg, output=out, public=public, resources=ResourceSpec(workers=2),
+                progress=lambda m: None)
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    (main,) = m["privacy"]["stages"]
+    plans = plan_stages(cfg, train_rows=digits.info.num_rows, public_rows=public.info.num_rows)
+    assert [p.private for p in plans] == [False, True] and plans[0].steps == 2        # ceil(1 / (256 / 360))
+    (single,) = solve_sigmas(sample_rates=[plans[1].sample_rate], steps=[plans[1].steps],
+                             epsilon_target=TINY["epsilon"], delta=TINY["delta"])
+    assert main["name"] == "main" and main["sigma"] == pytest.approx(single)
+    ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
+    assert ledger.charged("main") == main["steps"] and sum(1 for _ in open(ledger.path)) == 1 + main["steps"]
+    assert m["public_source"] == "digits" and m["public_fingerprint"] == public.fingerprint()
+
+
 def test_delta_not_below_one_over_n_is_refused_before_training(digits, tmp_path):
     with pytest.raises(ConfigError, match=r"delta.*N = 1437"):
         train_dpvae(digits, config=DPVAEConfig(**{**TINY, "delta": 1e-3}), output=str(tmp_path / "x"),
@@ -102,20 +127,27 @@ def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
 
     out, _ = trained
     synth = str(tmp_path / "synth")
-    assert main(["dpvae", "sample", "--model", out, "-o", synth, "--images-per-class", "30", "--workers", "2"]) == 0
+    assert main(["dpvae", "sample", "--model", out, "-o", synth, "--images-per-class", "30", "--temperature", "0.8",
+                 "--workers", "2"]) == 0
     corpus = load_corpus(f"parquet:{synth}")
     rows = corpus.ds.take_all()
     assert len(rows) == 300 and sorted({int(r["label"]) for r in rows}) == list(range(10))
     assert rows[0]["image"].shape == (8, 8, 1)
     m = json.load(open(os.path.join(synth, "manifest.json")))
     assert m["privacy"]["epsilon_spent"] <= TINY["epsilon"] and m["method"] == "dpvae-sample"
+    assert m["params"]["temperature"] == 0.8
     again = str(tmp_path / "again")
-    sample_dpvae(out, output=again, images_per_class=30, resources=ResourceSpec(workers=1), progress=lambda m: None)
+    sample_dpvae(out, output=again, images_per_class=30, temperature=0.8, resources=ResourceSpec(workers=1),
+                 progress=lambda m: None)
     assert load_corpus(f"parquet:{again}").fingerprint() == corpus.fingerprint()      # same seed, same images
     ev = str(tmp_path / "eval")
     assert main(["dpvae", "evaluate", "--synthetic", synth, "--real", "digits", "-o", ev, "--epochs", "2",
                  "--workers", "2"]) == 0
     report = json.load(open(os.path.join(ev, "report.json")))
     assert 0 <= report["downstream_test_acc"] <= 1 and report["frechet_distance"] > 0
-    assert report["real_data_test_acc"] > 0.5
+    assert report["real_data_test_acc"] > 0.5 and 0 <= report["label_agreement"] <= 1
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="invalid temperature"):
+            sample_dpvae(out, output=str(tmp_path / "bad"), images_per_class=3, temperature=bad)
+    assert not os.path.exists(tmp_path / "bad")
     assert "not Inception-FID" in capsys.readouterr().out
