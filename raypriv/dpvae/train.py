@@ -90,12 +90,18 @@ class RunMonitor:
         return {s["name"]: self.ledger.charged(s["name"]) for s in self.ledger.header["stages"]}
 
     def report(self, stage: str, step: int, steps: int, loss: float, private: bool) -> None:
-        eps = f", ε spent {self.ledger.epsilon_spent():.3f}" if private and self.ledger else ""
-        self.lines.append(f"[{stage}] step {step}/{steps}: loss {loss:.2f}{eps}")
+        """Queue a progress line with the charged mechanisms so far; the driver computes its ε.
+        (Computing ε here would block the next :meth:`charge`, i.e. the workers' next step, for
+        the accountant's ~0.1–1 s.)"""
+        spent = self.ledger.mechanisms() if private and self.ledger else None
+        self.lines.append((f"[{stage}] step {step}/{steps}: loss {loss:.2f}", spent))
 
-    def take_lines(self) -> list[str]:
+    def take_lines(self) -> list[tuple[str, list | None]]:
         lines, self.lines = self.lines, []
         return lines
+
+    def budget(self) -> dict | None:
+        return None if self.ledger is None else {k: self.ledger.header[k] for k in ("delta", "accountant")}
 
 
 def _start_monitor(ledger_path: str | None):
@@ -108,14 +114,20 @@ def _start_monitor(ledger_path: str | None):
 
 
 def _relay_progress(monitor, progress: Callable[[str], None], stop) -> None:
-    """Driver thread: print the workers' progress lines as they arrive."""
+    """Driver thread: print the workers' progress lines as they arrive, with ε spent so far."""
     import ray
 
+    from raypriv.dpvae.accounting import epsilon
+
+    budget = None
     while True:
         finished = stop.wait(2.0)
         try:
-            for line in ray.get(monitor.take_lines.remote()):
-                progress(line)
+            budget = budget or ray.get(monitor.budget.remote())
+            for text, spent in ray.get(monitor.take_lines.remote()):
+                if spent and budget:
+                    text += f", ε spent {epsilon(spent, delta=budget['delta'], accountant=budget['accountant']):.3f}"
+                progress(text)
         except Exception:  # noqa: BLE001 - the monitor is gone: nothing more to relay
             return
         if finished:
