@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
+from raypriv.configs import reject_unknown
 from raypriv.errors import ConfigError
 from raypriv.dpvae.config import DPVAEConfig
 from raypriv.dpvae.sample import DEFAULT_TEMPERATURE
@@ -81,21 +82,14 @@ def _check_job_keys(cls, d: dict[str, Any]) -> dict[str, Any]:
     for key in ("source", "output"):
         if not d.get(key):
             raise ConfigError(key, "is required")
-    _reject_unknown(cls, d, prefix="", what="job setting")
+    reject_unknown(cls, d, prefix="", what="job setting")
     return d
-
-
-def _reject_unknown(cls, d: dict, *, prefix: str, what: str = "setting") -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ConfigError(f"{prefix}{bad[0]}", f"unknown {what}; known: {sorted(known)}")
 
 
 def _sub(cls, field: str, d: dict | None):
     """``cls(**d)`` with unknown keys reported under ``field``."""
     d = dict(d or {})
-    _reject_unknown(cls, d, prefix=f"{field}.")
+    reject_unknown(cls, d, prefix=f"{field}.")
     return cls(**d)
 
 

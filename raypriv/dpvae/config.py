@@ -135,10 +135,9 @@ class DPVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DPVAEConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in d:
-            if key not in known:
-                raise ConfigError(key, f"unknown DP-VAE setting; known: {sorted(known)}")
+        from raypriv.configs import reject_unknown
+
+        reject_unknown(cls, d, what="DP-VAE setting")
         return cls(**d)
 
 

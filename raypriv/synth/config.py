@@ -95,8 +95,7 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in d:
-            if key not in known:
-                raise ConfigError(key, f"unknown generation setting; known: {sorted(known)}")
+        from raypriv.configs import reject_unknown
+
+        reject_unknown(cls, d, what="generation setting")
         return cls(**d)
