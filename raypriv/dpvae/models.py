@@ -5,9 +5,8 @@ gradients of Conv2d, Linear and GroupNorm with fast hooks).
 
 ``cvae`` is class-conditional (a one-hot label joins the encoder features and the latent
 code), so that sampled images carry labels; ``vae`` is unconditional. ``mlp_cvae`` is a
-one-hidden-layer MLP conditional VAE: on MNIST-sized digits it gives the best synthetic data
-under DP that we measured (fewer parameters carry noise, and with ghost clipping a DP step
-costs less than twice a non-private one; see the README's DP²-VAE section).
+one-hidden-layer MLP conditional VAE, the default: few parameters carry noise, and with ghost
+clipping a DP step costs less than twice a non-private one (see the README's DP²-VAE section).
 
 >>> import torch
 >>> from raypriv.dpvae.models import build_vae
@@ -52,7 +51,34 @@ def _groups(channels: int) -> int:
     return 8 if channels % 8 == 0 else 1
 
 
-class ConvVAE(nn.Module):
+class _LabelledVAE(nn.Module):
+    """What every VAE here shares: one-hot labels, the reparameterised forward pass and
+    sampling; subclasses define ``encode``/``decode`` and set ``num_classes``/``latent_dim``."""
+
+    def _onehot(self, y: torch.Tensor | None, n: int, device) -> torch.Tensor:
+        if not self.num_classes:
+            return torch.zeros(n, 0, device=device)
+        if y is None:
+            raise ValueError("a conditional VAE needs labels")
+        return F.one_hot(y.long(), self.num_classes).float()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x, y)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return VAEOutput(logits=self.decode(z, y), mu=mu, logvar=logvar)
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """Images in [0, 1] for labels ``y``: the decoder mean at z ~ N(0, temperature² I).
+        A temperature below 1 trades diversity for typical, cleaner images (post-processing:
+        no privacy cost)."""
+        device = next(self.parameters()).device
+        z = torch.randn(len(y), self.latent_dim, generator=generator).mul_(temperature).to(device)
+        return torch.sigmoid(self.decode(z, y.to(device)))
+
+
+class ConvVAE(_LabelledVAE):
     """Encoder: two stride-2 convs (GroupNorm, SiLU) and a linear layer to (μ, log σ²).
     Decoder: a linear layer, an (upsample ×2, conv, GroupNorm, SiLU) block, then upsample ×2
     and a conv to pixel logits; no wide conv runs at full resolution, which keeps a step
@@ -62,7 +88,8 @@ class ConvVAE(nn.Module):
                  width: int = 32, conditional: bool = True):
         super().__init__()
         if image_size % 4:
-            raise ConfigError("image_size", f"must be divisible by 4 for the conv VAE, got {image_size}")
+            raise ConfigError("image_size", f"must be divisible by 4 for the conv VAE, got {image_size} "
+                                            "(load the corpus with resize=, or use model 'mlp_cvae')")
         if latent_dim < 1 or width < 8:
             raise ConfigError("latent_dim", f"need latent_dim >= 1 and width >= 8, got {latent_dim}, {width}")
         self.num_classes = num_classes if conditional else 0
@@ -86,13 +113,6 @@ class ConvVAE(nn.Module):
         })
         self._c2 = c2
 
-    def _onehot(self, y: torch.Tensor | None, n: int, device) -> torch.Tensor:
-        if not self.num_classes:
-            return torch.zeros(n, 0, device=device)
-        if y is None:
-            raise ValueError("a conditional VAE needs labels")
-        return F.one_hot(y.long(), self.num_classes).float()
-
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         h = self.encoder["conv"](x)
         mu, logvar = self.encoder["head"](torch.cat([h, self._onehot(y, len(x), x.device)], 1)).chunk(2, dim=1)
@@ -102,18 +122,8 @@ class ConvVAE(nn.Module):
         h = self.decoder["fc"](torch.cat([z, self._onehot(y, len(z), z.device)], 1))
         return self.decoder["conv"](h.view(len(z), self._c2, self.side, self.side))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
-        mu, logvar = self.encode(x, y)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return VAEOutput(logits=self.decode(z, y), mu=mu, logvar=logvar)
 
-    @torch.no_grad()
-    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
-        return _sample(self, y, generator=generator, temperature=temperature)
-
-
-class MLPVAE(nn.Module):
+class MLPVAE(_LabelledVAE):
     """Encoder: (flattened image ⊕ one-hot label) → ``width`` ReLU units → (μ, log σ²).
     Decoder: (z ⊕ one-hot label) → ``width`` ReLU units → pixel logits. Every layer is a
     Linear layer, which Opacus' ghost clipping handles without per-example gradients."""
@@ -133,8 +143,6 @@ class MLPVAE(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(latent_dim + self.num_classes, width), nn.ReLU(),
                                      nn.Linear(width, pixels))
 
-    _onehot = ConvVAE._onehot
-
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         h = self.encoder["fc"](torch.cat([x.flatten(1), self._onehot(y, len(x), x.device)], 1))
         mu, logvar = self.encoder["head"](h).chunk(2, dim=1)
@@ -142,22 +150,6 @@ class MLPVAE(nn.Module):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(torch.cat([z, self._onehot(y, len(z), z.device)], 1)).view(len(z), *self.shape)
-
-    forward = ConvVAE.forward
-
-    @torch.no_grad()
-    def sample(self, y: torch.Tensor, *, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
-        return _sample(self, y, generator=generator, temperature=temperature)
-
-
-def _sample(vae: nn.Module, y: torch.Tensor, *, generator: torch.Generator | None, temperature: float) -> torch.Tensor:
-    """Images in [0, 1] for labels ``y``: the decoder mean at z ~ N(0, temperature² I).
-    A temperature below 1 trades diversity for typical, cleaner images (post-processing:
-    no privacy cost)."""
-    device = next(vae.parameters()).device
-    z = torch.randn(len(y), vae.latent_dim, generator=generator).mul_(temperature).to(device)
-    return torch.sigmoid(vae.decode(z, y.to(device)))
 
 
 def per_example_loss(out: VAEOutput, x: torch.Tensor, *, beta: float) -> torch.Tensor:

@@ -124,7 +124,9 @@ def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: in
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise ConfigError("temperature", f"must be a finite number > 0, got {temperature!r}")
     vae = load_vae(model_dir)
-    if not _build(vae.payload()).num_classes:
+    from raypriv.dpvae.models import build_vae
+
+    if not build_vae(vae.model_name, **vae.model_kwargs).num_classes:
         raise ConfigError("model", f"{model_dir} is an unconditional VAE ({vae.model_name!r}); labeled samples "
                                    "need a conditional one ('cvae' or 'mlp_cvae')")
     resources = resources or ResourceSpec.auto()

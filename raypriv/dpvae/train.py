@@ -100,9 +100,6 @@ class RunMonitor:
         lines, self.lines = self.lines, []
         return lines
 
-    def budget(self) -> dict | None:
-        return None if self.ledger is None else {k: self.ledger.header[k] for k in ("delta", "accountant")}
-
 
 def _start_monitor(ledger_path: str | None):
     import ray
@@ -113,20 +110,18 @@ def _start_monitor(ledger_path: str | None):
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote(ledger_path)
 
 
-def _relay_progress(monitor, progress: Callable[[str], None], stop) -> None:
+def _relay_progress(monitor, progress: Callable[[str], None], stop, *, delta: float, accountant: str) -> None:
     """Driver thread: print the workers' progress lines as they arrive, with ε spent so far."""
     import ray
 
     from raypriv.dpvae.accounting import epsilon
 
-    budget = None
     while True:
         finished = stop.wait(2.0)
         try:
-            budget = budget or ray.get(monitor.budget.remote())
             for text, spent in ray.get(monitor.take_lines.remote()):
-                if spent and budget:
-                    text += f", ε spent {epsilon(spent, delta=budget['delta'], accountant=budget['accountant']):.3f}"
+                if spent:
+                    text += f", ε spent {epsilon(spent, delta=delta, accountant=accountant):.3f}"
                 progress(text)
         except Exception:  # noqa: BLE001 - the monitor is gone: nothing more to relay
             return
@@ -217,7 +212,8 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
         run_config=RunConfig(storage_path=out, name=RUN_NAME, checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=max_failures)))
     stop = threading.Event()
-    relay = threading.Thread(target=_relay_progress, args=(monitor, progress, stop), daemon=True)
+    relay = threading.Thread(target=_relay_progress, args=(monitor, progress, stop),
+                             kwargs={"delta": config.delta, "accountant": config.accountant}, daemon=True)
     relay.start()
     error = None
     try:
@@ -286,10 +282,9 @@ def _check_corpus(train: "Corpus", config: DPVAEConfig) -> None:
     h, w, _ = (int(v) for v in train.info.image_shape)
     if train.info.num_rows < 1:
         raise DataError("empty training corpus", item=train.info.source)
-    if h != w or (config.model in ("cvae", "vae") and h % 4):
-        raise DataError(f"images are {h}x{w}; model {config.model!r} needs square images"
-                        f"{' with a side divisible by 4' if config.model in ('cvae', 'vae') else ''} "
-                        "(load with resize=)", item=train.info.source)
+    if h != w:
+        raise DataError(f"images are {h}x{w}; the VAEs need square images (load with resize=)",
+                        item=train.info.source)
     from raypriv.dpvae.dpsgd import set_trainable
     from raypriv.dpvae.models import build_vae, check_dp_compatible
 
