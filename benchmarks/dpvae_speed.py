@@ -24,8 +24,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 N_TRAIN = 4000     # mnist5k's training split
-# (label, registered VAE, constructor arguments)
-ARCHS = [("mlp_cvae (default)", "mlp_cvae", {}),
+# (label, registered VAE, constructor arguments); the MLP widths are DPVAEConfig.model_width()'s
+# (raypriv.dpvae.config.MLP_WIDTH_BY_EPSILON)
+ARCHS = [("mlp_cvae 192 (default ε≥3)", "mlp_cvae", {"width": 192}),
+         ("mlp_cvae 128 (default ε<3)", "mlp_cvae", {"width": 128}),
          ("MLP cvae 784-400-20", "mlp_cvae", {"width": 400, "latent_dim": 20}),   # the issue's quick baseline
          ("conv cvae", "cvae", {})]
 
@@ -123,10 +125,10 @@ def step_part(args) -> list[dict]:
             rows.append({"arch": arch, "mode": mode, **r, "ratio": r["step_s"] / base["step_s"]})
     for r in rows:
         if "error" in r:
-            print(f"  {r['arch']:<22} {r['mode']:<11} failed: {r['error']}", flush=True)
+            print(f"  {r['arch']:<27} {r['mode']:<11} failed: {r['error']}", flush=True)
             continue
         parts = ", ".join(f"{k} {v * 1000:.1f}" for k, v in r["parts_s"].items())
-        print(f"  {r['arch']:<22} {r['mode']:<11} {r['step_s'] * 1000:7.1f} ms/step ({r['ratio']:.2f}x)  [{parts} ms]",
+        print(f"  {r['arch']:<27} {r['mode']:<11} {r['step_s'] * 1000:7.1f} ms/step ({r['ratio']:.2f}x)  [{parts} ms]",
               flush=True)
     return rows
 

@@ -32,6 +32,11 @@ from raypriv.errors import ConfigError
 METHODS = ("dp2", "dpsgd", "none")
 PRETRAIN_ON = ("private", "public")
 GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew", "ghost")
+#: ``mlp_cvae``'s hidden units when ``width`` is None and the run is private, by target ε:
+#: ``(smallest ε, width)`` pairs, the first that applies wins. DP noise lands on every trainable
+#: coordinate, so a small decoder wins at a small budget and a wider one once the noise is
+#: small (chosen on a validation split of ``mnist5k``; README, "How the defaults were chosen").
+MLP_WIDTH_BY_EPSILON = ((3.0, 192), (0.0, 128))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,7 +46,9 @@ class DPVAEConfig:
     ``max_grad_norm``: per-example clipping norm C; ``budget_split``: the share of ε stage 1
     would spend alone (see :mod:`raypriv.dpvae.accounting`); ``beta``: weight of the KL term.
     ``model``/``latent_dim``/``width``: a registered VAE (:mod:`raypriv.dpvae.models`); ``width``
-    None means the model's own default (128 hidden units for ``mlp_cvae``, 32 channels for ``cvae``).
+    None means: for a private ``mlp_cvae``, the width for the target ε (:data:`MLP_WIDTH_BY_EPSILON`:
+    192 hidden units from ε = 3, 128 below); otherwise the model's own default (128 hidden units
+    for ``mlp_cvae``, 32 channels for ``cvae``). :meth:`model_width` resolves it.
     ``grad_sample_mode``: how Opacus clips per-example gradients: ``ghost`` (default; per-example
     gradient norms without per-example gradients, exact for any model, fastest for MLPs),
     ``hooks``, ``functorch`` or ``ew`` (expanded weights).
@@ -114,6 +121,20 @@ class DPVAEConfig:
         if self.method == "dp2" and self.pretrain_on == "public":
             return ("main",)
         return self.stage_names
+
+    def model_width(self) -> int | None:
+        """The ``width`` the VAE is built with; None: the model's own default.
+
+        >>> DPVAEConfig(epsilon=10).model_width(), DPVAEConfig(epsilon=1).model_width()
+        (192, 128)
+        >>> DPVAEConfig(method="none").model_width() is None, DPVAEConfig(width=64).model_width()
+        (True, 64)
+        """
+        if self.width is not None:
+            return self.width
+        if self.model == "mlp_cvae" and self.method != "none":
+            return next(w for eps, w in MLP_WIDTH_BY_EPSILON if self.epsilon >= eps)
+        return None
 
     def stage_epochs(self, stage: str) -> int:
         if self.method != "dp2":

@@ -271,7 +271,7 @@ def model_kwargs(*, image_shape, num_classes: int, config: DPVAEConfig) -> dict[
 
     h, _, c = (int(v) for v in image_shape)
     return {"in_channels": c, "image_size": h, "num_classes": int(num_classes), "latent_dim": config.latent_dim,
-            "width": config.width if config.width is not None else default_width(config.model)}
+            "width": config.model_width() or default_width(config.model)}
 
 
 def _corpus_model_kwargs(train: "Corpus", config: DPVAEConfig) -> dict[str, int]:

@@ -57,6 +57,27 @@ def _save(state: dict, metrics: dict, *, rank: int) -> None:
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
 
 
+def stage_starts(plans: list[StagePlan], *, checkpoint_stage: int, checkpoint_step: int,
+                 charged: dict[str, int]) -> dict[int, int]:
+    """Where each stage still to run starts: ``{stage index: steps already done}``.
+
+    Stages before the checkpoint's are done. A private stage continues after its last
+    *charged* step, even when that is past the checkpoint: a step charged but lost in a crash
+    is paid for and never re-run (re-running it would spend budget the ledger never granted).
+    A non-private stage continues from its checkpoint.
+
+    >>> from raypriv.dpvae.dpsgd import StagePlan
+    >>> plans = [StagePlan(name=n, steps=10, sample_rate=0.1, sigma=1.0, max_grad_norm=1.0, lr=0.01, beta=1.0)
+    ...          for n in ("pretrain", "main")]
+    >>> stage_starts(plans, checkpoint_stage=0, checkpoint_step=4, charged={"pretrain": 7})
+    {0: 7, 1: 0}
+    >>> stage_starts(plans, checkpoint_stage=1, checkpoint_step=0, charged={"pretrain": 10, "main": 3})
+    {1: 3}
+    """
+    return {i: charged.get(plan.name, 0) if plan.private else (checkpoint_step if i == checkpoint_stage else 0)
+            for i, plan in enumerate(plans) if i >= checkpoint_stage}
+
+
 def train_loop(cfg: dict[str, Any]) -> None:
     import ray
     import ray.train
@@ -81,16 +102,14 @@ def train_loop(cfg: dict[str, Any]) -> None:
     monitor = cfg["monitor"][0]
     charged = ray.get(monitor.charged.remote())
     shards: dict[str, tuple] = {}
-    for i, plan in enumerate(plans):
-        if i < state["stage"]:
-            continue
+    for i, start in stage_starts(plans, checkpoint_stage=state["stage"], checkpoint_step=state["step"],
+                                 charged=charged).items():
+        plan = plans[i]
         data = "train" if plan.private or config.method == "none" else "public"
         if data not in shards:
             shards[data] = load_shard(data, device)
         x, y = shards[data]
         resumed = i == state["stage"]
-        # a private stage continues after the last *charged* step, a non-private one after its checkpoint
-        start = charged.get(plan.name, 0) if plan.private else (state["step"] if resumed else 0)
         runner = StageRunner(model, plan, world_size=world, grad_sample_mode=config.grad_sample_mode,
                              optimizer_state=state.get("optimizer") if resumed else None)
         runner.attach(global_rows=cfg["rows"][data])

@@ -103,3 +103,15 @@ def test_the_report_scores_synthetic_data_with_a_classifier_without_batchnorm():
     assert job.evaluate.model == "plain_cnn" and job.evaluate.optimizer == "adam" and job.evaluate.epochs == 2
     job = DPVAEJob.from_dict({"source": "digits", "output": "/tmp/x", "evaluate": {"model": "small_cnn"}})
     assert job.evaluate.model == "small_cnn"
+
+
+def test_unset_width_follows_the_budget_for_the_mlp_and_the_model_default_otherwise():
+    from raypriv.dpvae.train import model_kwargs
+
+    def width(**cfg):
+        return model_kwargs(image_shape=(28, 28, 1), num_classes=10, config=DPVAEConfig(**cfg))["width"]
+
+    assert width(epsilon=10) == 192 and width(epsilon=3) == 192      # small noise: the wider decoder
+    assert width(epsilon=1) == 128                                   # large noise: fewer noisy coordinates
+    assert width(method="none") == 128 and width(model="cvae", epsilon=10) == 32
+    assert width(epsilon=10, width=48) == 48                          # an explicit width always wins
