@@ -18,6 +18,7 @@ plain averaged gradients.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -93,10 +94,10 @@ class StageRunner:
         from opacus import optimizers
 
         if self.ghost:
-            cls = optimizers.DistributedDPOptimizerFastGradientClipping if self.world > 1 \
+            cls = _coalesced(optimizers.DistributedDPOptimizerFastGradientClipping) if self.world > 1 \
                 else optimizers.DPOptimizerFastGradientClipping
         else:
-            cls = optimizers.DistributedDPOptimizer if self.world > 1 else optimizers.DPOptimizer
+            cls = _coalesced(optimizers.DistributedDPOptimizer) if self.world > 1 else optimizers.DPOptimizer
         expected_global = self.plan.sample_rate * global_rows
         self.optimizer = cls(self.base_optimizer, noise_multiplier=float(self.plan.sigma),
                              max_grad_norm=self.plan.max_grad_norm,
@@ -151,15 +152,44 @@ class StageRunner:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             p.grad.mul_(n_local)
-        if self.world > 1:
-            for p in params:
-                torch.distributed.all_reduce(p.grad)
         total = torch.tensor(float(n_local))
         if self.world > 1:
-            torch.distributed.all_reduce(total)
+            all_reduce_flat([p.grad for p in params] + [total])
         for p in params:
             p.grad.div_(max(float(total), 1.0))
         self.base_optimizer.step()
+
+
+def all_reduce_flat(tensors: list[torch.Tensor]) -> None:
+    """Sum ``tensors`` over the process group in place, with one all-reduce of their
+    concatenation. Gloo on CPUs pays a fixed latency per call: the default MLP cVAE's eight
+    gradient tensors take 13.9 ms one call each and 2.3 ms as one buffer (2 processes, this
+    machine), which decided whether a second Ray Train worker paid off at all."""
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    torch.distributed.all_reduce(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+class _CoalescedReduce:
+    """Mixin for Opacus' distributed DP optimizers: the same sum-then-average of the (clipped,
+    rank-0-noised) gradients as their ``reduce_gradients``, in one all-reduce instead of one
+    per parameter."""
+
+    def reduce_gradients(self):
+        grads = [p.grad for p in self.params if p.requires_grad]
+        all_reduce_flat(grads)
+        if self.loss_reduction == "mean":
+            for g in grads:
+                g /= self.world_size
+
+
+@functools.cache
+def _coalesced(base: type) -> type:
+    """``base`` (an Opacus distributed DP optimizer) with :class:`_CoalescedReduce`'s all-reduce."""
+    return type(f"Coalesced{base.__name__}", (_CoalescedReduce, base), {})
 
 
 def _hooks(model, plan, *, functorch: bool = False):
