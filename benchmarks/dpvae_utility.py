@@ -2,16 +2,22 @@
 
     python benchmarks/dpvae_utility.py --eps 1,10 --seeds 0,1,2
     python benchmarks/dpvae_utility.py --eps 10 --seeds 0 --methods dp2 --set budget_split=0.3   # one setting
+    python benchmarks/dpvae_utility.py --eps 10 --reuse --victim-seeds 0,1,2   # re-score the same samples
 
 For every (method, ε, seed): ``train_dpvae`` (Ray Train, ``--workers`` workers), ``sample_dpvae``
 (``--ipc`` images per class), then ``evaluate_dpvae``: a fresh classifier trained only on the
 samples, tested on the real test split, and the Fréchet distance in the feature space of a
 classifier trained on the real training split (not Inception-FID; that reference classifier is
-trained once and shared). Nothing is selected on the test set. Prints a table of means over seeds.
+trained once and shared). With ``--victim-seeds`` the downstream classifier is trained once per
+seed and its accuracies averaged (the classifier's own seed moves a score by a point or two);
+``--reuse`` keeps trained models and samples already in ``--out`` and only re-scores them.
+Nothing is selected on the test set. Prints a table of means over seeds.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
@@ -29,6 +35,9 @@ def get_args_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a DPVAEConfig field")
     p.add_argument("--ipc", type=int, default=400, help="synthetic images per class")
     p.add_argument("--victim-epochs", type=int, default=10)
+    p.add_argument("--victim-seeds", default="0", help="comma list: one downstream classifier per seed, averaged")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep a trained model and its samples already in --out (re-score only)")
     p.add_argument("--temperature", type=float, default=None, help="latent scale when sampling (default: "
                                                                      "raypriv.dpvae.sample.DEFAULT_TEMPERATURE)")
     p.add_argument("--workers", type=int, default=2)
@@ -38,6 +47,8 @@ def get_args_parser():
 
 def main(args) -> dict:
     import shutil
+
+    import numpy as np
 
     from raypriv.jobspec import parse_yaml
     from common import load_benchmark_corpus, save_result
@@ -55,10 +66,11 @@ def main(args) -> dict:
     overrides = {k: parse_yaml(v) for k, _, v in (s.partition("=") for s in args.set)}
     temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     victim = default_victim(epochs=args.victim_epochs)
+    victim_seeds = [int(v) for v in args.victim_seeds.split(",")]
     t0 = time.time()
     ref = reference_classifier(train, test, victim=victim, resources=res, runs=os.path.join(args.out, "runs"),
                                progress=say)
-    out = {"dataset": args.dataset, "delta": args.delta, "overrides": overrides, "ipc": args.ipc,
+    out = {"dataset": args.dataset, "delta": args.delta, "overrides": overrides, "ipc": args.ipc, "reuse": args.reuse,
            "temperature": temperature, "victim": victim, "real_data_test_acc": ref["test_acc"], "runs": []}
     saved = None
     for method in args.methods.split(","):
@@ -67,28 +79,35 @@ def main(args) -> dict:
                 cfg = DPVAEConfig(method=method, epsilon=eps or 1.0, delta=args.delta, seed=seed, **overrides)
                 name = f"{method}-eps{eps:g}-s{seed}" if eps else f"{method}-s{seed}"
                 run_dir = os.path.join(args.out, name)
-                for d in (run_dir, run_dir + "-synth"):
-                    shutil.rmtree(d, ignore_errors=True)
                 t1 = time.time()
-                train_dpvae(train, config=cfg, output=run_dir, resources=res, progress=say)
-                train_s = time.time() - t1
-                sample_dpvae(run_dir, output=run_dir + "-synth", images_per_class=args.ipc, seed=seed,
-                             temperature=temperature, resources=res,
-                             progress=say)
-                report = evaluate_dpvae(synthetic=load_corpus(f"parquet:{run_dir}-synth"), real_train=train,
-                                        real_test=test, victim=victim, resources=res, out_dir=run_dir + "-eval",
-                                        progress=say, reference=ref)
-                import json
-
+                reused = args.reuse and reusable(run_dir, images_per_class=args.ipc, temperature=temperature)
+                if not reused:
+                    for d in (run_dir, run_dir + "-synth"):
+                        shutil.rmtree(d, ignore_errors=True)
+                    train_dpvae(train, config=cfg, output=run_dir, resources=res, progress=say)
+                    sample_dpvae(run_dir, output=run_dir + "-synth", images_per_class=args.ipc, seed=seed,
+                                 temperature=temperature, resources=res, progress=say)
+                train_s = None if reused else time.time() - t1
+                synthetic = load_corpus(f"parquet:{run_dir}-synth")
+                reports = [evaluate_dpvae(synthetic=synthetic, real_train=train, real_test=test,
+                                          victim=dataclasses.replace(victim, seed=vs), resources=res,
+                                          out_dir=f"{run_dir}-eval" + (f"-v{vs}" if vs else ""),
+                                          progress=say, reference=ref)
+                           for vs in victim_seeds]
+                report = {**reports[0], "downstream_test_acc": float(np.mean([r["downstream_test_acc"]
+                                                                              for r in reports]))}
                 privacy = json.load(open(os.path.join(run_dir, "manifest.json")))["privacy"]
                 row = {"method": method, "epsilon": eps, "seed": seed, "train_s": train_s,
+                       "victim_seeds": victim_seeds,
+                       "downstream_by_victim_seed": [r["downstream_test_acc"] for r in reports],
                        "epsilon_spent": privacy.get("epsilon_spent"),
                        "sigmas": [s["sigma"] for s in privacy.get("stages", [])],
                        "downstream_test_acc": report["downstream_test_acc"],
                        "frechet_distance": report["frechet_distance"],
                        "label_agreement": report["label_agreement"]}
                 say(f"=== {name}: downstream {row['downstream_test_acc']:.2%}, FD {row['frechet_distance']:.2f}, "
-                    f"ε spent {row['epsilon_spent']}, σ {row['sigmas']}, train {train_s:.0f}s")
+                    f"ε spent {row['epsilon_spent']}, σ {row['sigmas']}, "
+                    + ("reused" if reused else f"train {train_s:.0f}s"))
                 out["runs"].append(row)
                 saved = save_result("dpvae_utility", out, path=saved)
     out["summary"] = summarize(out["runs"])
@@ -96,6 +115,15 @@ def main(args) -> dict:
     print(format_summary(out))
     print(f"results: {save_result('dpvae_utility', out, path=saved)}")
     return out
+
+
+def reusable(run_dir: str, *, images_per_class: int, temperature: float) -> bool:
+    """A finished model and a finished sample set drawn with these settings (their manifests) are there."""
+    paths = [os.path.join(d, "manifest.json") for d in (run_dir, run_dir + "-synth")]
+    if not all(os.path.exists(p) for p in paths):
+        return False
+    params = json.load(open(paths[1])).get("params", {})
+    return params.get("images_per_class") == images_per_class and params.get("temperature") == temperature
 
 
 def summarize(runs: list[dict]) -> list[dict]:

@@ -2,11 +2,16 @@
 
 The job is a Ray Train ``TorchTrainer`` with ``resources.workers`` data-parallel
 workers (DDP; gloo on CPU, NCCL on GPU). Both corpora are handed to the trainer via
-``datasets=``; the driver never collects them. The training set is split between the
-workers (``streaming_split(equal=True)``, so at most ``workers - 1`` rows are left out
-per epoch). Both sets are materialized in the object store first (distributed, not
-collected), so upstream transforms such as a JPEG defense run once rather than every
-epoch. The test set is *not* split: after the last epoch the rank-0 worker evaluates
+``datasets=``; the driver never collects them. Both sets are materialized in the object
+store first (distributed, not collected), so upstream transforms such as a JPEG defense run
+once. The training set is split between the workers by a hash of each row id
+(:func:`load_shard`: every worker reads the set once and keeps its share in memory as uint8,
+ordered by id), and each epoch every worker draws ``rows // workers`` rows from a fresh
+permutation of its share (:func:`epoch_batches`), so all workers take the same number of
+steps. That is a real shuffle whatever order the corpus was written in (generated corpora
+are written class by class, and a streaming shuffle buffer over class-sorted rows trains on
+batches of one or two classes), and the same seed trains the same model on any run, however
+Ray Data happened to order the blocks. The test set is *not* split: after the last epoch the rank-0 worker evaluates
 the whole test set, so the reported accuracy is over every test row exactly once.
 
 Per epoch, every worker reports ``{epoch, lr, loss, train_acc}`` (summed over workers)
@@ -29,6 +34,14 @@ from raypriv.evaluate.config import DistillConfig, VictimConfig
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
+
+
+#: Rows per read when a worker loads its training shard into memory.
+SHARD_READ_BATCH = 1024
+#: Salt of the id hash that assigns training rows to workers.
+SHARD_SALT = "victim-shard"
+#: Keeps the epoch-order generator's stream apart from the augmentation generator's.
+ORDER_SEED_OFFSET = 104_729
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,15 +81,15 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
     if resources.use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
     run_name = f"{name or 'victim'}-{uuid.uuid4().hex[:8]}"
+    train_ds = train.ds.select_columns(["id", "image", "label"]).materialize()
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config=_loop_config(train, config=config, resources=resources, teacher=teacher,
-                                       distill=distill),
+        train_loop_config=_loop_config(train, rows=train_ds.count(), config=config, resources=resources,
+                                       teacher=teacher, distill=distill),
         scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
                                      resources_per_worker=per_worker),
-        datasets={"train": train.ds.select_columns(["image", "label"]).materialize(),
-                  "test": test.ds.select_columns(["image", "label"]).materialize()},
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        datasets={"train": train_ds, "test": test.ds.select_columns(["image", "label"]).materialize()},
+        dataset_config=DataConfig(datasets_to_split=[]),     # load_shard splits by row id
         run_config=RunConfig(storage_path=os.path.abspath(storage_path), name=run_name,
                              checkpoint_config=CheckpointConfig(num_to_keep=1)),
     )
@@ -115,18 +128,19 @@ def _check_corpora(train: "Corpus", test: "Corpus") -> None:
         raise DataError("empty corpus", item=f"{a.source!r} / {b.source!r}")
 
 
-def _loop_config(train: "Corpus", *, config: VictimConfig, resources: "ResourceSpec", teacher: dict | None = None,
-                 distill: DistillConfig | None = None) -> dict:
+def _loop_config(train: "Corpus", *, rows: int, config: VictimConfig, resources: "ResourceSpec",
+                 teacher: dict | None = None, distill: DistillConfig | None = None) -> dict:
     import ray
 
     h, w, c = (int(v) for v in train.info.image_shape)
     batch = max(1, config.batch_size // resources.workers)
-    rows_per_worker = train.info.num_rows // resources.workers
+    rows_per_worker = max(1, rows // resources.workers)
     return {
         "victim": dataclasses.asdict(config),
         "image_shape": (h, w, c),
         "num_classes": int(train.info.num_classes),
         "batch_per_worker": batch,
+        "rows_per_epoch": rows_per_worker,
         "drop_last": rows_per_worker >= batch,
         "pad": max(1, h // 8),
         "hflip": config.flip_for(c),
@@ -163,7 +177,8 @@ def _train_loop(cfg: dict) -> dict | None:
     model = ray.train.torch.prepare_model(model)
     opt = make_optimizer(model.parameters(), vc)
     gen = torch.Generator().manual_seed(vc.seed * 7919 + rank)
-    shard = ray.train.get_dataset_shard("train")
+    order_gen = torch.Generator().manual_seed(vc.seed * 7919 + rank + ORDER_SEED_OFFSET)
+    shard = load_shard(ray.train.get_dataset_shard("train"), rank=rank, world=world)
     if cfg["distill"]:
         from raypriv.unlearnable.workers import build_surrogate
 
@@ -173,7 +188,7 @@ def _train_loop(cfg: dict) -> dict | None:
     for epoch in range(vc.epochs):
         for group in opt.param_groups:
             group["lr"] = lr_at(vc, epoch)
-        stats = _train_epoch(model, opt, shard, cfg=cfg, vc=vc, gen=gen, epoch=epoch, rank=rank)
+        stats = _train_epoch(model, opt, shard, cfg=cfg, vc=vc, gen=gen, order_gen=order_gen)
         if world > 1:
             torch.distributed.all_reduce(stats)
         loss_sum, correct, count = stats.tolist()
@@ -187,21 +202,69 @@ def _train_loop(cfg: dict) -> dict | None:
     return {"test_acc": test_acc, "history": history} if rank == 0 else None
 
 
-def _train_epoch(model, opt, shard, *, cfg: dict, vc: VictimConfig, gen, epoch: int, rank: int):
-    """One pass over this worker's shard; returns tensor ``[loss_sum, correct, count]``."""
+def load_shard(rows, *, rank: int = 0, world: int = 1) -> tuple:
+    """Worker ``rank``'s share of the training rows as in-memory ``(images uint8 (N, H, W, C),
+    labels int64 (N,))`` tensors, ordered by row id.
+
+    ``rows`` is anything with Ray Data's ``iter_batches`` (a ``DataIterator`` or a ``Dataset``)
+    over ``{id, image, label}`` rows; every worker reads all of it. A row belongs to worker
+    ``floor(u * world)``, ``u`` a hash of its id (:func:`raypriv.hashing.id_uniform`), so
+    the split and the order are the same on every run whatever order the blocks arrive in.
+    Copies of a row (same id) stay together.
+    """
+    import numpy as np
+    import torch
+
+    from raypriv.hashing import id_uniform
+
+    ids, images, labels = [], [], []
+    for batch in rows.iter_batches(batch_size=SHARD_READ_BATCH, batch_format="numpy"):
+        batch_ids = np.asarray(batch["id"]).astype(str)
+        mine = (id_uniform(batch_ids, seed=0, salt=SHARD_SALT) * world).astype(np.int64) == rank
+        ids.append(batch_ids[mine])
+        images.append(np.asarray(batch["image"], dtype=np.uint8)[mine])
+        labels.append(np.asarray(batch["label"], dtype=np.int64)[mine])
+    if not ids or not sum(len(i) for i in ids):
+        raise DataError(f"no training rows for worker {rank} of {world} (rows are split by a hash of their id: "
+                        "use fewer workers than distinct ids)", item="victim training set")
+    order = np.argsort(np.concatenate(ids), kind="stable")
+    return torch.from_numpy(np.concatenate(images)[order]), torch.from_numpy(np.concatenate(labels)[order])
+
+
+def epoch_batches(num_rows: int, *, batch_size: int, drop_last: bool, gen, rows_per_epoch: int | None = None) -> list:
+    """Index tensors of one epoch: ``rows_per_epoch`` (default ``num_rows``) indices from fresh
+    permutations of ``range(num_rows)`` drawn from ``gen`` (another permutation follows when one
+    runs out), cut into batches of ``batch_size`` (the short last one dropped if ``drop_last``).
+
+    >>> import torch
+    >>> [b.tolist() for b in epoch_batches(5, batch_size=2, drop_last=True, gen=torch.Generator().manual_seed(0))]
+    [[4, 0], [1, 3]]
+    >>> [len(b) for b in epoch_batches(3, batch_size=2, drop_last=False, gen=torch.Generator(), rows_per_epoch=5)]
+    [2, 2, 1]
+    """
+    import torch
+
+    want = num_rows if rows_per_epoch is None else rows_per_epoch
+    perms = [torch.randperm(num_rows, generator=gen) for _ in range(-(-want // num_rows))]
+    order = torch.cat(perms)[:want]
+    stop = want - want % batch_size if drop_last and want >= batch_size else want
+    return [order[k:min(k + batch_size, stop)] for k in range(0, stop, batch_size)]
+
+
+def _train_epoch(model, opt, shard, *, cfg: dict, vc: VictimConfig, gen, order_gen):
+    """One epoch: ``cfg["rows_per_epoch"]`` rows of this worker's in-memory shard in a fresh
+    order; returns tensor ``[loss_sum, correct, count]``."""
     import torch
     import torch.nn.functional as F
 
     model.train()
     device = next(model.parameters()).device
+    images, labels = shard
     stats = torch.zeros(3, dtype=torch.float64)
-    batches = shard.iter_torch_batches(
-        batch_size=cfg["batch_per_worker"], drop_last=cfg["drop_last"],
-        local_shuffle_buffer_size=max(1024, 4 * cfg["batch_per_worker"]),
-        local_shuffle_seed=vc.seed * 100003 + epoch * 1009 + rank, device=device)
-    for batch in batches:
-        x = to_float_nchw(batch["image"])
-        y = batch["label"].long()
+    for idx in epoch_batches(len(labels), batch_size=cfg["batch_per_worker"], drop_last=cfg["drop_last"],
+                             gen=order_gen, rows_per_epoch=cfg["rows_per_epoch"]):
+        x = to_float_nchw(images[idx].to(device))
+        y = labels[idx].to(device)
         if vc.augment:
             x = augment(x, pad=cfg["pad"], flip=cfg["hflip"], gen=gen)
         if cfg.get("teacher") is not None:
