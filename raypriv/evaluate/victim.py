@@ -11,8 +11,9 @@ permutation of its share (:func:`epoch_batches`), so all workers take the same n
 steps. That is a real shuffle whatever order the corpus was written in (generated corpora
 are written class by class, and a streaming shuffle buffer over class-sorted rows trains on
 batches of one or two classes), and the same seed trains the same model on any run, however
-Ray Data happened to order the blocks. The test set is *not* split: after the last epoch the rank-0 worker evaluates
-the whole test set, so the reported accuracy is over every test row exactly once.
+Ray Data happened to order the blocks. The test set is *not* split: after the last epoch the
+rank-0 worker evaluates the whole test set, so the reported accuracy is over every test row
+exactly once.
 
 Per epoch, every worker reports ``{epoch, lr, loss, train_acc}`` (summed over workers)
 with ``ray.train.report``; the last report carries a checkpoint with the model weights
