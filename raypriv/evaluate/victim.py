@@ -142,7 +142,6 @@ def _loop_config(train: "Corpus", *, rows: int, config: VictimConfig, resources:
         "num_classes": int(train.info.num_classes),
         "batch_per_worker": batch,
         "rows_per_epoch": rows_per_worker,
-        "drop_last": rows_per_worker >= batch,
         "pad": max(1, h // 8),
         "hflip": config.flip_for(c),
         "threads": max(1, int(resources.cpus_per_worker)),
@@ -225,7 +224,7 @@ def load_shard(rows, *, rank: int = 0, world: int = 1) -> tuple:
         ids.append(batch_ids[mine])
         images.append(np.asarray(batch["image"], dtype=np.uint8)[mine])
         labels.append(np.asarray(batch["label"], dtype=np.int64)[mine])
-    if not ids or not sum(len(i) for i in ids):
+    if not sum(len(i) for i in ids):
         raise DataError(f"no training rows for worker {rank} of {world} (rows are split by a hash of their id: "
                         "use fewer workers than distinct ids)", item="victim training set")
     order = np.argsort(np.concatenate(ids), kind="stable")
@@ -235,7 +234,8 @@ def load_shard(rows, *, rank: int = 0, world: int = 1) -> tuple:
 def epoch_batches(num_rows: int, *, batch_size: int, drop_last: bool, gen, rows_per_epoch: int | None = None) -> list:
     """Index tensors of one epoch: ``rows_per_epoch`` (default ``num_rows``) indices from fresh
     permutations of ``range(num_rows)`` drawn from ``gen`` (another permutation follows when one
-    runs out), cut into batches of ``batch_size`` (the short last one dropped if ``drop_last``).
+    runs out), cut into batches of ``batch_size`` (the short last one dropped if ``drop_last`` and
+    there is a full one).
 
     >>> import torch
     >>> [b.tolist() for b in epoch_batches(5, batch_size=2, drop_last=True, gen=torch.Generator().manual_seed(0))]
@@ -262,7 +262,7 @@ def _train_epoch(model, opt, shard, *, cfg: dict, vc: VictimConfig, gen, order_g
     device = next(model.parameters()).device
     images, labels = shard
     stats = torch.zeros(3, dtype=torch.float64)
-    for idx in epoch_batches(len(labels), batch_size=cfg["batch_per_worker"], drop_last=cfg["drop_last"],
+    for idx in epoch_batches(len(labels), batch_size=cfg["batch_per_worker"], drop_last=True,
                              gen=order_gen, rows_per_epoch=cfg["rows_per_epoch"]):
         x = to_float_nchw(images[idx].to(device))
         y = labels[idx].to(device)
