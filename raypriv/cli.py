@@ -139,7 +139,7 @@ def cmd_datasets(args) -> int:
         path = export_imagefolder(corpus, args.output)
     else:
         manifest = build_manifest(method="export", params={"source": args.source, "split": args.split}, seed=None,
-                                  input_fingerprint=corpus.fingerprint())
+                                  input_fingerprint=corpus.keyed_fingerprint())
         path = write_corpus(corpus, args.output, manifest=manifest, overwrite=args.overwrite)
     say(f"wrote {corpus.info.num_rows:,} images of {args.source} ({args.split}) to {path}")
     return 0

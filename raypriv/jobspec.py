@@ -260,8 +260,8 @@ class DPVAEJob:
     run from its ledger and last checkpoint), ``output/synth`` (``sample_images_per_class``
     per class; 0 skips) and, if ``evaluate`` is set (a victim recipe), ``output/eval``.
 
-    >>> job = DPVAEJob.from_dict({"source": "mnist5k", "output": "/tmp/d", "train": {"epsilon": 1.0},
-    ...                           "evaluate": {"epochs": 3}})
+    >>> job = DPVAEJob.from_dict({"source": "mnist5k", "output": "/tmp/d",
+    ...                           "train": {"epsilon": 1.0, "dataset_size": 4000}, "evaluate": {"epochs": 3}})
     >>> job.train.epsilon, job.train.method, job.evaluate.epochs
     (1.0, 'dp2', 3)
     """
@@ -298,7 +298,7 @@ class DPVAEJob:
         out = {s: os.path.join(self.output, s) for s in ("model", "synth", "eval")}
         done = lambda s, f="manifest.json": os.path.exists(os.path.join(out[s], f))  # noqa: E731
         train = load_corpus(self.source)
-        if done("model"):
+        if dpvae.is_finished(out["model"]):
             progress(f"reusing trained model {out['model']}")
         else:
             resume = done("model", LEDGER_NAME)

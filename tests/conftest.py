@@ -1,5 +1,21 @@
-"""Shared fixtures: one local Ray instance for the whole test session."""
+"""Shared fixtures: one local Ray instance for the whole test session, and a data owner's key
+file of the session's own (never the user's ``~/.raypriv/owner.key``)."""
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def owner_key_file(tmp_path_factory):
+    """``RAYPRIV_KEY_FILE`` for the whole session: keyed fingerprints use a fresh test key."""
+    path = tmp_path_factory.mktemp("owner") / "owner.key"
+    old = os.environ.get("RAYPRIV_KEY_FILE")
+    os.environ["RAYPRIV_KEY_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("RAYPRIV_KEY_FILE", None)
+    else:
+        os.environ["RAYPRIV_KEY_FILE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,20 @@ Rows are ``id`` (str, stable and unique, derived from the source), ``label`` (in
 ``[0, num_classes)``) and ``image`` (uint8 ``H x W x C`` tensor). The fingerprint is an
 order-independent content hash: the same rows in any order or sharding give the same
 fingerprint, so it identifies a corpus across shuffles, retries and re-reads.
+
+Two fingerprints, for two uses:
+
+* :meth:`Corpus.fingerprint` is unkeyed: the integrity check of data you may publish
+  (a written corpus's manifest records it, and anyone holding the rows can recompute it);
+* :meth:`Corpus.keyed_fingerprint` is what an artifact records about its *input*, which is
+  often private: each row digest is an HMAC under the data owner's key
+  (:mod:`raypriv.privacy.keys`), so the value is no membership oracle.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import struct
 from typing import TYPE_CHECKING
 
@@ -36,12 +45,16 @@ class CorpusInfo:
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     num_rows: int
+    #: False when ``num_classes`` was inferred as ``max(label) + 1`` (the source declared no class
+    #: list): then the class count is a fact about the rows, which a private run must not publish.
+    classes_declared: bool = True
 
 
-def row_digest(row_id: str, label: int, image: np.ndarray) -> int:
-    """The 128-bit content hash of one row: sha256 of id, label, shape and pixel bytes."""
+def row_digest(row_id: str, label: int, image: np.ndarray, *, key: bytes | None = None) -> int:
+    """The 128-bit content hash of one row: sha256 of id, label, shape and pixel bytes
+    (HMAC-SHA256 under ``key`` if given)."""
     img = np.ascontiguousarray(image, dtype=np.uint8)
-    h = hashlib.sha256()
+    h = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
     h.update(str(row_id).encode("utf-8"))
     h.update(b"\0")
     h.update(struct.pack("<q", int(label)))
@@ -50,12 +63,12 @@ def row_digest(row_id: str, label: int, image: np.ndarray) -> int:
     return int.from_bytes(h.digest()[:16], "little")
 
 
-def _fingerprint_batch(batch: dict) -> dict:
+def _fingerprint_batch(batch: dict, *, key: bytes | None = None) -> dict:
     """map_batches UDF: the sum mod 2**128 of the row digests of one batch, and its size."""
     total = 0
     ids, labels = batch["id"], batch["label"]
     for i, img in enumerate(iter_images(batch["image"])):
-        total = (total + row_digest(ids[i], labels[i], img)) % _MOD
+        total = (total + row_digest(ids[i], labels[i], img, key=key)) % _MOD
     return {"sum": np.array([f"{total:032x}"]), "n": np.array([len(ids)], dtype=np.int64)}
 
 
@@ -68,12 +81,43 @@ def sum_partials(rows: list[dict]) -> tuple[str, int]:
     return f"{total:032x}", n
 
 
-def compute_fingerprint(ds: "ray.data.Dataset") -> tuple[str, int]:
-    """``(fingerprint, num_rows)`` of a dataset of corpus rows, computed with Ray."""
+def compute_fingerprint(ds: "ray.data.Dataset", *, key: bytes | None = None) -> tuple[str, int]:
+    """``(fingerprint, num_rows)`` of a dataset of corpus rows, computed with Ray (keyed with
+    ``key``: the raw hex sum, without :func:`keyed_name`'s prefix)."""
     from raypriv.data._execution import run
 
-    partial = ds.map_batches(_fingerprint_batch, batch_size=None, batch_format="numpy")
+    partial = ds.map_batches(_fingerprint_batch, batch_size=None, batch_format="numpy", fn_kwargs={"key": key})
     return sum_partials(run(partial, lambda d: d.take_all()))
+
+
+def keyed_name(hex_sum: str, key: bytes) -> str:
+    """``hmac-sha256:<key id>:<hex>``: a keyed fingerprint that names (not reveals) its key."""
+    from raypriv.privacy.keys import key_id
+
+    return f"hmac-sha256:{key_id(key)}:{hex_sum}"
+
+
+def _image_digests(batch: dict) -> dict:
+    """map_batches UDF: each row's id and the sha256 of its pixels (shape included)."""
+    digests = []
+    for img in iter_images(batch["image"]):
+        img = np.ascontiguousarray(img, dtype=np.uint8)
+        digests.append(hashlib.sha256(struct.pack("<3q", *(tuple(img.shape) + (1, 1, 1))[:3]) + img.tobytes())
+                       .hexdigest())
+    return {"id": np.asarray(batch["id"]).astype(str), "digest": np.array(digests)}
+
+
+def shared_images(a: "Corpus", b: "Corpus") -> list[str]:
+    """Ids of the rows of ``a`` whose pixels equal those of some row of ``b`` (ids and labels
+    aside), computed with Ray; ``b``'s digests are gathered on the driver (32 bytes a row)."""
+    from raypriv.data._execution import run
+
+    def digests(c: "Corpus") -> list[dict]:
+        ds = c.ds.map_batches(_image_digests, batch_format="numpy")
+        return run(ds, lambda d: d.take_all())
+
+    seen = {r["digest"] for r in digests(b)}
+    return sorted(str(r["id"]) for r in digests(a) if r["digest"] in seen)
 
 
 @dataclasses.dataclass
@@ -87,6 +131,7 @@ class Corpus:
     ds: "ray.data.Dataset"
     info: CorpusInfo
     _fingerprint: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _keyed: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         """Order-independent content hash (32 hex digits), computed with Ray and cached.
@@ -98,6 +143,19 @@ class Corpus:
         if self._fingerprint is None:
             self._fingerprint, _ = compute_fingerprint(self.ds)
         return self._fingerprint
+
+    def keyed_fingerprint(self, key: bytes | None = None) -> str:
+        """The fingerprint artifacts record about their input: the same order-independent sum,
+        of HMAC-SHA256 row digests under ``key`` (default: the data owner's key,
+        :func:`raypriv.privacy.keys.owner_key`), as ``hmac-sha256:<key id>:<hex>``. Unlike
+        :meth:`fingerprint`, nobody without the key can test a candidate record against it."""
+        from raypriv.privacy.keys import owner_key
+
+        key = owner_key() if key is None else key
+        cached = self._keyed.get(key)
+        if cached is None:
+            cached = self._keyed[key] = keyed_name(compute_fingerprint(self.ds, key=key)[0], key)
+        return cached
 
     def subsample(self, fraction: float, *, seed: int = 0) -> "Corpus":
         """About ``fraction`` of the rows, chosen by a hash of each id (the same rows however the

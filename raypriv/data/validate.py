@@ -197,7 +197,8 @@ def finalize_corpus(corpus: Corpus, *, resize: int | None = None, validate: bool
     if len(names) != num_classes:
         names = tuple(str(i) for i in range(num_classes))
     new_info = dataclasses.replace(
-        info, num_classes=num_classes, class_names=names, image_shape=shape, num_rows=int(rows)
+        info, num_classes=num_classes, class_names=names, image_shape=shape, num_rows=int(rows),
+        classes_declared=info.classes_declared and known_classes is not None,
     )
     return Corpus(ds=ds, info=new_info)
 

@@ -7,8 +7,8 @@ synthetic corpus, which :func:`evaluate_dpvae` scores by downstream accuracy and
 Fréchet distance in a real-data classifier's feature space.
 
 >>> from raypriv.dpvae import DPVAEConfig, plan_stages
->>> [(p.name, p.steps) for p in plan_stages(DPVAEConfig(epsilon=10, pretrain_epochs=2, epochs=2, accountant="rdp"),
-...                                          train_rows=4000)]
+>>> cfg = DPVAEConfig(epsilon=10, pretrain_epochs=2, epochs=2, accountant="rdp", dataset_size=4000)
+>>> [(p.name, p.steps) for p in plan_stages(cfg, train_rows=4000)]
 [('pretrain', 8), ('main', 8)]
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from raypriv.dpvae.evaluate import evaluate_dpvae, frechet_distance
 from raypriv.dpvae.ledger import BudgetExhaustedError, PrivacyLedger
 from raypriv.dpvae.models import build_vae, check_dp_compatible
 from raypriv.dpvae.sample import load_vae, sample_dpvae
-from raypriv.dpvae.train import plan_stages, train_dpvae
+from raypriv.dpvae.train import is_finished, plan_stages, release_dir, train_dpvae
 
 __all__ = ["BudgetExhaustedError", "DPVAEConfig", "Mechanism", "PrivacyLedger", "build_vae", "check_dp_compatible",
-           "epsilon", "evaluate_dpvae", "frechet_distance", "load_vae", "plan_stages", "sample_dpvae", "solve_sigmas",
-           "train_dpvae"]
+           "epsilon", "evaluate_dpvae", "frechet_distance", "is_finished", "load_vae", "plan_stages", "release_dir",
+           "sample_dpvae", "solve_sigmas", "train_dpvae"]

@@ -1,8 +1,8 @@
 """``raypriv dpvae train|sample|evaluate``: argument parsing only; the work is done by
 :mod:`raypriv.dpvae`.
 
-    raypriv dpvae train mnist5k -o out/dp2 --epsilon 10            # DP²-VAE, δ = 1e-5
-    raypriv dpvae train mnist5k -o out/base --epsilon 10 --method dpsgd
+    raypriv dpvae train mnist5k -o out/dp2 --epsilon 10 --dataset-size 4000     # DP²-VAE, δ = 1e-5
+    raypriv dpvae train mnist5k -o out/base --epsilon 10 --dataset-size 4000 --method dpsgd
     raypriv dpvae sample --model out/dp2 -o out/dp2-synth --images-per-class 400
     raypriv dpvae evaluate --synthetic out/dp2-synth --real mnist5k -o out/dp2-eval
 """
@@ -13,7 +13,7 @@ from typing import Callable
 # CLI flag → DPVAEConfig field (only flags the user gives override the defaults).
 TRAIN_FLAGS = ("method", "model", "latent_dim", "width", "beta", "epsilon", "delta", "accountant", "batch_size",
                "max_grad_norm", "lr", "pretrain_epochs", "epochs", "budget_split", "pretrain_on", "grad_sample_mode",
-               "checkpoint_every", "seed")
+               "checkpoint_every", "dataset_size", "seed")
 
 
 def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
@@ -32,6 +32,9 @@ def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
     t.add_argument("--beta", type=float, help="weight of the KL term")
     t.add_argument("--epsilon", type=float, help="the whole run's ε (default 10)")
     t.add_argument("--delta", type=float, help="δ (default 1e-5; must be < 1/N)")
+    t.add_argument("--dataset-size", type=int,
+                   help="the training set's size as you declare it publicly (required for private runs; rounded or "
+                        "an upper bound): q and the steps are planned from it, never from the exact count")
     t.add_argument("--accountant", choices=ACCOUNTANTS)
     t.add_argument("--batch-size", type=int, help="expected global batch (Poisson sampling)")
     t.add_argument("--max-grad-norm", type=float, help="per-example clipping norm C")
@@ -51,7 +54,7 @@ def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
     add_cluster_args(t)
 
     sm = s.add_parser("sample", help="sample a labeled synthetic corpus from a trained conditional VAE")
-    sm.add_argument("--model", required=True, help="directory written by `raypriv dpvae train`")
+    sm.add_argument("--model", required=True, help="directory written by `raypriv dpvae train` (or its release/)")
     sm.add_argument("--output", "-o", required=True)
     sm.add_argument("--images-per-class", type=int, default=400)
     sm.add_argument("--seed", type=int, default=0)
@@ -104,4 +107,5 @@ def cmd_dpvae(args, *, connect: Callable, say: Callable[[str], None]) -> int:
             progress=say)
         say(f"downstream accuracy {report['downstream_test_acc']:.2%} (real data {report['real_data_test_acc']:.2%}); "
             f"Fréchet distance {report['frechet_distance']:.3f} (classifier features, not Inception-FID)")
+        say(f"this report is not covered by ε: {report['privacy']['note']}")
     return 0

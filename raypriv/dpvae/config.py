@@ -37,6 +37,8 @@ GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew", "ghost")
 #: coordinate, so a small decoder wins at a small budget and a wider one once the noise is
 #: small (chosen on a validation split of ``mnist5k``; README, "How the defaults were chosen").
 MLP_WIDTH_BY_EPSILON = ((3.0, 192), (0.0, 128))
+#: How far the declared ``dataset_size`` may be from the true record count (either way).
+DATASET_SIZE_TOLERANCE = 2.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,6 +55,13 @@ class DPVAEConfig:
     gradient norms without per-example gradients, exact for any model, fastest for MLPs),
     ``hooks``, ``functorch`` or ``ew`` (expanded weights).
     ``checkpoint_every``: steps between checkpoints (the ledger records every step anyway).
+    ``dataset_size``: the number of private training records *as you declare it publicly*
+    (required for private runs; an upper bound or a rounded figure is fine). The sample rate
+    q = ``batch_size / dataset_size``, the steps ``epochs / q`` and the update's divisor are
+    planned from it, so nothing a run releases depends on the exact count, and the guarantee
+    holds for adding or removing one record (README, "What the guarantee covers"). It must be
+    within a factor of :data:`DATASET_SIZE_TOLERANCE` of the true count, else the expected
+    batch would be far from ``batch_size``.
 
     The defaults were chosen on a validation split of ``mnist5k``'s training set (never its test
     set); the README's DP²-VAE section has the numbers. In short: DP-SGD wants large expected
@@ -78,6 +87,7 @@ class DPVAEConfig:
     freeze: tuple[str, ...] = ("encoder",)
     grad_sample_mode: str = "ghost"
     checkpoint_every: int = 50
+    dataset_size: int | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -90,8 +100,9 @@ class DPVAEConfig:
             check_budget(epsilon=self.epsilon, delta=self.delta)
         for name in ("latent_dim", "batch_size", "checkpoint_every"):
             _positive_int(name, getattr(self, name))
-        if self.width is not None:
-            _positive_int("width", self.width)
+        for name in ("width", "dataset_size"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
         for name in ("pretrain_epochs", "epochs", "seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -144,12 +155,30 @@ class DPVAEConfig:
     def stage_freeze(self, stage: str) -> tuple[str, ...]:
         return self.freeze if (self.method == "dp2" and stage == "main") else ()
 
+    def planning_rows(self, *, train_rows: int) -> int:
+        """The N that q, the steps and the update's divisor are planned from: the declared
+        ``dataset_size`` for a private run (never the true count), ``train_rows`` otherwise."""
+        return self.dataset_size if self.private_stage_names else (self.dataset_size or train_rows)
+
     def check_data(self, *, train_rows: int) -> None:
-        """Checks that need the training set: δ < 1/N and a batch no larger than N."""
-        if self.method != "none":
-            check_budget(epsilon=self.epsilon, delta=self.delta, dataset_size=train_rows)
-        if self.batch_size > train_rows:
-            raise ConfigError("batch_size", f"expected batch {self.batch_size} exceeds the {train_rows} training rows")
+        """Checks that need the training set: a declared size near the true one, δ < 1/N for
+        both, and an expected batch no larger than N. (Only the data owner sees these errors.)"""
+        if self.private_stage_names:
+            if self.dataset_size is None:
+                raise ConfigError("dataset_size", "a private run needs the training set's size declared as a public "
+                                                  "figure (e.g. --dataset-size 4000, rounded or an upper bound): q "
+                                                  "and the steps are planned from it, so that nothing released "
+                                                  "depends on the exact number of private records")
+            ratio = self.dataset_size / max(train_rows, 1)
+            if not 1 / DATASET_SIZE_TOLERANCE <= ratio <= DATASET_SIZE_TOLERANCE:
+                raise ConfigError("dataset_size", f"declared {self.dataset_size}, but the corpus has {train_rows} "
+                                                  f"rows: the expected batch would be {self.batch_size / ratio:.0f} "
+                                                  f"instead of {self.batch_size}; declare a figure within "
+                                                  f"{DATASET_SIZE_TOLERANCE:g}x of the true size")
+            check_budget(epsilon=self.epsilon, delta=self.delta, dataset_size=max(train_rows, self.dataset_size))
+        rows = self.planning_rows(train_rows=train_rows)
+        if self.batch_size > rows:
+            raise ConfigError("batch_size", f"expected batch {self.batch_size} exceeds the {rows} training rows")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,6 +6,9 @@ Equivalence with a single process (the privacy argument):
   batch independently with probability ``q = B / N`` — ``N`` the *global* training-set size,
   ``B`` the expected *global* batch. The union over workers is then exactly a Poisson sample
   of the whole set with rate ``q``, the mechanism the accountant charges.
+* **Secret randomness.** The noise and the batch masks come from generators re-seeded from
+  the OS CSPRNG before every step (:mod:`raypriv.privacy.rng`); nothing recorded anywhere
+  reproduces them, and a resumed run never repeats a draw.
 * **Noise.** Every worker clips its per-example gradients to norm ``C`` and sums them; Opacus'
   :class:`~opacus.optimizers.DistributedDPOptimizer` adds Gaussian noise N(0, σ²C²) on rank 0
   only, all-reduces the sums, and divides by ``(B / W)·W = B``. The averaged update therefore
@@ -85,9 +88,12 @@ class StageRunner:
         self.ghost = plan.private and grad_sample_mode == "ghost"
         self.module = _GRAD_SAMPLE_WRAPPERS[grad_sample_mode](model, plan) if plan.private else model
         self.optimizer = None
+        self.noise_generator = None
 
     def attach(self, *, global_rows: int) -> None:
-        """Build the DP optimizer once the global dataset size is known (rank-0 noise when W > 1)."""
+        """Build the DP optimizer for a training set of ``global_rows`` (for a private stage the
+        *declared* size, never the true count: it sets the update's divisor q·N) with rank-0
+        noise when W > 1, drawn from a secret generator (:mod:`raypriv.privacy.rng`)."""
         if not self.plan.private:
             self.optimizer = self.base_optimizer
             return
@@ -98,10 +104,15 @@ class StageRunner:
                 else optimizers.DPOptimizerFastGradientClipping
         else:
             cls = _coalesced(optimizers.DistributedDPOptimizer) if self.world > 1 else optimizers.DPOptimizer
+        from raypriv.privacy.rng import secret_generator
+
         expected_global = self.plan.sample_rate * global_rows
+        device = next(iter(self.base_optimizer.param_groups[0]["params"])).device
+        self.noise_generator = secret_generator(device)
         self.optimizer = cls(self.base_optimizer, noise_multiplier=float(self.plan.sigma),
                              max_grad_norm=self.plan.max_grad_norm,
-                             expected_batch_size=max(expected_global / self.world, 1e-12), loss_reduction="mean")
+                             expected_batch_size=max(expected_global / self.world, 1e-12), loss_reduction="mean",
+                             generator=self.noise_generator)
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[float, int]:
         """One optimizer step on this worker's sampled rows; returns (sum of losses, rows)."""
@@ -128,6 +139,9 @@ class StageRunner:
     def apply(self, n_local: int) -> None:
         """The update: clip, noise and step (private), or all-reduce and step (non-private)."""
         if self.plan.private:
+            from raypriv.privacy.rng import reseed
+
+            reseed(self.noise_generator)
             self.optimizer.step()
         else:
             self._plain_step(n_local)

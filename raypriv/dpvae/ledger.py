@@ -6,6 +6,11 @@ stage. Each line is flushed and ``fsync``-ed before the step runs, so after a cr
 ledger counts every step that may have touched the data, including those after the last
 checkpoint (a step charged but not finished is counted too: the error is on the safe side).
 
+Several processes may hold the same ledger (two runs started on one directory by mistake):
+:meth:`PrivacyLedger.charge` takes an exclusive lock on the file, re-reads the durable count
+and only then appends, so the planned steps are charged once in total however many
+processes ask; :meth:`PrivacyLedger.create` refuses a path that exists, atomically.
+
 Resuming reads the ledger back: a stage continues from the number of steps *charged*, not
 from its last checkpoint, so lost steps are never run twice and the plan's ε is never
 exceeded. A stage whose planned steps are all charged cannot take another step
@@ -28,6 +33,7 @@ raypriv.dpvae.ledger.BudgetExhaustedError: stage 'main' has charged all 2 planne
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -38,6 +44,19 @@ from raypriv.errors import ArtifactError, RayprivError
 LEDGER_NAME = "privacy-ledger.jsonl"
 
 
+def _add_counts(counts: dict[str, int], data: bytes) -> int:
+    """Fold the step lines in ``data`` into ``counts``; return the bytes of complete lines read
+    (a torn last line, not yet durable when its step would have started, is left unread)."""
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue                              # a torn line that a later charge closed
+        counts[rec["stage"]] = max(counts[rec["stage"]], int(rec["step"]))
+    return end
+
+
 class BudgetExhaustedError(RayprivError):
     """A DP step was requested beyond the planned (and paid-for) steps."""
 
@@ -45,10 +64,11 @@ class BudgetExhaustedError(RayprivError):
 class PrivacyLedger:
     """Append-only record of charged DP steps; see the module docstring."""
 
-    def __init__(self, path: str, header: dict[str, Any], counts: dict[str, int]):
+    def __init__(self, path: str, header: dict[str, Any], counts: dict[str, int], offset: int):
         self.path = path
         self.header = header
         self._counts = counts
+        self._offset = offset                    # bytes of the file folded into _counts
         self._plan = {s["name"]: s for s in header["stages"]}
 
     # -- creating and reading -------------------------------------------------------------
@@ -66,13 +86,20 @@ class PrivacyLedger:
         header = {"kind": "raypriv-privacy-ledger", "version": 1, "epsilon": float(epsilon), "delta": float(delta),
                   "accountant": accountant, "stages": stages, "created": time.time(), **(extra or {})}
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(header) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return cls(path, header, {s["name"]: 0 for s in stages})
+        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            with open(tmp, "x") as f:
+                f.write(json.dumps(header) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)         # atomic: fails if another process created the ledger meanwhile
+        except FileExistsError:
+            raise ArtifactError(f"{path}: a privacy ledger already exists; resume the run instead of "
+                                "starting over (its steps stay charged)") from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return cls(path, header, {s["name"]: 0 for s in stages}, os.path.getsize(path))
 
     @classmethod
     def open(cls, path: str) -> "PrivacyLedger":
@@ -80,22 +107,17 @@ class PrivacyLedger:
         since it was not yet durable when the step would have started)."""
         if not os.path.exists(path):
             raise ArtifactError(f"{path}: no privacy ledger here")
-        with open(path) as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            data = f.read()
+        first = data.find(b"\n") + 1
         try:
-            header = json.loads(lines[0])
-        except (IndexError, json.JSONDecodeError):
+            header = json.loads(data[:first])
+        except json.JSONDecodeError:
             raise ArtifactError(f"{path}: unreadable ledger header") from None
-        if header.get("kind") != "raypriv-privacy-ledger":
+        if not isinstance(header, dict) or header.get("kind") != "raypriv-privacy-ledger":
             raise ArtifactError(f"{path}: not a raypriv privacy ledger")
         counts = {s["name"]: 0 for s in header["stages"]}
-        for line in lines[1:]:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            counts[rec["stage"]] = max(counts[rec["stage"]], int(rec["step"]))
-        return cls(path, header, counts)
+        return cls(path, header, counts, first + _add_counts(counts, data[first:]))
 
     # -- charging -------------------------------------------------------------------------
     def charged(self, stage: str) -> int:
@@ -105,16 +127,26 @@ class PrivacyLedger:
         return int(self._plan[stage]["steps"]) - self._counts[stage]
 
     def charge(self, stage: str) -> int:
-        """Record one more step of ``stage`` durably; return its 1-based step number."""
+        """Record one more step of ``stage`` durably; return its 1-based step number.
+
+        Under an exclusive lock on the file: read what other processes charged since this
+        object last looked, refuse past the plan, append, ``fsync``."""
         if stage not in self._plan:
             raise KeyError(f"unknown stage {stage!r}; planned: {sorted(self._plan)}")
-        if self.remaining(stage) <= 0:
-            raise BudgetExhaustedError(
-                f"stage {stage!r} has charged all {self._plan[stage]['steps']} planned steps; the budget "
-                f"(ε = {self.header['epsilon']:g}, δ = {self.header['delta']:g}) is spent")
-        step = self._counts[stage] + 1
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"stage": stage, "step": step, "t": round(time.time(), 3)}) + "\n")
+        with open(self.path, "rb+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)          # released when the file closes
+            f.seek(self._offset)
+            tail = f.read()
+            self._offset += _add_counts(self._counts, tail)
+            if self.remaining(stage) <= 0:
+                raise BudgetExhaustedError(
+                    f"stage {stage!r} has charged all {self._plan[stage]['steps']} planned steps; the budget "
+                    f"(ε = {self.header['epsilon']:g}, δ = {self.header['delta']:g}) is spent")
+            step = self._counts[stage] + 1
+            torn = bool(tail) and not tail.endswith(b"\n")     # a crash mid-line: start a fresh line
+            record = json.dumps({"stage": stage, "step": step, "t": round(time.time(), 3)}).encode()
+            f.seek(0, os.SEEK_END)
+            f.write((b"\n" if torn else b"") + record + b"\n")
             f.flush()
             os.fsync(f.fileno())
         self._counts[stage] = step

@@ -52,15 +52,19 @@ class TrainedVAE:
 
 
 def load_vae(path: str) -> TrainedVAE:
+    """A trained VAE from its release directory, or from the run directory that holds it."""
     import torch
 
-    from raypriv.dpvae.train import METHOD_NAME, WEIGHTS_NAME
-    from raypriv.manifest import read_manifest
+    from raypriv.dpvae.train import METHOD_NAME, WEIGHTS_NAME, release_dir
+    from raypriv.manifest import MANIFEST_NAME, read_manifest
 
+    path = os.path.expanduser(path)
+    if not os.path.exists(os.path.join(path, MANIFEST_NAME)) and os.path.isdir(release_dir(path)):
+        path = release_dir(path)
     manifest = read_manifest(path)
     if manifest.get("method") != METHOD_NAME:
         raise ArtifactError(f"{path}: not a trained DP-VAE (manifest method {manifest.get('method')!r})")
-    weights = os.path.join(os.path.expanduser(path), WEIGHTS_NAME)
+    weights = os.path.join(path, WEIGHTS_NAME)
     if not os.path.exists(weights):
         raise ArtifactError(f"{path}: {WEIGHTS_NAME} is missing")
     return TrainedVAE(state=torch.load(weights, map_location="cpu", weights_only=True), manifest=manifest,

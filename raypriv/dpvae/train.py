@@ -1,21 +1,27 @@
 """``raypriv dpvae train``: DP²-VAE (or a baseline) as a Ray Train job.
 
-The driver plans the stages (steps from epochs, q = B/N from the *global* training-set size),
-solves σ for the target ε, opens the privacy ledger and starts a ``TorchTrainer`` whose
-workers each hold one shard of the training set in memory. Rank 0 charges every step on
+The driver plans the stages (steps from epochs, q = B/N with N the training set's *declared*
+size, ``DPVAEConfig.dataset_size``), solves σ for the target ε, takes the output directory's
+run lock, opens the privacy ledger and starts a ``TorchTrainer`` whose workers each hold one
+shard of the training set in memory (split by a secret keyed hash of the row ids, no row
+dropped). Rank 0 charges every step on
 the ledger (through a small actor that lives on the driver's node and writes to the output
 directory) before the step is taken. Checkpoints go through Ray Train every
 ``checkpoint_every`` steps; a restarted worker group (``max_failures``) or a re-run with
 ``resume=True`` continues from the last checkpoint *and* from the number of steps the
 ledger has charged, so a step lost after the checkpoint is paid for but never re-run.
 
-Output directory::
+Output directory: what stays with the private data, and the release beside it::
 
-    privacy-ledger.jsonl   every charged step (written during training)
-    ray-train/             Ray Train's run directory (checkpoints)
-    model.pt               final VAE weights (written last, atomically) …
-    manifest.json          … and the manifest: method, config, ε/δ/accountant, σ, q and
-                           steps per stage, input fingerprint, raypriv version
+    privacy-ledger.jsonl   every charged step (with its time; private)
+    ray-train/             Ray Train's run directory: checkpoints, per-step results (private)
+    .raypriv.lock          held by the run while it trains
+    release/               what the data owner may publish (covered by ε):
+        model.pt               final VAE weights (written first) …
+        manifest.json          … then the manifest, which marks the run finished: method,
+                               config, ε/δ/accountant, σ, q and steps per stage, the keyed
+                               input fingerprint, raypriv version. Nothing in it is computed
+                               from the private rows but through the DP mechanism.
 """
 from __future__ import annotations
 
@@ -23,7 +29,6 @@ import dataclasses
 import json
 import math
 import os
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from raypriv.dpvae.config import DPVAEConfig
@@ -38,6 +43,10 @@ if TYPE_CHECKING:  # pragma: no cover
 WEIGHTS_NAME = "model.pt"
 METHOD_NAME = "dpvae"
 RUN_NAME = "ray-train"
+#: The sub-directory of a run's output that holds what may be published.
+RELEASE_NAME = "release"
+#: The neighbouring relation the run's (ε, δ) holds for.
+NEIGHBOURING = "add or remove one record"
 #: Test hook: a worker raises right after charging this (1-based, per-stage) step of the
 #: stage ``RAYPRIV_FAULT_STAGE`` (default ``main``), to simulate a crash between checkpoints.
 FAULT_ENV = "RAYPRIV_FAULT_AT_STEP"
@@ -46,14 +55,16 @@ RELAY_SECONDS = 2.0
 
 
 def plan_stages(config: DPVAEConfig, *, train_rows: int, public_rows: int | None = None) -> list[StagePlan]:
-    """Stages with their steps and sample rates, σ solved for the private ones."""
+    """Stages with their steps and sample rates, σ solved for the private ones. For a private
+    run nothing here depends on ``train_rows`` but the checks: q and the steps come from the
+    declared ``config.dataset_size``."""
     from raypriv.dpvae.accounting import solve_sigmas
 
     config.check_data(train_rows=train_rows)
     stages = []
     for name in config.stage_names:
         public = name == "pretrain" and config.pretrain_on == "public"
-        rows = public_rows if public else train_rows
+        rows = public_rows if public else config.planning_rows(train_rows=train_rows)
         if public and not rows:
             raise ConfigError("pretrain_on", "public pre-training needs a public corpus")
         q = min(1.0, config.batch_size / rows)
@@ -91,12 +102,14 @@ class RunMonitor:
             return {}
         return {s["name"]: self.ledger.charged(s["name"]) for s in self.ledger.header["stages"]}
 
-    def report(self, stage: str, step: int, steps: int, loss: float, private: bool) -> None:
+    def report(self, stage: str, step: int, steps: int, loss: float | None, private: bool) -> None:
         """Queue a progress line with the charged mechanisms so far; the driver computes its ε.
         (Computing ε here would block the next :meth:`charge`, i.e. the workers' next step, for
-        the accountant's ~0.1–1 s.)"""
+        the accountant's ~0.1–1 s.) A private stage reports no loss: it would be an unnoised
+        statistic of private rows."""
         spent = self.ledger.mechanisms() if private and self.ledger else None
-        self.lines.append((f"[{stage}] step {step}/{steps}: loss {loss:.2f}", spent))
+        text = f"[{stage}] step {step}/{steps}" + ("" if loss is None else f": loss {loss:.2f}")
+        self.lines.append((text, spent))
 
     def take_lines(self) -> list[tuple[str, list | None]]:
         lines, self.lines = self.lines, []
@@ -128,7 +141,7 @@ def _relay_progress(monitor, progress: Callable[[str], None], stop, *, delta: fl
             newest = max((i for i, (_, spent) in enumerate(lines) if spent), default=None)
             for i, (text, spent) in enumerate(lines):
                 if i == newest:
-                    text += f", ε spent {epsilon(spent, delta=delta, accountant=accountant):.3f}"
+                    text += f"{',' if ':' in text else ':'} ε spent {epsilon(spent, delta=delta, accountant=accountant):.3f}"
                 progress(text)
         except Exception:  # noqa: BLE001 - the monitor is gone: nothing more to relay
             return
@@ -139,20 +152,30 @@ def _relay_progress(monitor, progress: Callable[[str], None], stop, *, delta: fl
 def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resume: bool,
                  fingerprint: str) -> PrivacyLedger:
     path = os.path.join(out, LEDGER_NAME)
-    if os.path.exists(os.path.join(out, "manifest.json")):
-        raise ArtifactError(f"{out}: this run has finished (manifest.json exists); its budget is spent. "
-                            "Write a new run to a new directory")
+    if is_finished(out):
+        raise ArtifactError(f"{out}: this run has finished ({RELEASE_NAME}/manifest.json exists) and its budget is "
+                            "spent. Another run on the same data is another release: its ε composes with this "
+                            "one's, and raypriv does not yet track a budget per dataset across directories")
+    plan = [dataclasses.asdict(p) for p in plans]
     if not resume:
-        if os.path.exists(out) and os.listdir(out):
+        from raypriv.locks import LOCK_NAME
+
+        if os.path.exists(out) and set(os.listdir(out)) - {LOCK_NAME}:
             raise ArtifactError(f"{out}: not empty; pass resume=True (--resume) to continue the run there, "
                                 "or choose a new directory")
         return PrivacyLedger.create(path, epsilon=config.epsilon, delta=config.delta, accountant=config.accountant,
                                     stages=_ledger_stages(plans),
-                                    extra={"config": config.to_dict(), "input_fingerprint": fingerprint})
+                                    extra={"config": config.to_dict(), "input_fingerprint": fingerprint,
+                                           "plan": plan})
     ledger = PrivacyLedger.open(path)
-    if ledger.header.get("config") != json.loads(json.dumps(config.to_dict())) or ledger.header.get("input_fingerprint") != fingerprint:
+    if ledger.header.get("config") != _json(config.to_dict()) or ledger.header.get("input_fingerprint") != fingerprint:
         raise ArtifactError(f"{out}: the ledger was opened for a different config or dataset; resume with the "
                             "same settings and data, or start a new run")
+    if ledger.header.get("plan") != _json(plan):
+        raise ArtifactError(f"{out}: the stages planned now (σ {[p.sigma for p in plans]}) differ from those the "
+                            f"ledger charges (σ {[p.get('sigma') for p in ledger.header.get('plan') or []]}); a "
+                            "resumed run must take its steps with the noise it is charged for: resume with the "
+                            "raypriv version that started it")
     if all(ledger.remaining(s["name"]) <= 0 for s in ledger.header["stages"]):
         raise BudgetExhaustedError(
             f"{out}: all planned steps are already charged (ε = {ledger.epsilon_spent():.3g} of "
@@ -160,10 +183,28 @@ def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resum
     return ledger
 
 
+def _json(obj):
+    """``obj`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(obj))
+
+
+def release_dir(out: str) -> str:
+    """Where a run in ``out`` puts what may be published."""
+    return os.path.join(out, RELEASE_NAME)
+
+
+def is_finished(out: str) -> bool:
+    """The "finished?" rule of a DP-VAE run: its release manifest exists (written last)."""
+    from raypriv.manifest import MANIFEST_NAME
+
+    return os.path.exists(os.path.join(release_dir(out), MANIFEST_NAME))
+
+
 def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources: "ResourceSpec | None" = None,
                 public: "Corpus | None" = None, resume: bool = False, max_failures: int = 0,
                 progress: Callable[[str], None] = print) -> str:
-    """Train a DP²-VAE (or ``config.method``'s baseline) on ``train``; return ``output``."""
+    """Train a DP²-VAE (or ``config.method``'s baseline) on ``train``; return ``output``, whose
+    ``release/`` sub-directory holds what may be published (see the module docstring)."""
     from raypriv.runtime import ResourceSpec
 
     resources = resources or ResourceSpec.auto()
@@ -173,21 +214,27 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
             raise ConfigError("public", "a public corpus is only used by method='dp2' with pretrain_on='public' "
                                         f"(got method={config.method!r}, pretrain_on={config.pretrain_on!r})")
         _check_public(public, train)
+    if config.private_stage_names and not train.info.classes_declared:
+        raise DataError(f"the source declares no class list, so the class count ({train.info.num_classes}) would "
+                        "be max(label) + 1 of the private rows, published through the model's shape; declare the "
+                        "classes (a manifest.json with class_names beside Parquet files, or one folder per class)",
+                        item=train.info.source)
     n = train.info.num_rows
     plans = plan_stages(config, train_rows=n, public_rows=public.info.num_rows if public is not None else None)
     for p in plans:
         noise = f"σ = {p.sigma:.4f}" if p.private else "no noise (not charged)"
         progress(f"stage {p.name}: {p.steps} steps, q = {p.sample_rate:.4g}, {noise}")
     out = os.path.abspath(os.path.expanduser(output))
-    fingerprint = train.fingerprint()
-    ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint) \
-        if config.private_stage_names else None
-    os.makedirs(out, exist_ok=True)
-    t0 = time.time()
-    state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
-                 max_failures=max_failures, progress=progress)
-    return _finalize(out, state, train=train, public=public, config=config, plans=plans, fingerprint=fingerprint,
-                     seconds=time.time() - t0, progress=progress, has_ledger=ledger is not None)
+    fingerprint = train.keyed_fingerprint()
+    from raypriv.locks import exclusive_run
+
+    with exclusive_run(out):
+        ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint) \
+            if config.private_stage_names else None
+        state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
+                     max_failures=max_failures, progress=progress)
+        return _finalize(out, state, train=train, public=public, config=config, plans=plans,
+                         fingerprint=fingerprint, progress=progress, has_ledger=ledger is not None)
 
 
 def _fit(train, public, *, config, plans, resources, out, max_failures, progress) -> dict:
@@ -199,15 +246,20 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
 
     monitor = _start_monitor(os.path.join(out, LEDGER_NAME) if config.private_stage_names else None)
     h, w, c = (int(v) for v in train.info.image_shape)
+    from raypriv.privacy.rng import secret_seed
+
+    true_rows = {"train": train.info.num_rows, "public": public.info.num_rows if public is not None else 0}
     loop_cfg = {"config": config.to_dict(), "plans": [dataclasses.asdict(p) for p in plans],
                 "image_shape": (h, w, c), "num_classes": int(train.info.num_classes),
-                "rows": {"train": train.info.num_rows, "public": public.info.num_rows if public is not None else 0},
+                # the update's divisor q·N: the declared size for private data, never the true count
+                "rows": {**true_rows, "train": config.planning_rows(train_rows=true_rows["train"])},
+                "true_rows": true_rows, "shard_key": secret_seed(),
                 "monitor": [monitor], "threads": max(1, int(resources.cpus_per_worker)),
                 "fault": {"step": int(os.environ.get(FAULT_ENV, 0) or 0),
                           "stage": os.environ.get("RAYPRIV_FAULT_STAGE", "main")}}
-    datasets = {"train": train.ds.select_columns(["image", "label"]).materialize()}
+    datasets = {"train": train.ds.select_columns(["id", "image", "label"]).materialize()}
     if public is not None:
-        datasets["public"] = public.ds.select_columns(["image", "label"]).materialize()
+        datasets["public"] = public.ds.select_columns(["id", "image", "label"]).materialize()
     per_worker = {"CPU": resources.cpus_per_worker, **({"GPU": resources.gpus_per_worker} if resources.use_gpu else {})}
     from raypriv.dpvae.worker import train_loop
 
@@ -215,7 +267,7 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
         train_loop, train_loop_config=loop_cfg,
         scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
                                      resources_per_worker=per_worker),
-        datasets=datasets, dataset_config=DataConfig(datasets_to_split=list(datasets)),
+        datasets=datasets, dataset_config=DataConfig(datasets_to_split=[]),    # the workers split by id hash
         run_config=RunConfig(storage_path=out, name=RUN_NAME, checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=max_failures)))
     stop = threading.Event()
@@ -242,7 +294,10 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
         return torch.load(os.path.join(d, "state.pt"), map_location="cpu", weights_only=True)
 
 
-def _finalize(out, state, *, train, public, config, plans, fingerprint, seconds, progress, has_ledger) -> str:
+def _finalize(out, state, *, train, public, config, plans, fingerprint, progress, has_ledger) -> str:
+    """Write the release: the weights, then the manifest (which marks the run finished).
+    It records nothing computed from the private rows outside the DP mechanism: no exact
+    row count, no private loss, no timing."""
     import torch
 
     from raypriv.manifest import build_manifest, write_manifest
@@ -250,25 +305,28 @@ def _finalize(out, state, *, train, public, config, plans, fingerprint, seconds,
     privacy: dict[str, Any] = {"private": has_ledger}
     if has_ledger:
         ledger = PrivacyLedger.open(os.path.join(out, LEDGER_NAME))
-        privacy.update(ledger.summary())
-    tmp = os.path.join(out, f".{WEIGHTS_NAME}.tmp")
+        privacy.update(ledger.summary(), neighbouring_relation=NEIGHBOURING, dataset_size=config.dataset_size)
+    release = release_dir(out)
+    os.makedirs(release, exist_ok=True)
+    tmp = os.path.join(release, f".{WEIGHTS_NAME}.tmp")
     torch.save(state["model"], tmp)
-    os.replace(tmp, os.path.join(out, WEIGHTS_NAME))
+    os.replace(tmp, os.path.join(release, WEIGHTS_NAME))
     manifest = build_manifest(
         method=METHOD_NAME, params={**config.to_dict(), "stages": [dataclasses.asdict(p) for p in plans],
                                     "model_kwargs": _corpus_model_kwargs(train, config)},
         seed=config.seed, input_fingerprint=fingerprint,
         extra={"source": train.info.source, "privacy": privacy, "class_names": list(train.info.class_names),
-               "train_rows": train.info.num_rows, "image_shape": list(train.info.image_shape), "files": [WEIGHTS_NAME],
-               "train_seconds": seconds, "history": state.get("history", []),
+               "image_shape": list(train.info.image_shape), "files": [WEIGHTS_NAME],
+               "history": state.get("history", []),       # non-private stages only
+               **({} if has_ledger else {"train_rows": train.info.num_rows}),
                **({"public_source": public.info.source, "public_fingerprint": public.fingerprint()}
                   if public is not None else {})})
-    write_manifest(out, manifest)
+    write_manifest(release, manifest)
     if has_ledger:
         progress(f"done: ε = {privacy['epsilon_spent']:.3f} (target {config.epsilon:g}), δ = {config.delta:g}, "
-                 f"{config.accountant} accountant → {out}")
+                 f"{config.accountant} accountant → {release}")
     else:
-        progress(f"done (non-private) → {out}")
+        progress(f"done (non-private) → {release}")
     return out
 
 
@@ -301,8 +359,17 @@ def _check_corpus(train: "Corpus", config: DPVAEConfig) -> None:
 
 
 def _check_public(public: "Corpus", train: "Corpus") -> None:
+    """The public corpus fits the private one's shapes and shares no image with it (public
+    pre-training is not charged: a private image in it would be used without noise)."""
+    from raypriv.data.corpus import shared_images
+
     if tuple(public.info.image_shape) != tuple(train.info.image_shape) or \
             public.info.num_classes != train.info.num_classes:
         raise DataError(f"public corpus has images {tuple(public.info.image_shape)} and {public.info.num_classes} "
                         f"classes; the private one {tuple(train.info.image_shape)} and {train.info.num_classes}",
                         item=public.info.source)
+    shared = shared_images(public, train)
+    if shared:
+        raise DataError(f"{len(shared)} of its images are also in the private training set (e.g. row {shared[0]!r}); "
+                        "public pre-training is not charged, so the public corpus must be disjoint from the "
+                        "private one", item=public.info.source)

@@ -5,10 +5,10 @@ import os
 import tempfile
 from typing import Any
 
-import numpy as np
 import torch
 
 from raypriv.dpvae.dpsgd import StagePlan, StageRunner, poisson_batch
+from raypriv.privacy.rng import reseed, secret_generator, secret_seed
 
 #: Progress lines per stage (rank 0 prints loss and ε spent about this often).
 PROGRESS_LINES = 10
@@ -18,20 +18,22 @@ class SimulatedFault(RuntimeError):
     """Raised by the test hook ``RAYPRIV_FAULT_AT_STEP``."""
 
 
-def load_shard(name: str, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """This worker's shard of dataset ``name`` as float NCHW images in [0, 1] and labels."""
+def load_worker_shard(name: str, *, rank: int, world: int, key: int, rows: int, device) -> tuple:
+    """This worker's rows of dataset ``name`` (every row in exactly one worker's shard, by a
+    keyed hash of its id: :func:`raypriv.shards.load_shard`) as float NCHW images in [0, 1]
+    and labels. Checks that the shards add up to all ``rows`` (no row dropped, none twice)."""
     import ray.train
 
-    from raypriv.evaluate.victim import to_float_nchw
+    from raypriv.shards import load_shard, to_float_nchw
 
-    xs, ys = [], []
-    for batch in ray.train.get_dataset_shard(name).iter_batches(batch_size=4096, batch_format="numpy"):
-        xs.append(np.asarray(batch["image"]))
-        ys.append(np.asarray(batch["label"]))
-    if not xs:
-        raise RuntimeError(f"worker got no rows of {name!r}")
-    x = to_float_nchw(torch.from_numpy(np.concatenate(xs)))
-    return x.to(device), torch.from_numpy(np.concatenate(ys)).long().to(device)
+    images, labels = load_shard(ray.train.get_dataset_shard(name), rank=rank, world=world, key=key,
+                                what=f"DP-VAE {name} set")
+    total = torch.tensor(len(labels), dtype=torch.int64)
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    if int(total) != rows:
+        raise RuntimeError(f"the {world} worker shards of {name!r} hold {int(total)} rows, the set has {rows}")
+    return to_float_nchw(images).to(device), labels.to(device)
 
 
 def _restore() -> dict | None:
@@ -92,9 +94,10 @@ def train_loop(cfg: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(cfg["threads"])
     device = ray.train.torch.get_device()
-    torch.manual_seed(config.seed)    # identical initial weights on every rank
+    torch.manual_seed(config.seed)    # identical initial weights on every rank: all the seed decides
     model = build_vae(config.model, **model_kwargs(image_shape=cfg["image_shape"], num_classes=cfg["num_classes"],
                                                    config=config)).to(device)
+    torch.manual_seed(secret_seed())  # the VAE's latent draws while training: not from the recorded seed
     plans = [StagePlan(**{**p, "freeze": tuple(p["freeze"])}) for p in cfg["plans"]]
     state = _restore() or {"stage": 0, "step": 0, "history": []}
     if "model" in state:
@@ -107,7 +110,8 @@ def train_loop(cfg: dict[str, Any]) -> None:
         plan = plans[i]
         data = "train" if plan.private or config.method == "none" else "public"
         if data not in shards:
-            shards[data] = load_shard(data, device)
+            shards[data] = load_worker_shard(data, rank=rank, world=world, key=cfg["shard_key"],
+                                             rows=cfg["true_rows"][data], device=device)
         x, y = shards[data]
         resumed = i == state["stage"]
         runner = StageRunner(model, plan, world_size=world, grad_sample_mode=config.grad_sample_mode,
@@ -124,25 +128,26 @@ def _run_stage(runner: StageRunner, plan: StagePlan, x, y, *, start: int, stage_
                cfg: dict, config, rank: int, monitor) -> None:
     import ray
 
-    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + stage_index * 7919 + rank * 104_729 + start)
+    gen = secret_generator()     # Poisson masks: fresh secret seed per rank and step, never recorded
     every = max(1, plan.steps // PROGRESS_LINES)
     loss_sum = torch.zeros(2, dtype=torch.float64)
     fault = cfg["fault"]
     for step in range(start + 1, plan.steps + 1):
         if plan.private and rank == 0:
             ray.get(monitor.charge.remote(plan.name))    # durable before the step touches the data
-        idx = poisson_batch(len(x), sample_rate=plan.sample_rate, generator=gen)
+        idx = poisson_batch(len(x), sample_rate=plan.sample_rate, generator=reseed(gen))
         ls, n = runner.step(x[idx], None if y is None else y[idx])
-        loss_sum += torch.tensor([ls, n], dtype=torch.float64)
+        if not plan.private:     # a private stage's loss is an unnoised statistic of private rows
+            loss_sum += torch.tensor([ls, n], dtype=torch.float64)
         if fault["step"] and plan.name == fault["stage"] and step == fault["step"]:
             raise SimulatedFault(f"simulated crash after step {step} of stage {plan.name}")
         last = step == plan.steps
         if step % every == 0 or last:
+            loss = None if plan.private else float(loss_sum[0] / max(float(loss_sum[1]), 1.0))
             if rank == 0:
-                monitor.report.remote(plan.name, step, plan.steps, float(loss_sum[0] / max(float(loss_sum[1]), 1.0)),
-                                      plan.private)
-            state["history"].append({"stage": plan.name, "step": step,
-                                     "loss": float(loss_sum[0] / max(float(loss_sum[1]), 1.0))})
+                monitor.report.remote(plan.name, step, plan.steps, loss, plan.private)
+            if loss is not None:
+                state["history"].append({"stage": plan.name, "step": step, "loss": loss})
             loss_sum.zero_()
         if step % config.checkpoint_every == 0 or last:
             _save({"stage": stage_index + 1 if last else stage_index, "step": 0 if last else step,

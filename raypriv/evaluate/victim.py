@@ -5,7 +5,7 @@ workers (DDP; gloo on CPU, NCCL on GPU). Both corpora are handed to the trainer 
 ``datasets=``; the driver never collects them. Both sets are materialized in the object
 store first (distributed, not collected), so upstream transforms such as a JPEG defense run
 once. The training set is split between the workers by a hash of each row id
-(:func:`load_shard`: every worker reads the set once and keeps its share in memory as uint8,
+(:func:`raypriv.shards.load_shard`: every worker reads the set once and keeps its share in memory as uint8,
 ordered by id), and each epoch every worker draws ``rows // workers`` rows from a fresh
 permutation of its share (:func:`epoch_batches`), so all workers take the same number of
 steps. That is a real shuffle whatever order the corpus was written in (generated corpora
@@ -31,16 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from raypriv.errors import DataError
 from raypriv.evaluate.config import DistillConfig, VictimConfig
+from raypriv.shards import load_shard, to_float_nchw
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
 
 
-#: Rows per read when a worker loads its training shard into memory.
-SHARD_READ_BATCH = 1024
-#: Salt of the id hash that assigns training rows to workers.
-SHARD_SALT = "victim-shard"
 #: Keeps the epoch-order generator's stream apart from the augmentation generator's.
 ORDER_SEED_OFFSET = 104_729
 
@@ -178,7 +175,7 @@ def _train_loop(cfg: dict) -> dict | None:
     opt = make_optimizer(model.parameters(), vc)
     gen = torch.Generator().manual_seed(vc.seed * 7919 + rank)
     order_gen = torch.Generator().manual_seed(vc.seed * 7919 + rank + ORDER_SEED_OFFSET)
-    shard = load_shard(ray.train.get_dataset_shard("train"), rank=rank, world=world)
+    shard = load_shard(ray.train.get_dataset_shard("train"), rank=rank, world=world, what="victim training set")
     if cfg["distill"]:
         from raypriv.unlearnable.workers import build_surrogate
 
@@ -200,35 +197,6 @@ def _train_loop(cfg: dict) -> dict | None:
     test_acc = _evaluate(model, cfg=cfg, vc=vc) if rank == 0 else float("nan")
     _report_final(model, {**history[-1], "test_acc": test_acc}, rank=rank)
     return {"test_acc": test_acc, "history": history} if rank == 0 else None
-
-
-def load_shard(rows, *, rank: int = 0, world: int = 1) -> tuple:
-    """Worker ``rank``'s share of the training rows as in-memory ``(images uint8 (N, H, W, C),
-    labels int64 (N,))`` tensors, ordered by row id.
-
-    ``rows`` is anything with Ray Data's ``iter_batches`` (a ``DataIterator`` or a ``Dataset``)
-    over ``{id, image, label}`` rows; every worker reads all of it. A row belongs to worker
-    ``floor(u * world)``, ``u`` a hash of its id (:func:`raypriv.hashing.id_uniform`), so
-    the split and the order are the same on every run whatever order the blocks arrive in.
-    Copies of a row (same id) stay together.
-    """
-    import numpy as np
-    import torch
-
-    from raypriv.hashing import id_uniform
-
-    ids, images, labels = [], [], []
-    for batch in rows.iter_batches(batch_size=SHARD_READ_BATCH, batch_format="numpy"):
-        batch_ids = np.asarray(batch["id"]).astype(str)
-        mine = (id_uniform(batch_ids, seed=0, salt=SHARD_SALT) * world).astype(np.int64) == rank
-        ids.append(batch_ids[mine])
-        images.append(np.asarray(batch["image"], dtype=np.uint8)[mine])
-        labels.append(np.asarray(batch["label"], dtype=np.int64)[mine])
-    if not sum(len(i) for i in ids):
-        raise DataError(f"no training rows for worker {rank} of {world} (rows are split by a hash of their id: "
-                        "use fewer workers than distinct ids)", item="victim training set")
-    order = np.argsort(np.concatenate(ids), kind="stable")
-    return torch.from_numpy(np.concatenate(images)[order]), torch.from_numpy(np.concatenate(labels)[order])
 
 
 def epoch_batches(num_rows: int, *, batch_size: int, drop_last: bool, gen, rows_per_epoch: int | None = None) -> list:
@@ -304,11 +272,6 @@ def make_optimizer(params, vc: VictimConfig):
     if vc.optimizer == "adam":
         return torch.optim.Adam(params, lr=vc.lr, weight_decay=vc.weight_decay)
     return torch.optim.SGD(params, lr=vc.lr, momentum=vc.momentum, nesterov=vc.nesterov, weight_decay=vc.weight_decay)
-
-
-def to_float_nchw(images):
-    """uint8 ``(B, H, W, C)`` → float ``(B, C, H, W)`` in [0, 1]."""
-    return images.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def augment(x, *, pad: int, flip: bool, gen):

@@ -97,7 +97,7 @@ class _LossScorer:
         import torch
         import torch.nn.functional as F
 
-        from raypriv.evaluate.victim import to_float_nchw
+        from raypriv.shards import to_float_nchw
 
         x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"])))
         y = torch.as_tensor(batch["label"]).long()

@@ -171,7 +171,7 @@ class StatsCollector:
         self._torch = torch
 
     def __call__(self, batch: dict) -> dict:
-        from raypriv.evaluate.victim import to_float_nchw
+        from raypriv.shards import to_float_nchw
 
         torch = self._torch
         x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
@@ -240,7 +240,7 @@ def compute_class_stats(corpus: "Corpus", teacher: "Teacher", *, resources: "Res
     from raypriv.manifest import build_manifest
 
     manifest = build_manifest(
-        method=STATS_METHOD, params={"batch_size": batch_size}, seed=None, input_fingerprint=corpus.fingerprint(),
+        method=STATS_METHOD, params={"batch_size": batch_size}, seed=None, input_fingerprint=corpus.keyed_fingerprint(),
         extra={"teacher": teacher.path, "teacher_weights": teacher.weights_digest(), "teacher_fingerprint": teacher.manifest.get("input_fingerprint"),
                "teacher_model": teacher.model, "model_kwargs": teacher.model_kwargs,
                "images_per_class": totals["images"].tolist(),

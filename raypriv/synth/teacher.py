@@ -122,7 +122,7 @@ def train_teacher(train: "Corpus", test: "Corpus", *, output: str, config: "Vict
     shutil.rmtree(os.path.dirname(result.checkpoint_path.rstrip("/")), ignore_errors=True)
     teacher = Teacher(model=config.model, model_kwargs=kwargs, state=state, manifest={})
     teacher.manifest = _teacher_manifest(teacher, params={"recipe": dataclasses.asdict(config)},
-                                         input_fingerprint=train.fingerprint(),
+                                         input_fingerprint=train.keyed_fingerprint(),
                                          extra={"source": train.info.source, "test_source": test.info.source,
                                                 "class_names": list(train.info.class_names),
                                                 "test_acc": result.test_acc, "train_acc": result.train_acc,

@@ -94,7 +94,7 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
     threshold (or ``max_rounds``), checkpointing after every round and resuming from the
     last complete round found in ``checkpoint_dir``."""
     cfg, n = config, corpus.info.num_rows
-    fingerprint = corpus.fingerprint()
+    fingerprint = corpus.keyed_fingerprint()
     cfg_key = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_FIELDS}
     state, start, work = _load_or_init(corpus, cfg, resources, checkpoint_dir, cfg_key, fingerprint, progress)
     for r in range(start, cfg.max_rounds):

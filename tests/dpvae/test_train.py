@@ -1,5 +1,6 @@
 """DP²-VAE training end to end on Ray Train: the manifest's privacy record, the ledger across
 a crash between checkpoints, refusal past the budget, bad input; then sampling and the report."""
+import dataclasses
 import json
 import os
 
@@ -13,7 +14,11 @@ from raypriv.runtime import ResourceSpec
 
 # digits: 1,437 training images of 8×8; expected batch 256 → q = 0.178, 6 steps per epoch
 TINY = dict(epsilon=4.0, delta=1e-4, batch_size=256, pretrain_epochs=2, epochs=2, latent_dim=4, width=8,
-            checkpoint_every=4)
+            checkpoint_every=4, dataset_size=1437)
+
+
+def release(out: str, name: str = "manifest.json") -> str:
+    return os.path.join(out, "release", name)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def trained(digits, tmp_path_factory):
 
 def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
     out, lines = trained
-    m = json.load(open(os.path.join(out, "manifest.json")))
+    m = json.load(open(release(out)))
     p = m["privacy"]
     assert m["method"] == "dpvae" and m["params"]["method"] == "dp2" and m["raypriv_version"]
     assert [s["name"] for s in p["stages"]] == ["pretrain", "main"]
@@ -44,7 +49,7 @@ def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
     assert ledger.epsilon_spent() == pytest.approx(p["epsilon_spent"])
     assert sum(1 for _ in open(ledger.path)) == 1 + 24
     assert any("ε spent" in line for line in lines)                    # ε printed while training
-    assert os.path.getsize(os.path.join(out, "model.pt")) > 1000
+    assert os.path.getsize(release(out, "model.pt")) > 1000
 
 
 def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, tmp_path, monkeypatch):
@@ -58,13 +63,13 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
     with pytest.raises(RuntimeError, match="re-run with resume=True"):
         train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
     ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
-    assert ledger.charged("main") == 7 and not os.path.exists(os.path.join(out, "manifest.json"))
+    assert ledger.charged("main") == 7 and not os.path.exists(release(out))
     monkeypatch.delenv("RAYPRIV_FAULT_AT_STEP")
     with pytest.raises(ArtifactError, match="not empty; pass resume=True"):
         train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
     train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), resume=True,
                 progress=lambda m: None)
-    m = json.load(open(os.path.join(out, "manifest.json")))
+    m = json.load(open(release(out)))
     (stage,) = m["privacy"]["stages"]
     assert stage["steps_charged"] == stage["steps"] == 23       # ceil(4 epochs / q)
     planned = epsilon(PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl")).mechanisms(), delta=TINY["delta"])
@@ -82,7 +87,8 @@ def test_resuming_when_every_planned_step_is_charged_is_refused(digits, tmp_path
     plans = plan_stages(cfg, train_rows=digits.info.num_rows)
     led = PrivacyLedger.create(str(out / "privacy-ledger.jsonl"), epsilon=cfg.epsilon, delta=cfg.delta,
                                accountant=cfg.accountant, stages=_ledger_stages(plans),
-                               extra={"config": cfg.to_dict(), "input_fingerprint": digits.fingerprint()})
+                               extra={"config": cfg.to_dict(), "input_fingerprint": digits.keyed_fingerprint(),
+                                      "plan": [dataclasses.asdict(p) for p in plans]})
     for _ in range(plans[0].steps):
         led.charge("main")
     with pytest.raises(BudgetExhaustedError, match="budget is exhausted"):
@@ -103,7 +109,7 @@ def test_public_pretraining_is_not_charged(digits, tmp_path):
         train_dpvae(digits, config=DPVAEConfig(**TINY), output=out, public=public, progress=lambda m: None)
     train_dpvae(digits, config=cfg, output=out, public=public, resources=ResourceSpec(workers=2),
                 progress=lambda m: None)
-    m = json.load(open(os.path.join(out, "manifest.json")))
+    m = json.load(open(release(out)))
     (main,) = m["privacy"]["stages"]
     plans = plan_stages(cfg, train_rows=digits.info.num_rows, public_rows=public.info.num_rows)
     assert [p.private for p in plans] == [False, True] and plans[0].steps == 2        # ceil(1 / (256 / 360))

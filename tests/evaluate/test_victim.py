@@ -7,7 +7,8 @@ import torch
 from raypriv.data import Corpus, load_corpus
 from raypriv.errors import DataError
 from raypriv.evaluate import VictimConfig
-from raypriv.evaluate.victim import SHARD_SALT, epoch_batches, load_shard, train_victim
+from raypriv.evaluate.victim import epoch_batches, train_victim
+from raypriv.shards import SHARD_SALT, load_shard
 from raypriv.hashing import id_uniform
 from raypriv.runtime import ResourceSpec
 
@@ -47,7 +48,7 @@ def test_a_worker_without_rows_is_a_clear_error(digits):
     one = digits.head(1)
     owner = int(id_uniform([one.ds.take(1)[0]["id"]], seed=0, salt=SHARD_SALT)[0] * 2)
     assert len(load_shard(one.ds, rank=owner, world=2)[1]) == 1
-    with pytest.raises(DataError, match="no training rows for worker"):
+    with pytest.raises(DataError, match="no rows for worker"):
         load_shard(one.ds, rank=1 - owner, world=2)
 
 
