@@ -149,7 +149,8 @@ def workers_part(args) -> list[dict]:
     for workers in (1, 2):
         out = tempfile.mkdtemp(prefix=f"dpvae-speed-{workers}w-")
         shutil.rmtree(out)
-        cfg = DPVAEConfig(method="dpsgd", epsilon=10.0, pretrain_epochs=0, epochs=args.worker_epochs)
+        cfg = DPVAEConfig(method="dpsgd", epsilon=10.0, pretrain_epochs=0, epochs=args.worker_epochs,
+                          dataset_size=train.info.num_rows)
         t = time.time()
         train_dpvae(train, config=cfg, output=out, resources=ResourceSpec(workers=workers), progress=lambda m: None)
         wall = time.time() - t

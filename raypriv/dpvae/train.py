@@ -141,7 +141,8 @@ def _relay_progress(monitor, progress: Callable[[str], None], stop, *, delta: fl
             newest = max((i for i, (_, spent) in enumerate(lines) if spent), default=None)
             for i, (text, spent) in enumerate(lines):
                 if i == newest:
-                    text += f"{',' if ':' in text else ':'} ε spent {epsilon(spent, delta=delta, accountant=accountant):.3f}"
+                    eps = epsilon(spent, delta=delta, accountant=accountant)
+                    text += f"{',' if ':' in text else ':'} ε spent {eps:.3f}"
                 progress(text)
         except Exception:  # noqa: BLE001 - the monitor is gone: nothing more to relay
             return
@@ -161,8 +162,9 @@ def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resum
         from raypriv.locks import LOCK_NAME
 
         if os.path.exists(out) and set(os.listdir(out)) - {LOCK_NAME}:
-            raise ArtifactError(f"{out}: not empty; pass resume=True (--resume) to continue the run there, "
-                                "or choose a new directory")
+            raise ArtifactError(f"{out}: not empty; pass resume=True (--resume) to continue the run there, or "
+                                "choose a new directory (a new run on the same data spends a new budget, which "
+                                "composes with this one's)")
         return PrivacyLedger.create(path, epsilon=config.epsilon, delta=config.delta, accountant=config.accountant,
                                     stages=_ledger_stages(plans),
                                     extra={"config": config.to_dict(), "input_fingerprint": fingerprint,

@@ -33,8 +33,8 @@ def load_latest(ckpt_dir: str, *, config: dict, input_fingerprint: str) -> dict 
         meta = json.load(f)
     if meta["input_fingerprint"] != input_fingerprint:
         raise ArtifactError(f"{ckpt_dir}: checkpoint was made from different input data "
-                            f"({meta['input_fingerprint'][:12]} != {input_fingerprint[:12]}); "
-                            "use another --checkpoint-dir or delete it")
+                            f"({meta['input_fingerprint'][-12:]} != {input_fingerprint[-12:]}; a fingerprint "
+                            "made under another owner key differs too); use another --checkpoint-dir or delete it")
     diff = sorted(k for k in set(config) | set(meta["config"]) if config.get(k) != meta["config"].get(k))
     if diff:
         raise ArtifactError(f"{ckpt_dir}: checkpoint was made with different settings ({', '.join(diff)}); "

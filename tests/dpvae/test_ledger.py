@@ -61,3 +61,45 @@ def test_header_records_budget_and_plan(tmp_path):
     led = make(tmp_path)
     header = json.loads(open(led.path).readline())
     assert header["epsilon"] == 5.0 and header["accountant"] == "prv" and header["stages"] == STAGES
+
+
+def test_two_holders_of_one_ledger_charge_the_plan_once_in_total(tmp_path):
+    """Each charge re-reads the durable count under the file lock: a second holder (another run
+    on the same directory) sees the first one's steps and cannot spend them again."""
+    a = make(tmp_path)
+    b = PrivacyLedger.open(a.path)
+    assert [a.charge("main"), b.charge("main"), a.charge("main"), b.charge("main")] == [1, 2, 3, 4]
+    for led in (a, b):
+        with pytest.raises(BudgetExhaustedError):
+            led.charge("main")
+    assert PrivacyLedger.open(a.path).charged("main") == 4
+
+
+def test_concurrent_processes_never_charge_past_the_plan(tmp_path):
+    import subprocess
+    import sys
+
+    led = PrivacyLedger.create(str(tmp_path / "l.jsonl"), epsilon=5.0, delta=1e-5, accountant="prv",
+                               stages=[{"name": "main", "sigma": 1.0, "sample_rate": 0.01, "steps": 60}])
+    script = ("import sys; from raypriv.dpvae.ledger import PrivacyLedger, BudgetExhaustedError\n"
+              "led = PrivacyLedger.open(sys.argv[1]); n = 0\n"
+              "try:\n    for _ in range(50): led.charge('main'); n += 1\n"
+              "except BudgetExhaustedError: pass\nprint(n)")
+    procs = [subprocess.Popen([sys.executable, "-c", script, led.path], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    counts = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sum(counts) == 60 and PrivacyLedger.open(led.path).charged("main") == 60
+    steps = [json.loads(line)["step"] for line in open(led.path).read().splitlines()[1:]]
+    assert steps == list(range(1, 61))                  # each step charged once, in order
+
+
+def test_a_charge_after_a_torn_line_still_counts(tmp_path):
+    """A crash mid-write leaves a line without its newline; the next charge must start a fresh
+    line, or it would be glued to the torn one and lost on the next read (an under-count)."""
+    led = make(tmp_path)
+    led.charge("main")
+    with open(led.path, "a") as f:
+        f.write('{"stage": "main", "st')
+    again = PrivacyLedger.open(led.path)
+    assert again.charge("main") == 2
+    assert PrivacyLedger.open(led.path).charged("main") == 2

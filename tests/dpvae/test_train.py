@@ -12,28 +12,7 @@ from raypriv.dpvae.ledger import BudgetExhaustedError
 from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime import ResourceSpec
 
-# digits: 1,437 training images of 8×8; expected batch 256 → q = 0.178, 6 steps per epoch
-TINY = dict(epsilon=4.0, delta=1e-4, batch_size=256, pretrain_epochs=2, epochs=2, latent_dim=4, width=8,
-            checkpoint_every=4, dataset_size=1437)
-
-
-def release(out: str, name: str = "manifest.json") -> str:
-    return os.path.join(out, "release", name)
-
-
-@pytest.fixture(scope="module")
-def digits(ray_local):
-    return load_corpus("digits")
-
-
-@pytest.fixture(scope="module")
-def trained(digits, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("dp2") / "run")
-    lines = []
-    train_dpvae(digits, config=DPVAEConfig(**TINY), output=out, resources=ResourceSpec(workers=2),
-                progress=lines.append)
-    return out, lines
-
+from dpvae_helpers import TINY, release
 
 def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
     out, lines = trained
@@ -57,7 +36,7 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
     resumed run continues after step 7 from the step-4 weights; re-running steps 5–7 would need
     charges past the plan, which the ledger refuses, so finishing proves they were not re-run,
     and the final ε is exactly the plan's."""
-    cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})            # one stage of 23 steps
+    cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})            # one stage of 24 steps
     out = str(tmp_path / "run")
     monkeypatch.setenv("RAYPRIV_FAULT_AT_STEP", "7")
     with pytest.raises(RuntimeError, match="re-run with resume=True"):
@@ -71,7 +50,7 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
                 progress=lambda m: None)
     m = json.load(open(release(out)))
     (stage,) = m["privacy"]["stages"]
-    assert stage["steps_charged"] == stage["steps"] == 23       # ceil(4 epochs / q)
+    assert stage["steps_charged"] == stage["steps"] == 24       # ceil(4 epochs / q), q = 256 / 1500 declared
     planned = epsilon(PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl")).mechanisms(), delta=TINY["delta"])
     assert m["privacy"]["epsilon_spent"] == pytest.approx(planned) and planned <= TINY["epsilon"]
     with pytest.raises(ArtifactError, match="budget is spent"):           # a finished run cannot go on
@@ -122,7 +101,7 @@ def test_public_pretraining_is_not_charged(digits, tmp_path):
 
 
 def test_delta_not_below_one_over_n_is_refused_before_training(digits, tmp_path):
-    with pytest.raises(ConfigError, match=r"delta.*N = 1437"):
+    with pytest.raises(ConfigError, match=r"delta.*N = 1500"):          # the larger of declared and true
         train_dpvae(digits, config=DPVAEConfig(**{**TINY, "delta": 1e-3}), output=str(tmp_path / "x"),
                     resources=ResourceSpec(workers=1), progress=lambda m: None)
     assert not os.path.exists(tmp_path / "x")
@@ -152,8 +131,10 @@ def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
     report = json.load(open(os.path.join(ev, "report.json")))
     assert 0 <= report["downstream_test_acc"] <= 1 and report["frechet_distance"] > 0
     assert report["real_data_test_acc"] > 0.5 and 0 <= report["label_agreement"] <= 1
+    assert report["privacy"]["covered_by_epsilon"] is False          # a non-private classifier of the real data
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ConfigError, match="invalid temperature"):
             sample_dpvae(out, output=str(tmp_path / "bad"), images_per_class=3, temperature=bad)
     assert not os.path.exists(tmp_path / "bad")
-    assert "not Inception-FID" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "not Inception-FID" in printed and "not covered by ε" in printed

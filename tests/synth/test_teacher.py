@@ -18,7 +18,8 @@ def test_train_teacher_with_ray_train_and_reload(digits300, tmp_path):
     t = train_teacher(digits300, test, output=out, config=VictimConfig(epochs=6, batch_size=32),
                       resources=ResourceSpec(workers=2), progress=lambda m: None)
     back = load_teacher(out)
-    assert back.manifest["method"] == "synth-teacher" and back.manifest["input_fingerprint"] == digits300.keyed_fingerprint()
+    assert back.manifest["method"] == "synth-teacher"
+    assert back.manifest["input_fingerprint"] == digits300.keyed_fingerprint()
     assert back.manifest["params"]["recipe"]["epochs"] == 6 and back.manifest["test_acc"] == t.manifest["test_acc"]
     assert back.manifest["test_acc"] > 0.5          # it learned (chance is 0.1)
     assert back.weights_digest() == t.weights_digest() and back.image_shape == (8, 8, 1)
