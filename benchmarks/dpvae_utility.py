@@ -54,7 +54,7 @@ def main(args) -> dict:
     from common import load_benchmark_corpus, save_result
 
     from raypriv.data import load_corpus
-    from raypriv.dpvae import DPVAEConfig, evaluate_dpvae, release_dir, sample_dpvae, train_dpvae
+    from raypriv.dpvae import DPVAEConfig, evaluate_dpvae, model_dir, sample_dpvae, train_dpvae
     from raypriv.dpvae.evaluate import default_victim, reference_classifier
     from raypriv.dpvae.sample import DEFAULT_TEMPERATURE
     from raypriv.runtime import ResourceSpec, init_ray
@@ -98,7 +98,7 @@ def main(args) -> dict:
                            for vs in victim_seeds]
                 report = {**reports[0], "downstream_test_acc": float(np.mean([r["downstream_test_acc"]
                                                                               for r in reports]))}
-                privacy = json.load(open(os.path.join(release_dir(run_dir), "manifest.json")))["privacy"]
+                privacy = json.load(open(os.path.join(model_dir(run_dir), "manifest.json")))["privacy"]
                 row = {"method": method, "epsilon": eps, "seed": seed, "train_s": train_s,
                        "victim_seeds": victim_seeds,
                        "downstream_by_victim_seed": [r["downstream_test_acc"] for r in reports],
@@ -121,9 +121,9 @@ def main(args) -> dict:
 
 def reusable(run_dir: str, *, images_per_class: int, temperature: float) -> bool:
     """A finished model and a finished sample set drawn with these settings (their manifests) are there."""
-    from raypriv.dpvae import release_dir
+    from raypriv.dpvae import model_dir
 
-    paths = [os.path.join(d, "manifest.json") for d in (release_dir(run_dir), run_dir + "-synth")]
+    paths = [os.path.join(d, "manifest.json") for d in (model_dir(run_dir) or run_dir, run_dir + "-synth")]
     if not all(os.path.exists(p) for p in paths):
         return False
     params = json.load(open(paths[1])).get("params", {})

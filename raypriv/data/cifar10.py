@@ -127,6 +127,7 @@ def load_cifar10(arg: str | None, *, split: str = "train", download: bool = Fals
     ds = ray.data.read_binary_files(files, include_paths=True, override_num_blocks=len(files))
     ds = ds.map_batches(_parse_batch, batch_size=1, batch_format="numpy")
     info = CorpusInfo(
+        classes_declared=True,
         source=f"cifar10:{arg}",
         split=split,
         num_classes=len(class_names),

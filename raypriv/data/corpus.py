@@ -45,9 +45,10 @@ class CorpusInfo:
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     num_rows: int
-    #: False when ``num_classes`` was inferred as ``max(label) + 1`` (the source declared no class
-    #: list): then the class count is a fact about the rows, which a private run must not publish.
-    classes_declared: bool = True
+    #: True only when the source states its class list (a built-in set, CIFAR's ``batches.meta``,
+    #: one folder per class, a corpus manifest that says so). Otherwise ``num_classes`` is
+    #: ``max(label) + 1``, a fact about the rows, which a private run must not publish.
+    classes_declared: bool = False
 
 
 def row_digest(row_id: str, label: int, image: np.ndarray, *, key: bytes | None = None) -> int:

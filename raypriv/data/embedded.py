@@ -80,6 +80,7 @@ def build_embedded(
     ds = ray.data.from_arrow(tables)
     rows = sum(t.num_rows for t in tables)
     info = CorpusInfo(
+        classes_declared=True,
         source=name,
         split=split,
         num_classes=len(class_names),

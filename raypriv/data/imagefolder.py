@@ -93,6 +93,7 @@ def load_imagefolder(arg: str | None, *, split: str = "train", download: bool = 
         fn_kwargs={"base": base, "root": root, "class_index": {c: i for i, c in enumerate(classes)}},
     )
     info = CorpusInfo(
+        classes_declared=True,
         source=f"imagefolder:{arg}",
         split=split,
         num_classes=len(classes),

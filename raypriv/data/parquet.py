@@ -5,7 +5,7 @@ format, see :mod:`raypriv.data.writer`) or a tensor column.
 ``split="train"``/``"test"`` read ``PATH/train``/``PATH/test`` when that sub-folder
 exists; otherwise ``train`` and ``all`` read ``PATH`` itself. A ``manifest.json`` next to
 the files (or in ``PATH``) supplies ``num_classes`` and ``class_names``; without one,
-``num_classes`` is ``max(label) + 1``. Files are read and images decoded in Ray tasks.
+``num_classes`` is ``max(label) + 1`` (and ``CorpusInfo.classes_declared`` is False). Files are read and images decoded in Ray tasks.
 """
 from __future__ import annotations
 
@@ -117,5 +117,7 @@ def load_parquet(arg: str | None, *, split: str = "train", download: bool = Fals
         image_shape=tuple(manifest.get("image_shape") or (0, 0, 0)),
         class_names=class_names,
         num_rows=int(manifest.get("rows") or 0),
+        # a manifest's class list counts as declared unless the corpus it describes had inferred its own
+        classes_declared=bool(num_classes) and bool(manifest.get("classes_declared", True)),
     )
     return Corpus(ds=ds, info=info)

@@ -196,6 +196,7 @@ def _writer_fields(corpus: Corpus, *, rows: int, fingerprint: str, files: list[d
         "image_shape": list(info.image_shape),
         "num_classes": int(info.num_classes),
         "class_names": list(info.class_names),
+        "classes_declared": bool(info.classes_declared),
         "files": files,
         "fingerprint": fingerprint,
         "raypriv_version": __version__,

@@ -19,8 +19,8 @@ from raypriv.dpvae.evaluate import evaluate_dpvae, frechet_distance
 from raypriv.dpvae.ledger import BudgetExhaustedError, PrivacyLedger
 from raypriv.dpvae.models import build_vae, check_dp_compatible
 from raypriv.dpvae.sample import load_vae, sample_dpvae
-from raypriv.dpvae.train import is_finished, plan_stages, release_dir, train_dpvae
+from raypriv.dpvae.train import is_finished, model_dir, plan_stages, release_dir, train_dpvae
 
 __all__ = ["BudgetExhaustedError", "DPVAEConfig", "Mechanism", "PrivacyLedger", "build_vae", "check_dp_compatible",
-           "epsilon", "evaluate_dpvae", "frechet_distance", "is_finished", "load_vae", "plan_stages", "release_dir",
-           "sample_dpvae", "solve_sigmas", "train_dpvae"]
+           "epsilon", "evaluate_dpvae", "frechet_distance", "is_finished", "load_vae", "model_dir", "plan_stages",
+           "release_dir", "sample_dpvae", "solve_sigmas", "train_dpvae"]

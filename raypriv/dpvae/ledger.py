@@ -40,6 +40,7 @@ import time
 from typing import Any
 
 from raypriv.errors import ArtifactError, RayprivError
+from raypriv.files import write_new
 
 LEDGER_NAME = "privacy-ledger.jsonl"
 
@@ -53,7 +54,8 @@ def _add_counts(counts: dict[str, int], data: bytes) -> int:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue                              # a torn line that a later charge closed
-        counts[rec["stage"]] = max(counts[rec["stage"]], int(rec["step"]))
+        if isinstance(rec, dict) and rec.get("stage") in counts and isinstance(rec.get("step"), int):
+            counts[rec["stage"]] = max(counts[rec["stage"]], rec["step"])
     return end
 
 
@@ -75,10 +77,8 @@ class PrivacyLedger:
     @classmethod
     def create(cls, path: str, *, epsilon: float, delta: float, accountant: str,
                stages: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> "PrivacyLedger":
-        """Start a new ledger; refuses to overwrite one (a spent budget cannot be reset)."""
-        if os.path.exists(path):
-            raise ArtifactError(f"{path}: a privacy ledger already exists; resume the run instead of "
-                                "starting over (its steps stay charged)")
+        """Start a new ledger; refuses to overwrite one (a spent budget cannot be reset), even
+        when two processes create it at once."""
         for s in stages:
             missing = {"name", "sigma", "sample_rate", "steps"} - set(s)
             if missing:
@@ -86,19 +86,9 @@ class PrivacyLedger:
         header = {"kind": "raypriv-privacy-ledger", "version": 1, "epsilon": float(epsilon), "delta": float(delta),
                   "accountant": accountant, "stages": stages, "created": time.time(), **(extra or {})}
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        try:
-            with open(tmp, "x") as f:
-                f.write(json.dumps(header) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, path)         # atomic: fails if another process created the ledger meanwhile
-        except FileExistsError:
+        if not write_new(path, (json.dumps(header) + "\n").encode()):     # atomic: no two runs create one
             raise ArtifactError(f"{path}: a privacy ledger already exists; resume the run instead of "
-                                "starting over (its steps stay charged)") from None
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+                                "starting over (its steps stay charged)")
         return cls(path, header, {s["name"]: 0 for s in stages}, os.path.getsize(path))
 
     @classmethod

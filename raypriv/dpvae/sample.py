@@ -52,15 +52,15 @@ class TrainedVAE:
 
 
 def load_vae(path: str) -> TrainedVAE:
-    """A trained VAE from its release directory, or from the run directory that holds it."""
+    """A trained VAE from its model directory (``release/``), or from the run directory that holds it."""
     import torch
 
-    from raypriv.dpvae.train import METHOD_NAME, WEIGHTS_NAME, release_dir
+    from raypriv.dpvae.train import METHOD_NAME, WEIGHTS_NAME, model_dir
     from raypriv.manifest import MANIFEST_NAME, read_manifest
 
     path = os.path.expanduser(path)
-    if not os.path.exists(os.path.join(path, MANIFEST_NAME)) and os.path.isdir(release_dir(path)):
-        path = release_dir(path)
+    if not os.path.exists(os.path.join(path, MANIFEST_NAME)):
+        path = model_dir(path) or path
     manifest = read_manifest(path)
     if manifest.get("method") != METHOD_NAME:
         raise ArtifactError(f"{path}: not a trained DP-VAE (manifest method {manifest.get('method')!r})")
@@ -145,7 +145,7 @@ def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: in
         num_cpus=resources.cpus_per_worker, num_gpus=resources.gpus_per_worker or None).materialize()
     info = CorpusInfo(source=f"dpvae:{vae.path}", split="train", num_rows=classes * images_per_class,
                       image_shape=tuple(m["image_shape"]), num_classes=classes,
-                      class_names=tuple(m["class_names"]))
+                      class_names=tuple(m["class_names"]), classes_declared=True)
     manifest = build_manifest(method=SAMPLE_METHOD, params={"images_per_class": images_per_class, "model": vae.path,
                                                                    "temperature": float(temperature)},
                               seed=seed, input_fingerprint=m.get("input_fingerprint"),

@@ -43,8 +43,13 @@ if TYPE_CHECKING:  # pragma: no cover
 WEIGHTS_NAME = "model.pt"
 METHOD_NAME = "dpvae"
 RUN_NAME = "ray-train"
-#: The sub-directory of a run's output that holds what may be published.
+#: The sub-directory of a private run's output that holds what may be published.
 RELEASE_NAME = "release"
+#: Where a non-private reference run (``method="none"``) puts its model: never a release.
+NONPRIVATE_NAME = "nonprivate"
+#: The trained weights as the driver got them, kept (privately) until the release is written,
+#: so a crash in between does not lose a model whose every step is already charged.
+FINAL_STATE_NAME = "final-state.pt"
 #: The neighbouring relation the run's (ε, δ) holds for.
 NEIGHBOURING = "add or remove one record"
 #: Test hook: a worker raises right after charging this (1-based, per-stage) step of the
@@ -150,26 +155,39 @@ def _relay_progress(monitor, progress: Callable[[str], None], stop, *, delta: fl
             return
 
 
+def _check_output(out: str, *, resume: bool) -> None:
+    """Every method: a finished run is never overwritten, a non-empty directory only resumed."""
+    from raypriv.locks import LOCK_NAME
+
+    finished = model_dir(out)
+    if finished:
+        raise ArtifactError(f"{out}: this run has finished ({os.path.relpath(finished, out)}/manifest.json exists) "
+                            "and its budget is spent. Another run on the same data is another release: its ε "
+                            "composes with this one's, and raypriv does not yet track a budget per dataset across "
+                            "directories")
+    if not resume and os.path.exists(out) and set(os.listdir(out)) - {LOCK_NAME}:
+        raise ArtifactError(f"{out}: not empty; pass resume=True (--resume) to continue the run there, or "
+                            "choose a new directory (a new run on the same data spends a new budget, which "
+                            "composes with this one's)")
+
+
 def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resume: bool,
                  fingerprint: str) -> PrivacyLedger:
     path = os.path.join(out, LEDGER_NAME)
-    if is_finished(out):
-        raise ArtifactError(f"{out}: this run has finished ({RELEASE_NAME}/manifest.json exists) and its budget is "
-                            "spent. Another run on the same data is another release: its ε composes with this "
-                            "one's, and raypriv does not yet track a budget per dataset across directories")
     plan = [dataclasses.asdict(p) for p in plans]
     if not resume:
-        from raypriv.locks import LOCK_NAME
-
-        if os.path.exists(out) and set(os.listdir(out)) - {LOCK_NAME}:
-            raise ArtifactError(f"{out}: not empty; pass resume=True (--resume) to continue the run there, or "
-                                "choose a new directory (a new run on the same data spends a new budget, which "
-                                "composes with this one's)")
         return PrivacyLedger.create(path, epsilon=config.epsilon, delta=config.delta, accountant=config.accountant,
                                     stages=_ledger_stages(plans),
                                     extra={"config": config.to_dict(), "input_fingerprint": fingerprint,
                                            "plan": plan})
     ledger = PrivacyLedger.open(path)
+    started_key, key_now = (str(f).split(":")[1:2] for f in (ledger.header.get("input_fingerprint"), fingerprint))
+    if started_key != key_now:
+        from raypriv.privacy.keys import KEY_FILE_ENV, key_path
+
+        raise ArtifactError(f"{out}: the run was started under owner key {started_key[0] if started_key else '?'}, "
+                            f"this process has key {key_now[0]} ({key_path()}); set {KEY_FILE_ENV} to the key file "
+                            "that started the run")
     if ledger.header.get("config") != _json(config.to_dict()) or ledger.header.get("input_fingerprint") != fingerprint:
         raise ArtifactError(f"{out}: the ledger was opened for a different config or dataset; resume with the "
                             "same settings and data, or start a new run")
@@ -178,7 +196,8 @@ def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resum
                             f"ledger charges (σ {[p.get('sigma') for p in ledger.header.get('plan') or []]}); a "
                             "resumed run must take its steps with the noise it is charged for: resume with the "
                             "raypriv version that started it")
-    if all(ledger.remaining(s["name"]) <= 0 for s in ledger.header["stages"]):
+    trained = os.path.exists(os.path.join(out, FINAL_STATE_NAME))
+    if not trained and all(ledger.remaining(s["name"]) <= 0 for s in ledger.header["stages"]):
         raise BudgetExhaustedError(
             f"{out}: all planned steps are already charged (ε = {ledger.epsilon_spent():.3g} of "
             f"{config.epsilon:g} spent); the budget is exhausted, so the run cannot resume")
@@ -191,15 +210,25 @@ def _json(obj):
 
 
 def release_dir(out: str) -> str:
-    """Where a run in ``out`` puts what may be published."""
+    """Where a private run in ``out`` puts what may be published."""
     return os.path.join(out, RELEASE_NAME)
 
 
-def is_finished(out: str) -> bool:
-    """The "finished?" rule of a DP-VAE run: its release manifest exists (written last)."""
+def model_dir(out: str) -> str | None:
+    """The finished model directory of the run in ``out`` (``release/``, or ``nonprivate/`` for a
+    non-private reference), or None while the run is unfinished. A model directory is finished
+    when its manifest exists: the whole directory is renamed into place at once."""
     from raypriv.manifest import MANIFEST_NAME
 
-    return os.path.exists(os.path.join(release_dir(out), MANIFEST_NAME))
+    for name in (RELEASE_NAME, NONPRIVATE_NAME):
+        if os.path.exists(os.path.join(out, name, MANIFEST_NAME)):
+            return os.path.join(out, name)
+    return None
+
+
+def is_finished(out: str) -> bool:
+    """The "finished?" rule of a DP-VAE run: it has a finished model directory (:func:`model_dir`)."""
+    return model_dir(out) is not None
 
 
 def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources: "ResourceSpec | None" = None,
@@ -231,12 +260,33 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     from raypriv.locks import exclusive_run
 
     with exclusive_run(out):
+        _check_output(out, resume=resume)
         ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint) \
             if config.private_stage_names else None
-        state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
-                     max_failures=max_failures, progress=progress)
+        state = _final_state(out)
+        if state is None:
+            state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
+                         max_failures=max_failures, progress=progress)
+            _save_final_state(out, state)
+        else:
+            progress(f"every step is trained and charged; writing the model from {FINAL_STATE_NAME}")
         return _finalize(out, state, train=train, public=public, config=config, plans=plans,
                          fingerprint=fingerprint, progress=progress, has_ledger=ledger is not None)
+
+
+def _final_state(out: str) -> dict | None:
+    import torch
+
+    path = os.path.join(out, FINAL_STATE_NAME)
+    return torch.load(path, map_location="cpu", weights_only=True) if os.path.exists(path) else None
+
+
+def _save_final_state(out: str, state: dict) -> None:
+    import torch
+
+    tmp = os.path.join(out, f".{FINAL_STATE_NAME}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, os.path.join(out, FINAL_STATE_NAME))
 
 
 def _fit(train, public, *, config, plans, resources, out, max_failures, progress) -> dict:
@@ -297,9 +347,12 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
 
 
 def _finalize(out, state, *, train, public, config, plans, fingerprint, progress, has_ledger) -> str:
-    """Write the release: the weights, then the manifest (which marks the run finished).
-    It records nothing computed from the private rows outside the DP mechanism: no exact
-    row count, no private loss, no timing."""
+    """Write the model directory, atomically: ``release/`` for a private run, ``nonprivate/``
+    for the reference. A release records nothing computed from the private rows outside the
+    DP mechanism: no exact row count, no private loss, no timing (not even ``created_at``)."""
+    import shutil
+    import tempfile
+
     import torch
 
     from raypriv.manifest import build_manifest, write_manifest
@@ -308,11 +361,6 @@ def _finalize(out, state, *, train, public, config, plans, fingerprint, progress
     if has_ledger:
         ledger = PrivacyLedger.open(os.path.join(out, LEDGER_NAME))
         privacy.update(ledger.summary(), neighbouring_relation=NEIGHBOURING, dataset_size=config.dataset_size)
-    release = release_dir(out)
-    os.makedirs(release, exist_ok=True)
-    tmp = os.path.join(release, f".{WEIGHTS_NAME}.tmp")
-    torch.save(state["model"], tmp)
-    os.replace(tmp, os.path.join(release, WEIGHTS_NAME))
     manifest = build_manifest(
         method=METHOD_NAME, params={**config.to_dict(), "stages": [dataclasses.asdict(p) for p in plans],
                                     "model_kwargs": _corpus_model_kwargs(train, config)},
@@ -323,12 +371,22 @@ def _finalize(out, state, *, train, public, config, plans, fingerprint, progress
                **({} if has_ledger else {"train_rows": train.info.num_rows}),
                **({"public_source": public.info.source, "public_fingerprint": public.fingerprint()}
                   if public is not None else {})})
-    write_manifest(release, manifest)
+    if has_ledger:
+        del manifest["created_at"]           # with the start time known, it would time the run
+    final = os.path.join(out, RELEASE_NAME if has_ledger else NONPRIVATE_NAME)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}-", dir=out)
+    try:
+        torch.save(state["model"], os.path.join(tmp, WEIGHTS_NAME))
+        write_manifest(tmp, manifest)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    os.remove(os.path.join(out, FINAL_STATE_NAME))
     if has_ledger:
         progress(f"done: ε = {privacy['epsilon_spent']:.3f} (target {config.epsilon:g}), δ = {config.delta:g}, "
-                 f"{config.accountant} accountant → {release}")
+                 f"{config.accountant} accountant → {final}")
     else:
-        progress(f"done (non-private) → {release}")
+        progress(f"done (non-private: not for release) → {final}")
     return out
 
 

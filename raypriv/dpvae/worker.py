@@ -28,12 +28,25 @@ def load_worker_shard(name: str, *, rank: int, world: int, key: int, rows: int, 
 
     images, labels = load_shard(ray.train.get_dataset_shard(name), rank=rank, world=world, key=key,
                                 what=f"DP-VAE {name} set")
-    total = torch.tensor(len(labels), dtype=torch.int64)
+    total = torch.tensor(len(labels), dtype=torch.int64, device=device)     # NCCL reduces CUDA tensors only
     if world > 1:
         torch.distributed.all_reduce(total)
     if int(total) != rows:
         raise RuntimeError(f"the {world} worker shards of {name!r} hold {int(total)} rows, the set has {rows}")
     return to_float_nchw(images).to(device), labels.to(device)
+
+
+class SecretPoissonSampler:
+    """This worker's Poisson batch masks over its ``rows``: each row independently with
+    probability ``sample_rate``, from a generator given a fresh secret seed before every draw
+    (:mod:`raypriv.privacy.rng`): nothing configured or recorded reproduces a mask."""
+
+    def __init__(self, rows: int, *, sample_rate: float):
+        self.rows, self.sample_rate = rows, sample_rate
+        self.generator = secret_generator()
+
+    def draw(self) -> torch.Tensor:
+        return poisson_batch(self.rows, sample_rate=self.sample_rate, generator=reseed(self.generator))
 
 
 def _restore() -> dict | None:
@@ -128,14 +141,14 @@ def _run_stage(runner: StageRunner, plan: StagePlan, x, y, *, start: int, stage_
                cfg: dict, config, rank: int, monitor) -> None:
     import ray
 
-    gen = secret_generator()     # Poisson masks: fresh secret seed per rank and step, never recorded
+    sampler = SecretPoissonSampler(len(x), sample_rate=plan.sample_rate)
     every = max(1, plan.steps // PROGRESS_LINES)
     loss_sum = torch.zeros(2, dtype=torch.float64)
     fault = cfg["fault"]
     for step in range(start + 1, plan.steps + 1):
         if plan.private and rank == 0:
             ray.get(monitor.charge.remote(plan.name))    # durable before the step touches the data
-        idx = poisson_batch(len(x), sample_rate=plan.sample_rate, generator=reseed(gen))
+        idx = sampler.draw()
         ls, n = runner.step(x[idx], None if y is None else y[idx])
         if not plan.private:     # a private stage's loss is an unnoised statistic of private rows
             loss_sum += torch.tensor([ls, n], dtype=torch.float64)

@@ -62,17 +62,7 @@ def key_id(key: bytes) -> str:
 
 
 def _create(path: str) -> None:
+    from raypriv.files import write_new
+
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(KEY_BYTES))
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)          # atomic, and fails if another process got there first
-        except FileExistsError:
-            pass
-    finally:
-        os.remove(tmp)
+    write_new(path, os.urandom(KEY_BYTES), mode=0o600)     # a racing process may win: its key is the key

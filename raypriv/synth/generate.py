@@ -186,7 +186,7 @@ def generate(teacher: "Teacher", stats: "ClassBNStats", *, output: str, config: 
     names = tuple(stats.manifest.get("class_names") or ())
     info = CorpusInfo(source=f"synth:{output}", split="train", num_classes=num_classes,
                       image_shape=tuple(teacher.image_shape), class_names=names,
-                      num_rows=num_classes * config.images_per_class)
+                      num_rows=num_classes * config.images_per_class, classes_declared=True)
     manifest = build_manifest(
         method=GENERATE_METHOD, params=config.to_dict(), seed=config.seed,
         input_fingerprint=stats.manifest.get("input_fingerprint"),

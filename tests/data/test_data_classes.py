@@ -30,3 +30,15 @@ def test_classes_inferred_from_labels_are_marked_undeclared(tmp_path):
     named = load_corpus(f"parquet:{tmp_path / 'named'}")
     assert named.info.num_classes == 4 and named.info.classes_declared
     assert load_corpus("digits").info.classes_declared
+
+
+def test_writing_a_corpus_does_not_turn_inferred_classes_into_declared_ones(tmp_path):
+    from raypriv.data import write_corpus
+
+    _write_parquet(tmp_path / "bare", [0, 1, 1])
+    bare = load_corpus(f"parquet:{tmp_path / 'bare'}")
+    out = write_corpus(bare, str(tmp_path / "copy"), manifest={"method": "copy"})
+    back = load_corpus(f"parquet:{out}")
+    assert back.info.num_classes == 2 and not back.info.classes_declared
+    declared = write_corpus(load_corpus("digits", split="test"), str(tmp_path / "digits"), manifest={"method": "copy"})
+    assert load_corpus(f"parquet:{declared}").info.classes_declared

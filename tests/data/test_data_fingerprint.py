@@ -53,6 +53,16 @@ def test_the_unkeyed_fingerprint_is_a_membership_oracle_and_the_keyed_one_is_not
     assert c.keyed_fingerprint() == keyed == Corpus(ds=c.ds.random_shuffle(seed=3), info=c.info).keyed_fingerprint()
 
 
+def test_the_default_key_is_the_owner_key_file(tmp_path, monkeypatch):
+    from raypriv.privacy.keys import owner_key
+
+    c = load_corpus("digits", split="test").head(50)
+    assert c.keyed_fingerprint() == c.keyed_fingerprint(key=owner_key())
+    monkeypatch.setenv("RAYPRIV_KEY_FILE", str(tmp_path / "another.key"))
+    assert c.keyed_fingerprint() != c.keyed_fingerprint(key=b"x" * 32) and \
+        c.keyed_fingerprint() == c.keyed_fingerprint(key=(tmp_path / "another.key").read_bytes())
+
+
 def test_the_owner_key_is_created_once_private_and_reused(tmp_path, monkeypatch):
     import os
     import stat

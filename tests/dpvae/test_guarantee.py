@@ -47,15 +47,53 @@ def test_the_noise_is_not_drawn_from_the_seeded_default_generator():
     assert not torch.equal(updates[0], updates[1])
 
 
-def test_two_runs_with_the_same_config_and_seed_release_different_weights(trained, digits, tmp_path):
+def test_the_batch_masks_are_not_drawn_from_a_seeded_generator():
+    from raypriv.dpvae.worker import SecretPoissonSampler
+
+    masks = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        sampler = SecretPoissonSampler(500, sample_rate=0.3)
+        masks += [sampler.draw(), sampler.draw()]
+    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:])
+    assert 100 < len(masks[0]) < 200                    # about q·N rows
+
+
+def test_two_runs_with_the_same_config_and_seed_differ_and_a_running_one_holds_its_directory(trained, digits,
+                                                                                               tmp_path):
+    """The second run is started in a thread; while it trains, its directory is locked."""
+    import threading
+    import time
+
+    from raypriv.locks import exclusive_run
+
     out, _ = trained
     again = str(tmp_path / "again")
-    train_dpvae(digits, config=DPVAEConfig(**TINY), output=again, resources=ResourceSpec(workers=2), **QUIET)
+    errors = []
+    run = threading.Thread(target=lambda: _catch(errors, lambda: train_dpvae(
+        digits, config=DPVAEConfig(**TINY), output=again, resources=ResourceSpec(workers=2), **QUIET)))
+    run.start()
+    ledger = os.path.join(again, "privacy-ledger.jsonl")
+    deadline = time.time() + 120
+    while run.is_alive() and time.time() < deadline and not (os.path.exists(ledger) and
+                                                            sum(1 for _ in open(ledger)) > 1):
+        time.sleep(0.02)
+    assert run.is_alive(), "the run ended before it charged a step"
+    with pytest.raises(ArtifactError, match="another run holds this directory"):
+        with exclusive_run(again):
+            pass
+    run.join()
+    assert not errors, errors
     a, b = (torch.load(release(d, "model.pt"), weights_only=True) for d in (out, again))
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
-    # the recorded seed is the configured one, and it is all that is recorded about randomness
-    assert json.load(open(release(out)))["seed"] == TINY.get("seed", 0)
-    assert "generator" not in _released_text(out) and "shard_key" not in _released_text(out)
+    assert json.load(open(release(out)))["seed"] == 0          # the configured seed is all that is recorded
+
+
+def _catch(errors: list, fn) -> None:
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - reported by the test thread
+        errors.append(e)
 
 
 # -- 2. fingerprints of the private data are keyed ------------------------------------------
@@ -93,7 +131,7 @@ def test_the_release_holds_the_model_and_its_manifest_and_nothing_that_times_or_
     m = json.load(open(release(out)))
     text = _released_text(out)
     assert str(TRUE_ROWS) not in text and "train_rows" not in m and "train_seconds" not in m
-    assert '"t":' not in text and "seconds" not in text
+    assert '"t":' not in text and "seconds" not in text and "created_at" not in m
     p = m["privacy"]
     assert p["neighbouring_relation"] == "add or remove one record" and p["dataset_size"] == TINY["dataset_size"]
     assert all(s["sample_rate"] == TINY["batch_size"] / TINY["dataset_size"] for s in p["stages"])
@@ -144,6 +182,50 @@ def test_resume_refuses_a_plan_that_differs_from_the_one_the_ledger_charges(digi
                          extra={"config": cfg.to_dict(), "input_fingerprint": digits.keyed_fingerprint(),
                                 "plan": [dataclasses.asdict(p) for p in charged]})
     with pytest.raises(ArtifactError, match="differ from those the ledger charges"):
+        train_dpvae(digits, config=cfg, output=str(out), resources=ResourceSpec(workers=1), resume=True, **QUIET)
+
+
+def test_a_non_private_reference_is_never_written_as_a_release(digits, tmp_path):
+    out = str(tmp_path / "ref")
+    cfg = DPVAEConfig(**{**TINY, "method": "none", "dataset_size": None, "pretrain_epochs": 0, "epochs": 1})
+    train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), **QUIET)
+    assert not os.path.exists(os.path.join(out, "release"))
+    m = json.load(open(os.path.join(out, "nonprivate", "manifest.json")))
+    assert m["privacy"] == {"private": False} and m["history"]           # its losses are no secret
+    with pytest.raises(ArtifactError, match="this run has finished"):    # and it is never overwritten
+        train_dpvae(digits, config=DPVAEConfig(**TINY), output=out, resume=True, **QUIET)
+
+
+def test_a_crash_after_the_last_step_leaves_a_model_that_resume_releases_without_training(trained, digits, tmp_path):
+    """Every step charged, the weights saved, the release not yet written: resuming must write
+    it (the old rule refused: "budget exhausted") and must not train again."""
+    import shutil
+
+    out, _ = trained
+    crashed = str(tmp_path / "crashed")
+    shutil.copytree(out, crashed)
+    state = torch.load(release(crashed, "model.pt"), weights_only=True)
+    shutil.rmtree(os.path.join(crashed, "release"))
+    torch.save({"model": state, "history": []}, os.path.join(crashed, "final-state.pt"))
+    lines = []
+    train_dpvae(digits, config=DPVAEConfig(**TINY), output=crashed, resume=True, progress=lines.append)
+    back = torch.load(release(crashed, "model.pt"), weights_only=True)
+    assert all(torch.equal(back[k], state[k]) for k in state)
+    assert any("writing the model from final-state.pt" in line for line in lines)
+    assert not os.path.exists(os.path.join(crashed, "final-state.pt"))
+
+
+def test_resume_under_another_owner_key_names_the_key(digits, tmp_path):
+    from raypriv.dpvae.train import _ledger_stages
+
+    cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})
+    plans = plan_stages(cfg, train_rows=TRUE_ROWS)
+    out = tmp_path / "run"
+    PrivacyLedger.create(str(out / "privacy-ledger.jsonl"), epsilon=cfg.epsilon, delta=cfg.delta,
+                         accountant=cfg.accountant, stages=_ledger_stages(plans),
+                         extra={"config": cfg.to_dict(), "input_fingerprint": digits.keyed_fingerprint(key=b"k" * 32),
+                                "plan": [dataclasses.asdict(p) for p in plans]})
+    with pytest.raises(ArtifactError, match="started under owner key .* set RAYPRIV_KEY_FILE"):
         train_dpvae(digits, config=cfg, output=str(out), resources=ResourceSpec(workers=1), resume=True, **QUIET)
 
 
