@@ -6,22 +6,9 @@ import pytest
 from raypriv.dpvae.accounting import Mechanism, check_budget, epsilon, solve_sigmas
 from raypriv.errors import ConfigError
 
+from dpvae_helpers import dp_accounting_epsilon
+
 Q, STEPS = 256 / 4000, 313          # mnist5k's training split, expected batch 256, 20 epochs
-
-
-def dp_accounting_epsilon(mechanisms, *, delta, kind):
-    """ε of the composed Poisson-subsampled Gaussian mechanisms by dp-accounting (PLD or RDP)."""
-    import dp_accounting
-    from dp_accounting.pld import pld_privacy_accountant
-    from dp_accounting.rdp import rdp_privacy_accountant
-
-    acct = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4) if kind == "pld" \
-        else rdp_privacy_accountant.RdpAccountant()
-    events = [dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(m.sample_rate, dp_accounting.GaussianDpEvent(m.sigma)), m.steps)
-        for m in mechanisms]
-    acct.compose(dp_accounting.ComposedDpEvent(events))
-    return acct.get_epsilon(delta)
 
 
 def test_pinned_rdp_value():
