@@ -60,7 +60,7 @@ def test_same_seed_same_images_other_seed_different(digits_teacher, digits_stats
 def test_rerun_skips_finished_tasks_and_refuses_other_settings(digits_teacher, digits_stats, tmp_path):
     out = str(tmp_path / "syn")
     cfg = SynthConfig(**FAST)
-    with pytest.raises(ValueError):   # a first run that "crashes": fails before any task (bad statistics kind)
+    with pytest.raises(ValueError, match="statistics"):   # a first run that "crashes": fails before any task (bad statistics kind)
         generate(digits_teacher, digits_stats, output=out, resources=RES, progress=lambda m: None,
                  config=SynthConfig(**{**FAST, "statistics": "nope"}))
     # stage a run that died after one task; its (sentinel) images must be kept, not redone

@@ -58,8 +58,18 @@ def test_classwise_reduction_is_exact_across_workers_and_batches(digits200):
     assert np.abs(one.class_noise).max() > 0
 
 
-def test_stops_when_surrogate_reaches_threshold(digits200):
-    cfg = UnlearnableConfig(mode="samplewise", max_rounds=5, stop_accuracy=0.05, **FAST)
-    res = generate_noise(digits200, config=cfg, resources=ResourceSpec(workers=1), checkpoint_dir=None,
-                         progress=lambda m: None)
-    assert len(res.history) == 1 and "perturbed accuracy" in res.stop_reason
+def test_stops_only_once_the_threshold_is_reached_and_not_before_min_rounds(digits200):
+    """Round 1's accuracy a1 (deterministic for a seed): a threshold just above it must not stop
+    after round 1; one at a1 must; a reachable threshold still waits for ``min_rounds``."""
+    quiet = dict(resources=ResourceSpec(workers=1), checkpoint_dir=None, progress=lambda m: None)
+    base = dict(mode="samplewise", max_rounds=2, **FAST)
+    first = generate_noise(digits200, config=UnlearnableConfig(**base, stop_accuracy=1.0, min_rounds=1), **quiet)
+    a1 = first.history[0]["perturbed_acc"]
+    assert 0 < a1 < 1
+    at = generate_noise(digits200, config=UnlearnableConfig(**base, stop_accuracy=a1, min_rounds=1), **quiet)
+    assert len(at.history) == 1 and "perturbed accuracy" in at.stop_reason
+    above = generate_noise(digits200, config=UnlearnableConfig(**base, stop_accuracy=min(1.0, a1 + 1e-6),
+                                                               min_rounds=1), **quiet)
+    assert len(above.history) == 2 and above.history[0]["perturbed_acc"] == a1
+    floor = generate_noise(digits200, config=UnlearnableConfig(**base, stop_accuracy=a1 / 2, min_rounds=2), **quiet)
+    assert len(floor.history) == 2 and "perturbed accuracy" in floor.stop_reason
