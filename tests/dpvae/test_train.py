@@ -124,7 +124,9 @@ def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
     assert len(rows) == 300 and sorted({int(r["label"]) for r in rows}) == list(range(10))
     assert rows[0]["image"].shape == (8, 8, 1)
     m = json.load(open(os.path.join(synth, "manifest.json")))
-    assert m["privacy"]["epsilon_spent"] <= TINY["epsilon"] and m["method"] == "dpvae-sample"
+    model_manifest = json.load(open(release(out)))
+    assert m["privacy"] == model_manifest["privacy"] and m["method"] == "dpvae-sample"   # inherited exactly
+    assert m["input_fingerprint"] == model_manifest["input_fingerprint"]
     assert m["params"]["temperature"] == 0.8
     again = str(tmp_path / "again")
     sample_dpvae(out, output=again, images_per_class=30, temperature=0.8, resources=ResourceSpec(workers=1),
@@ -137,6 +139,24 @@ def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
     assert 0 <= report["downstream_test_acc"] <= 1 and report["frechet_distance"] > 0
     assert report["real_data_test_acc"] > 0.5 and 0 <= report["label_agreement"] <= 1
     assert report["privacy"]["covered_by_epsilon"] is False          # a non-private classifier of the real data
+    # the downstream classifier learns from the samples: with their labels shuffled it falls to chance,
+    # while the real-data reference (reused) does not move
+    from raypriv.data import Corpus
+    from raypriv.dpvae import evaluate_dpvae
+    from raypriv.dpvae.evaluate import default_victim
+
+    def shuffle_labels(batch):
+        import numpy as np
+
+        return {**batch, "label": np.random.default_rng(0).permutation(batch["label"])}
+
+    scrambled = Corpus(ds=corpus.ds.repartition(1).map_batches(shuffle_labels, batch_format="numpy",
+                                                                batch_size=None).materialize(), info=corpus.info)
+    bad = evaluate_dpvae(synthetic=scrambled, real_train=load_corpus("digits"),
+                         real_test=load_corpus("digits", split="test"), victim=default_victim(epochs=2),
+                         resources=ResourceSpec(workers=2), out_dir=str(tmp_path / "eval-scrambled"),
+                         progress=lambda m: None)
+    assert bad["downstream_test_acc"] < 0.25 < report["real_data_test_acc"] - 0.25
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ConfigError, match="invalid temperature"):
             sample_dpvae(out, output=str(tmp_path / "bad"), images_per_class=3, temperature=bad)
