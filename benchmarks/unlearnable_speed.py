@@ -29,10 +29,10 @@ def single_process(corpus, payload, args) -> float:
     import torch
 
     from raypriv.unlearnable.pgd import min_min_pgd, to_float
-    from raypriv.unlearnable.workers import build_surrogate
+    from raypriv.models import build_from_payload
 
     torch.set_num_threads(os.cpu_count())
-    model = build_surrogate(payload, torch.device("cpu")).eval()
+    model = build_from_payload(payload, torch.device("cpu")).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     batches = list(corpus.ds.iter_batches(batch_size=args.batch_size, batch_format="numpy"))

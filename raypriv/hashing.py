@@ -30,3 +30,9 @@ def id_uniform(ids, *, seed: int, salt: str = "") -> np.ndarray:
 def id_rng(row_id: str, *, seed: int, salt: str = "") -> np.random.Generator:
     """A NumPy generator seeded from ``(seed, salt, id)``."""
     return np.random.default_rng(int.from_bytes(id_digest(row_id, seed=seed, salt=salt), "little"))
+
+
+def task_seed(seed: int, label: int, batch_index: int) -> int:
+    """The seed of one generation task: a hash of ``(seed, label, batch_index)`` (31 bits)."""
+    digest = hashlib.blake2b(f"{seed}/{label}/{batch_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF

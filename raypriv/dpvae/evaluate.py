@@ -105,9 +105,9 @@ class _Features:
     def __init__(self, *, payload_ref: list):
         import ray
 
-        from raypriv.unlearnable.workers import build_surrogate
+        from raypriv.models import build_from_payload
 
-        self.model = build_surrogate(ray.get(payload_ref[0]), "cpu").eval()
+        self.model = build_from_payload(ray.get(payload_ref[0]), "cpu").eval()
 
     def __call__(self, batch: dict) -> dict:
         import torch

@@ -103,7 +103,7 @@ class _Decoder:
 
 
 def sample_tasks(num_classes: int, images_per_class: int, *, seed: int) -> list[dict]:
-    from raypriv.synth.generate import task_seed
+    from raypriv.hashing import task_seed
 
     return [{"label": c, "start": s, "n": min(TASK_BATCH, images_per_class - s), "seed": task_seed(seed, c, s)}
             for c in range(num_classes) for s in range(0, images_per_class, TASK_BATCH)]

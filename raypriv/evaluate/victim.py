@@ -177,10 +177,10 @@ def _train_loop(cfg: dict) -> dict | None:
     order_gen = torch.Generator().manual_seed(vc.seed * 7919 + rank + ORDER_SEED_OFFSET)
     shard = load_shard(ray.train.get_dataset_shard("train"), rank=rank, world=world, what="victim training set")
     if cfg["distill"]:
-        from raypriv.unlearnable.workers import build_surrogate
+        from raypriv.models import build_from_payload
 
         device = next(model.parameters()).device
-        cfg = {**cfg, "teacher": build_surrogate(ray.get(cfg["distill"]["teacher_ref"][0]), device).eval()}
+        cfg = {**cfg, "teacher": build_from_payload(ray.get(cfg["distill"]["teacher_ref"][0]), device).eval()}
     history = []
     for epoch in range(vc.epochs):
         for group in opt.param_groups:

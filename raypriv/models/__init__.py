@@ -41,3 +41,18 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
 
 def _load_builtins() -> None:
     from raypriv.models import resnet, small_cnn  # noqa: F401  (registers on import)
+
+
+def build_from_payload(payload: dict, device):
+    """Rebuild a model from a payload ``{"model": name, "model_kwargs": ..., "state": state_dict}``
+    on ``device`` (the form every technique ships weights to Ray workers in)."""
+    model = build_model(payload["model"], **payload["model_kwargs"]).to(device)
+    model.load_state_dict(payload["state"])
+    return model
+
+
+def worker_device(use_gpu: bool):
+    """``cuda`` when asked for and present, else ``cpu``."""
+    import torch
+
+    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")

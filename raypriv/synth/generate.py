@@ -17,7 +17,6 @@ so ``index < k`` selects the first ``k`` images per class of any run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from raypriv.errors import ArtifactError
+from raypriv.hashing import task_seed
 from raypriv.synth.config import SynthConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,12 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GENERATE_METHOD = "synth-bn-stats-generate"
 PLAN_NAME = "plan.json"
-
-
-def task_seed(seed: int, label: int, batch_index: int) -> int:
-    """The seed of one task: a hash of ``(seed, label, batch_index)`` (31 bits)."""
-    digest = hashlib.blake2b(f"{seed}/{label}/{batch_index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
 def task_name(label: int, batch_index: int) -> str:
@@ -71,11 +65,11 @@ class SynthWorker:
         import ray
 
         from raypriv.synth.inversion import BNStatLoss
-        from raypriv.unlearnable.workers import _device, build_surrogate
+        from raypriv.models import build_from_payload, worker_device
 
         payload = ray.get(payload_ref[0])
-        self.device = _device(use_gpu)
-        self.model = build_surrogate(payload["teacher"], self.device).eval()
+        self.device = worker_device(use_gpu)
+        self.model = build_from_payload(payload["teacher"], self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.config = SynthConfig(**config)

@@ -89,9 +89,9 @@ class _LossScorer:
     def __init__(self, *, payloads_ref: list):
         import ray
 
-        from raypriv.unlearnable.workers import build_surrogate
+        from raypriv.models import build_from_payload
 
-        self.models = {name: build_surrogate(p, "cpu").eval() for name, p in ray.get(payloads_ref[0]).items()}
+        self.models = {name: build_from_payload(p, "cpu").eval() for name, p in ray.get(payloads_ref[0]).items()}
 
     def __call__(self, batch: dict) -> dict:
         import torch

@@ -161,11 +161,11 @@ class StatsCollector:
         import ray
         import torch
 
-        from raypriv.unlearnable.workers import _device, build_surrogate
+        from raypriv.models import build_from_payload, worker_device
 
         payload = ray.get(payload_ref[0])
-        self.device = _device(use_gpu)
-        self.model = build_surrogate(payload, self.device).eval()
+        self.device = worker_device(use_gpu)
+        self.model = build_from_payload(payload, self.device).eval()
         self.recorder = BNInputRecorder(self.model)
         self.num_classes = payload["model_kwargs"]["num_classes"]
         self._torch = torch

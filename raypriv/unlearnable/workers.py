@@ -8,21 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from raypriv.hashing import id_uniform
-
-
-def _device(use_gpu: bool):
-    import torch
-
-    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-
-
-def build_surrogate(payload: dict, device):
-    """Rebuild the surrogate from a payload ``{"model": name, "model_kwargs": ..., "state": state_dict}``."""
-    from raypriv.models import build_model
-
-    model = build_model(payload["model"], **payload["model_kwargs"]).to(device)
-    model.load_state_dict(payload["state"])
-    return model
+from raypriv.models import build_from_payload, worker_device
 
 
 class NoiseUpdater:
@@ -40,8 +26,8 @@ class NoiseUpdater:
         import torch
 
         payload = ray.get(payload_ref[0])
-        self.device = _device(use_gpu)
-        self.model = build_surrogate(payload, self.device).eval()
+        self.device = worker_device(use_gpu)
+        self.model = build_from_payload(payload, self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         cn = payload.get("class_noise")
@@ -115,7 +101,7 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
     import torch.nn.functional as F
 
     torch.set_num_threads(max(1, threads))
-    device = _device(use_gpu)
+    device = worker_device(use_gpu)
     steps, bs = cfg["train_steps"], cfg["train_batch_size"]
     parts = [p for p in ray.get(list(sample_refs)) if len(p["label"])]
     if not parts:
@@ -130,7 +116,7 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
         noise = torch.as_tensor(np.array(payload["class_noise"])).permute(0, 3, 1, 2)[y]
     x = (x + noise).clamp_(0, 1)
 
-    model = build_surrogate(payload, device).train()
+    model = build_from_payload(payload, device).train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     if optim_state is not None:
         opt.load_state_dict(optim_state)
