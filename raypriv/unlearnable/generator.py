@@ -29,10 +29,20 @@ class NoiseResult:
     input_fingerprint: str
 
 
+def initial_samplewise_noise(ids, *, shape: tuple, epsilon: float, seed: int) -> np.ndarray:
+    """The random start of sample-wise noise: uniform in [−ε, ε], a pure function of (id, seed)."""
+    return np.stack([id_rng(i, seed=seed, salt="init").uniform(-epsilon, epsilon, size=shape)
+                     for i in ids]).astype(np.float32)
+
+
+def initial_class_noise(*, num_classes: int, shape: tuple, epsilon: float, seed: int) -> np.ndarray:
+    """The random start of class-wise noise (K×H×W×C, uniform in [−ε, ε])."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-epsilon, epsilon, size=(num_classes, *shape)).astype(np.float32)
+
+
 def _init_samplewise(batch: dict, *, epsilon: float, seed: int) -> dict:
-    shape = batch["image"].shape[1:]
-    batch["noise"] = np.stack([id_rng(i, seed=seed, salt="init").uniform(-epsilon, epsilon, size=shape)
-                               for i in batch["id"]]).astype(np.float32)
+    batch["noise"] = initial_samplewise_noise(batch["id"], shape=batch["image"].shape[1:], epsilon=epsilon, seed=seed)
     return batch
 
 
@@ -50,9 +60,8 @@ def _fresh_state(corpus, cfg: UnlearnableConfig) -> dict:
     model_kwargs = dict(in_channels=c, num_classes=corpus.info.num_classes, image_size=h)
     payload = {"model": cfg.surrogate, "model_kwargs": model_kwargs, "state": _fresh_weights(cfg, model_kwargs, 0)}
     if cfg.mode == "classwise":
-        rng = np.random.default_rng(cfg.seed)
-        payload["class_noise"] = rng.uniform(-cfg.epsilon, cfg.epsilon,
-                                             size=(corpus.info.num_classes, h, w, c)).astype(np.float32)
+        payload["class_noise"] = initial_class_noise(num_classes=corpus.info.num_classes, shape=(h, w, c),
+                                                     epsilon=cfg.epsilon, seed=cfg.seed)
     return {"payload": payload, "optim": None, "history": [], "done": False, "stop_reason": ""}
 
 
@@ -74,18 +83,21 @@ def _pgd_pass(work, payload_ref, cfg: UnlearnableConfig, resources: ResourceSpec
     )
 
 
-def _classwise_update(work, payload_ref, cfg, resources, class_noise: np.ndarray) -> np.ndarray:
-    """Exact mean of per-sample PGD results per class (sums and counts reduced over all workers)."""
+def _classwise_update(work, payload_ref, cfg, resources, class_noise: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact mean of per-sample PGD results per class (sums and counts reduced over all workers),
+    and the summed surrogate loss under the old class noise."""
     sums = np.zeros(class_noise.shape, dtype=np.float64)
     counts = np.zeros(class_noise.shape[0], dtype=np.int64)
+    loss_before = 0.0
     for part in _pgd_pass(work, payload_ref, cfg, resources, task="pgd").iter_batches(
             batch_size=None, batch_format="numpy"):
         np.add.at(sums, part["label"], part["delta_sum"])
         np.add.at(counts, part["label"], part["count"])
+        loss_before += float(part["loss_before"].sum())
     new = class_noise.astype(np.float64).copy()
     seen = counts > 0
     new[seen] = sums[seen] / counts[seen, None, None, None]
-    return np.clip(new, -cfg.epsilon, cfg.epsilon).astype(np.float32)
+    return np.clip(new, -cfg.epsilon, cfg.epsilon).astype(np.float32), loss_before
 
 
 def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec, checkpoint_dir: str | None,
@@ -103,14 +115,17 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
         t0 = time.perf_counter()
         trained = _train_surrogate(work, state, cfg, resources, r, n)
         t1 = time.perf_counter()
-        work, acc = _update_noise(work, state, cfg, resources, n)
+        work, pgd = _update_noise(work, state, cfg, resources, n)
         t2 = time.perf_counter()
+        acc = pgd["perturbed_acc"]
         rec = {"round": r + 1, "surrogate_loss": trained["train_loss"], "surrogate_train_acc": trained["train_acc"],
-               "perturbed_acc": acc, "train_s": t1 - t0, "pgd_s": t2 - t1,
+               **pgd, "train_s": t1 - t0, "pgd_s": t2 - t1,
                "pgd_images_steps_per_s": n * cfg.pgd_steps / max(t2 - t1, 1e-9)}
         state["history"].append(rec)
-        progress(f"round {r + 1:>3}: surrogate loss {rec['surrogate_loss']:.3f}, accuracy on perturbed data "
-                 f"{acc:.2%} (stop at {cfg.stop_accuracy:.0%}), PGD {rec['pgd_images_steps_per_s']:,.0f} img·step/s")
+        progress(f"round {r + 1:>3}: surrogate loss {rec['surrogate_loss']:.3f}; PGD took the frozen surrogate's "
+                 f"loss from {pgd['perturbed_loss_before']:.3f} to {pgd['perturbed_loss_after']:.3f}, accuracy on "
+                 f"perturbed data {acc:.2%} (stop at {cfg.stop_accuracy:.0%}), "
+                 f"{rec['pgd_images_steps_per_s']:,.0f} img·step/s")
         if acc >= cfg.stop_accuracy and r + 1 >= cfg.min_rounds:
             state["done"], state["stop_reason"] = True, f"perturbed accuracy {acc:.4f} >= {cfg.stop_accuracy}"
         if checkpoint_dir:
@@ -163,15 +178,19 @@ def _train_surrogate(work, state: dict, cfg: UnlearnableConfig, resources: Resou
 
 
 def _update_noise(work, state: dict, cfg: UnlearnableConfig, resources: ResourceSpec, n: int):
-    """Phase 2: PGD over every image on the actor pool; returns the new working set and the
-    frozen surrogate's accuracy on the newly perturbed data (the stop criterion)."""
+    """Phase 2: PGD over every image on the actor pool. Returns the new working set and the
+    frozen surrogate's mean loss on the perturbed data before and after this pass, with its
+    accuracy after (the stop criterion)."""
     import ray
 
     payload_ref = ray.put(state["payload"])
     if cfg.mode == "samplewise":
         work = _pgd_pass(work, payload_ref, cfg, resources, task="pgd").materialize()
-        return work, work.sum("correct") / n
-    state["payload"]["class_noise"] = _classwise_update(work, payload_ref, cfg, resources,
-                                                        state["payload"]["class_noise"])
-    payload_ref = ray.put(state["payload"])
-    return work, _pgd_pass(work, payload_ref, cfg, resources, task="eval").sum("correct") / n
+        before, after, correct = (work.sum(c) for c in ("loss_before", "loss_after", "correct"))
+    else:
+        state["payload"]["class_noise"], before = _classwise_update(work, payload_ref, cfg, resources,
+                                                                    state["payload"]["class_noise"])
+        scored = _pgd_pass(work, ray.put(state["payload"]), cfg, resources, task="eval").materialize()
+        after, correct = scored.sum("loss"), scored.sum("correct")
+    return work, {"perturbed_loss_before": before / n, "perturbed_loss_after": after / n,
+                  "perturbed_acc": correct / n}

@@ -30,9 +30,10 @@ def min_min_pgd(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Predicted labels of ``model`` (eval mode) on ``images``."""
-    return model(images).argmax(dim=1)
+def per_sample_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor):
+    """(cross-entropy per image as float64, correct-prediction flags) of ``model`` (eval mode)."""
+    logits = model(images)
+    return F.cross_entropy(logits, labels, reduction="none").double(), logits.argmax(dim=1) == labels
 
 
 def to_float(images_uint8, device) -> torch.Tensor:

@@ -14,10 +14,12 @@ from raypriv.models import build_from_payload, worker_device
 class NoiseUpdater:
     """Ray Data callable class: error-minimizing PGD over a batch with a frozen surrogate.
 
-    ``task="pgd"``: sample-wise mode returns the batch with updated ``noise`` and a
-    ``correct`` flag (surrogate prediction on the new perturbed image); class-wise mode
-    returns per-class sums and counts of the per-sample PGD results (exact reduction).
-    ``task="eval"``: returns ``correct`` for images perturbed by the current class noise.
+    ``task="pgd"``: sample-wise mode returns the batch with updated ``noise``, a ``correct``
+    flag (surrogate prediction on the new perturbed image) and the surrogate's cross-entropy
+    on the image before (``loss_before``) and after (``loss_after``) this pass's PGD; class-wise
+    mode returns per-class sums and counts of the per-sample PGD results (exact reduction) and
+    the summed ``loss_before`` under the old class noise.
+    ``task="eval"``: returns ``correct`` and ``loss`` for images perturbed by the current class noise.
     """
 
     def __init__(self, *, payload_ref: list, mode: str, task: str, epsilon: float, step_size: float,
@@ -39,7 +41,7 @@ class NoiseUpdater:
     def __call__(self, batch: dict) -> dict:
         import torch
 
-        from raypriv.unlearnable.pgd import min_min_pgd, predict, to_float
+        from raypriv.unlearnable.pgd import min_min_pgd, per_sample_loss, to_float
 
         x = to_float(batch["image"], self.device)
         y = torch.as_tensor(batch["label"], device=self.device).long()
@@ -47,16 +49,19 @@ class NoiseUpdater:
             noise = to_float_noise(batch["noise"], self.device)
         else:
             noise = self.class_noise[y]
+        before, correct = per_sample_loss(self.model, (x + noise).clamp(0, 1), y)
         if self.task == "eval":
-            correct = predict(self.model, (x + noise).clamp(0, 1)) == y
-            return {"correct": correct.cpu().numpy().astype(np.int64)}
+            return {"correct": correct.cpu().numpy().astype(np.int64), "loss": before.cpu().numpy()}
         delta = min_min_pgd(self.model, x, y, noise, **self.kw)
         if self.mode == "samplewise":
-            correct = predict(self.model, (x + delta).clamp(0, 1)) == y
+            after, correct = per_sample_loss(self.model, (x + delta).clamp(0, 1), y)
             batch["noise"] = delta.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
             batch["correct"] = correct.cpu().numpy().astype(np.int64)
+            batch["loss_before"], batch["loss_after"] = before.cpu().numpy(), after.cpu().numpy()
             return batch
-        return _class_sums(delta.permute(0, 2, 3, 1).cpu().numpy(), batch["label"], self.num_classes)
+        sums = _class_sums(delta.permute(0, 2, 3, 1).cpu().numpy(), batch["label"], self.num_classes)
+        sums["loss_before"] = np.array([before[y == c].sum().item() for c in sums["label"]], dtype=np.float64)
+        return sums
 
 
 def to_float_noise(noise_nhwc, device):

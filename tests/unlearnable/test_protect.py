@@ -73,3 +73,31 @@ def test_stops_only_once_the_threshold_is_reached_and_not_before_min_rounds(digi
     assert len(above.history) == 2 and above.history[0]["perturbed_acc"] == a1
     floor = generate_noise(digits200, config=UnlearnableConfig(**base, stop_accuracy=a1 / 2, min_rounds=2), **quiet)
     assert len(floor.history) == 2 and "perturbed accuracy" in floor.stop_reason
+
+
+@pytest.mark.parametrize("mode", ["samplewise", "classwise"])
+def test_every_round_of_pgd_lowers_the_surrogates_loss_and_moves_the_noise_off_its_start(digits200, mode):
+    """PGD must *minimize* the frozen surrogate's loss on the perturbed data, each round, and
+    the noise it releases must have left its random start (a pass that hands back the old
+    noise, or ascends the loss, fails here)."""
+    from raypriv.unlearnable.generator import initial_class_noise, initial_samplewise_noise
+
+    # A surrogate trained for 20 steps (not FAST's 3) has a loss PGD can visibly lower.
+    cfg = UnlearnableConfig(mode=mode, epsilon=16 / 255, step_size=2 / 255, max_rounds=2, stop_accuracy=1.0,
+                            **{**FAST, "train_steps": 20, "pgd_steps": 5})
+    res = generate_noise(digits200, config=cfg, resources=ResourceSpec(workers=2), checkpoint_dir=None,
+                         progress=lambda m: None)
+    for rec in res.history:
+        assert rec["perturbed_loss_after"] < 0.9 * rec["perturbed_loss_before"], rec
+    assert res.history[1]["perturbed_loss_after"] < res.history[0]["perturbed_loss_after"]
+    shape = digits200.info.image_shape
+    if mode == "samplewise":
+        rows = sorted(res.work.take_all(), key=lambda r: r["id"])
+        final = np.stack([r["noise"] for r in rows])
+        start = initial_samplewise_noise([r["id"] for r in rows], shape=shape, epsilon=cfg.epsilon, seed=cfg.seed)
+    else:
+        final = res.class_noise
+        start = initial_class_noise(num_classes=digits200.info.num_classes, shape=shape, epsilon=cfg.epsilon,
+                                    seed=cfg.seed)
+    moved = np.abs(final - start)
+    assert (moved > 1e-6).mean() > 0.5 and moved.mean() > cfg.step_size / 2, moved.mean()
