@@ -107,8 +107,21 @@ def test_augment_crops_and_flips():
     flips = [augment(x, pad=0, flip=True, gen=g) for _ in range(20)]
     assert all(torch.equal(f[0], x[0]) or torch.equal(f[0], x[0].flip(-1)) for f in flips)
     assert any(not torch.equal(f, x) for f in flips)
-    crops = augment(x, pad=1, flip=False, gen=torch.Generator().manual_seed(1))
-    assert crops.shape == x.shape
+    # A crop is the image shifted by at most ``pad`` pixels, zeros entering at the border;
+    # over many draws every one of the (2·pad + 1)² shifts turns up.
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    shifts = {(dy, dx): padded[:, :, 2 + dy:10 + dy, 2 + dx:10 + dx] for dy in (-2, -1, 0, 1, 2)
+              for dx in (-2, -1, 0, 1, 2)}
+    seen = set()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(40):
+        crops = augment(x, pad=1, flip=False, gen=g)
+        assert crops.shape == x.shape
+        for i in range(len(x)):
+            match = [s for s, shifted in shifts.items() if torch.equal(crops[i], shifted[i])]
+            assert len(match) == 1 and max(map(abs, match[0])) <= 1, match
+            seen.add(match[0])
+    assert seen == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
     a = augment(x, pad=1, flip=True, gen=torch.Generator().manual_seed(5))
     b = augment(x, pad=1, flip=True, gen=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
