@@ -52,8 +52,9 @@ NONPRIVATE_NAME = "nonprivate"
 FINAL_STATE_NAME = "final-state.pt"
 #: The neighbouring relation the run's (ε, δ) holds for.
 NEIGHBOURING = "add or remove one record"
-#: Test hook: a worker raises right after charging this (1-based, per-stage) step of the
-#: stage ``RAYPRIV_FAULT_STAGE`` (default ``main``), to simulate a crash between checkpoints.
+#: Test hook: a worker raises inside this (1-based, per-stage) step of the stage
+#: ``RAYPRIV_FAULT_STAGE`` (default ``main``), after charging it and drawing its batch but
+#: before its update, to simulate a crash between checkpoints.
 FAULT_ENV = "RAYPRIV_FAULT_AT_STEP"
 #: How often the driver prints the workers' queued progress lines.
 RELAY_SECONDS = 2.0
@@ -308,7 +309,8 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
                 "true_rows": true_rows, "shard_key": secret_seed(),
                 "monitor": [monitor], "threads": max(1, int(resources.cpus_per_worker)),
                 "fault": {"step": int(os.environ.get(FAULT_ENV, 0) or 0),
-                          "stage": os.environ.get("RAYPRIV_FAULT_STAGE", "main")}}
+                          "stage": os.environ.get("RAYPRIV_FAULT_STAGE", "main"),
+                          "ledger": os.path.join(out, LEDGER_NAME)}}
     datasets = {"train": train.ds.select_columns(["id", "image", "label"]).materialize()}
     if public is not None:
         datasets["public"] = public.ds.select_columns(["id", "image", "label"]).materialize()

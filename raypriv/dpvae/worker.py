@@ -137,6 +137,16 @@ def train_loop(cfg: dict[str, Any]) -> None:
           {"stage": "done", "step": 0}, rank=rank)
 
 
+def _simulated_crash(fault: dict, stage: str, step: int) -> None:
+    """The test hook: crash inside ``step`` once its batch is drawn, before its update exists,
+    saying how many of the stage's steps this process reads as charged on disk."""
+    from raypriv.dpvae.ledger import PrivacyLedger
+
+    on_disk = PrivacyLedger.open(fault["ledger"]).charged(stage) if os.path.exists(fault["ledger"]) else 0
+    raise SimulatedFault(f"simulated crash in step {step} of stage {stage} before its update, "
+                         f"with {on_disk} steps of {stage} charged on disk")
+
+
 def _run_stage(runner: StageRunner, plan: StagePlan, x, y, *, start: int, stage_index: int, state: dict,
                cfg: dict, config, rank: int, monitor) -> None:
     import ray
@@ -149,11 +159,11 @@ def _run_stage(runner: StageRunner, plan: StagePlan, x, y, *, start: int, stage_
         if plan.private and rank == 0:
             ray.get(monitor.charge.remote(plan.name))    # durable before the step touches the data
         idx = sampler.draw()
+        if fault["step"] and plan.name == fault["stage"] and step == fault["step"]:
+            _simulated_crash(fault, plan.name, step)
         ls, n = runner.step(x[idx], None if y is None else y[idx])
         if not plan.private:     # a private stage's loss is an unnoised statistic of private rows
             loss_sum += torch.tensor([ls, n], dtype=torch.float64)
-        if fault["step"] and plan.name == fault["stage"] and step == fault["step"]:
-            raise SimulatedFault(f"simulated crash after step {step} of stage {plan.name}")
         last = step == plan.steps
         if step % every == 0 or last:
             loss = None if plan.private else float(loss_sum[0] / max(float(loss_sum[1]), 1.0))

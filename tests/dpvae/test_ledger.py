@@ -24,6 +24,29 @@ def test_every_charge_is_on_disk_before_charge_returns(tmp_path):
     assert [m.steps for m in again.mechanisms()] == [2, 1]
 
 
+def test_each_charge_is_written_out_and_fsynced_before_charge_returns(tmp_path, monkeypatch):
+    """Surviving a power cut needs the record on the device, not in a buffer or the page cache:
+    ``charge`` must hand the line to the OS and then ``fsync`` that file before returning. The
+    spy wraps the real ``os.fsync`` and reads, through its own descriptor, what the file holds
+    at the moment of each call (a missing ``flush`` leaves the line in Python's buffer then)."""
+    import os
+
+    led = make(tmp_path)
+    real_fsync, synced = os.fsync, []
+
+    def spy(fd):
+        if os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(led.path):
+            with open(led.path) as other:
+                synced.append(other.read())
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    for n, stage in enumerate(["pretrain", "pretrain", "main"], start=1):
+        step = led.charge(stage)
+        assert len(synced) == n, "no fsync of the ledger in this charge"
+        assert json.loads(synced[-1].splitlines()[-1]) | {"t": 0} == {"stage": stage, "step": step, "t": 0}
+
+
 def test_epsilon_spent_grows_with_steps_and_reaches_the_plan(tmp_path):
     from raypriv.dpvae.accounting import Mechanism, epsilon
 

@@ -37,15 +37,19 @@ def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
 
 
 def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, tmp_path, monkeypatch):
-    """Crash after step 7 of the main stage (checkpoint at 4): the ledger has 7 charged. The
-    resumed run continues after step 7 from the step-4 weights; re-running steps 5–7 would need
-    charges past the plan, which the ledger refuses, so finishing proves they were not re-run,
-    and the final ε is exactly the plan's."""
+    """Crash inside step 7 of the main stage, before its update (checkpoint at 4). The worker
+    itself, a different process from the one that writes the ledger, reads step 7 as charged
+    on disk before the update exists, so the charge precedes the step and is not merely queued.
+    The resumed run continues after step 7 from the step-4 weights; re-running steps 5–7 would
+    need charges past the plan, which the ledger refuses, so finishing proves they were not
+    re-run, and the final ε is exactly the plan's."""
     cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})            # one stage of 24 steps
     out = str(tmp_path / "run")
     monkeypatch.setenv("RAYPRIV_FAULT_AT_STEP", "7")
-    with pytest.raises(RuntimeError, match="re-run with resume=True"):
+    with pytest.raises(RuntimeError, match="re-run with resume=True") as crash:
         train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
+    assert "crash in step 7 of stage main before its update, with 7 steps of main charged on disk" in str(
+        crash.value), crash.value
     ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
     assert ledger.charged("main") == 7 and not os.path.exists(release(out))
     monkeypatch.delenv("RAYPRIV_FAULT_AT_STEP")
