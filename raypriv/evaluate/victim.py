@@ -103,7 +103,8 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
 def train_victim_payload(train: "Corpus", test: "Corpus", *, config: VictimConfig, resources: "ResourceSpec",
                          storage_path: str, **kwargs) -> dict[str, Any]:
     """:func:`train_victim` (``kwargs`` passed on), then the trained weights as a model payload
-    ``{"model", "model_kwargs", "state"}``: returns ``{"test_acc", "payload"}``."""
+    ``{"model", "model_kwargs", "state"}``: returns ``{"test_acc", "payload", "checkpoint"}``
+    (the Ray Train checkpoint directory holding ``model.pt``)."""
     import torch
 
     res = train_victim(train, test, config=config, resources=resources, storage_path=storage_path, **kwargs)
@@ -111,7 +112,7 @@ def train_victim_payload(train: "Corpus", test: "Corpus", *, config: VictimConfi
     state = torch.load(os.path.join(res.checkpoint_path, "model.pt"), map_location="cpu", weights_only=True)
     payload = {"model": config.model, "state": state,
                "model_kwargs": {"in_channels": c, "num_classes": int(train.info.num_classes), "image_size": h}}
-    return {"test_acc": res.test_acc, "payload": payload}
+    return {"test_acc": res.test_acc, "payload": payload, "checkpoint": res.checkpoint_path}
 
 
 def _check_corpora(train: "Corpus", test: "Corpus") -> None:

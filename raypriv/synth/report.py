@@ -198,7 +198,7 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
     runs = os.path.join(out_dir, "runs")
     real = _train(real_train, real_test, config, resources, runs, progress, "real training set")
     report["utility"].append({"train_set": "real", "images_per_class": None, "rows": real_train.info.num_rows,
-                              "repeats": 1, "test_acc": real["test_acc"]})
+                              "repeats": 1, "test_acc": real["test_acc"], "checkpoint": real["checkpoint"]})
     largest = None
     for k in sorted(config.images_per_class):
         subset = first_per_class(synthetic, k)
@@ -208,7 +208,8 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
                      + (" with the teacher's soft labels" if distill else ""), **distill)
         report["utility"].append({"train_set": "synthetic", "images_per_class": k, "rows": subset.info.num_rows,
                                   "repeats": times, "labels": config.labels, "test_acc": res["test_acc"],
-                                  "relative_to_real": res["test_acc"] / real["test_acc"]})
+                                  "relative_to_real": res["test_acc"] / real["test_acc"],
+                                  "checkpoint": res["checkpoint"]})
         largest = res
     report["nearest_real"] = _nearest_section(synthetic, real_train, config, resources, out_dir, progress)
     if config.mia:

@@ -42,23 +42,76 @@ def test_repeated_set_holds_every_row_equally_often_and_shuffled(synthetic):
     assert labels != sorted(labels)         # not three class-ordered copies back to back
 
 
+def _with_planted_copy(synthetic, real):
+    """``synthetic`` with its first image of class 3 replaced by a real image of class 3."""
+    from raypriv.data import Corpus
+
+    victim = next(r for r in real.ds.take_all() if int(r["label"]) == 3)
+    target = next(r["id"] for r in synthetic.ds.take_all() if int(r["label"]) == 3 and r["id"].endswith("/00000"))
+
+    def plant(batch):
+        images = np.array(batch["image"])
+        images[np.asarray(batch["id"]) == target] = victim["image"]
+        return {**batch, "image": images}
+
+    planted = synthetic.ds.map_batches(plant, batch_format="numpy").materialize()
+    return Corpus(ds=planted, info=synthetic.info), target, victim["id"]
+
+
+def _losses_and_accuracy(checkpoint, corpus):
+    """Per-example cross-entropy and accuracy of a saved victim, in plain torch (no Ray)."""
+    import torch
+    import torch.nn.functional as F
+
+    from raypriv.models import build_model
+
+    h, _, c = corpus.info.image_shape
+    model = build_model("small_cnn", in_channels=c, num_classes=corpus.info.num_classes, image_size=h)
+    model.load_state_dict(torch.load(os.path.join(checkpoint, "model.pt"), map_location="cpu", weights_only=True))
+    rows = corpus.ds.take_all()
+    x = torch.as_tensor(np.stack([r["image"] for r in rows])).permute(0, 3, 1, 2).float() / 255
+    y = torch.as_tensor([int(r["label"]) for r in rows])
+    with torch.no_grad():
+        logits = model.eval()(x)
+    return F.cross_entropy(logits, y, reduction="none").numpy(), float((logits.argmax(1) == y).float().mean())
+
+
 def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits300, tmp_path):
+    """Each section checked against what is known or recomputed outside raypriv: a real image
+    planted in the synthetic set is found as the one exact copy; the attack's AUC equals
+    scikit-learn's on losses recomputed in plain torch from the saved models; both utility
+    rows' accuracies equal their saved models' on the test set, and both beat chance."""
+    from sklearn.metrics import roc_auc_score
+
     from synth_helpers import small_corpus
 
     test = small_corpus("digits", 100, split="test")
+    planted, synth_id, real_id = _with_planted_copy(synthetic, digits300)
     cfg = SynthEvalConfig(victim=VictimConfig(epochs=2, batch_size=32), images_per_class=(4,), grid=4)
-    report = evaluate_synthetic(synthetic=synthetic, real_train=digits300, real_test=test, config=cfg,
+    report = evaluate_synthetic(synthetic=planted, real_train=digits300, real_test=test, config=cfg,
                                 resources=RES, out_dir=str(tmp_path), progress=lambda m: None)
     kinds = [(u["train_set"], u["images_per_class"]) for u in report["utility"]]
     assert kinds == [("real", None), ("synthetic", 4)]
     assert [u["rows"] for u in report["utility"]] == [300, 40]
     assert [u["repeats"] for u in report["utility"]] == [1, 8]   # 40 synthetic rows trained as 320: equal steps
-    assert report["utility"][0]["test_acc"] > 0.2   # the real-trained model learned (chance 0.1)
+    real_row, synth_row = report["utility"]
+    for row in (real_row, synth_row):
+        _, acc = _losses_and_accuracy(row["checkpoint"], test)
+        assert row["test_acc"] == pytest.approx(acc, abs=1e-6), row
+    assert real_row["test_acc"] > 0.5 and synth_row["test_acc"] > 0.15   # both learned (chance 0.1)
+    assert synth_row["relative_to_real"] == pytest.approx(synth_row["test_acc"] / real_row["test_acc"])
+
     nr = report["nearest_real"]
-    assert nr["searched"] == 40 and -1 <= nr["ssim"]["median"] <= nr["ssim"]["max"] <= 1 and nr["exact_copies"] == 0
-    for side in ("synthetic_trained", "real_trained"):
+    assert nr["searched"] == 40 and nr["exact_copies"] == 1 and nr["ssim"]["max"] == pytest.approx(1.0)
+    assert nr["most_similar"][0] == {"synthetic": synth_id, "real": real_id, "ssim": pytest.approx(1.0)}
+    assert nr["ssim"]["median"] < 0.9                  # the other 39 are not copies
+    for side, row in (("real_trained", real_row), ("synthetic_trained", synth_row)):
         m = report["membership_inference"][side]
-        assert 0 <= m["auc"] <= 1 and (m["members"], m["nonmembers"]) == (300, 100)
+        assert (m["members"], m["nonmembers"]) == (300, 100)
+        members, _ = _losses_and_accuracy(row["checkpoint"], digits300)
+        nonmembers, _ = _losses_and_accuracy(row["checkpoint"], test)
+        expected = roc_auc_score(np.r_[np.ones(300), np.zeros(100)], -np.r_[members, nonmembers])
+        assert m["auc"] == pytest.approx(expected, abs=1e-6), side
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["utility"][0]["test_acc"] == report["utility"][0]["test_acc"]
     assert os.path.getsize(tmp_path / "nearest.png") > 1000
