@@ -22,11 +22,20 @@ def _diffs(original, output):
     return ids, d, clean
 
 
-@pytest.mark.parametrize("mode", ["samplewise", "classwise"])
-def test_protect_writes_bounded_two_sided_noise_with_manifest(digits200, tmp_path, mode):
-    cfg = UnlearnableConfig(mode=mode, epsilon=16 / 255, step_size=2 / 255, max_rounds=2, stop_accuracy=1.0, **FAST)
-    out = str(tmp_path / "out")
+@pytest.fixture(scope="module", params=["samplewise", "classwise"])
+def protected(request, digits200, tmp_path_factory):
+    """One two-round protect run per mode, shared by the release and the PGD tests. Its
+    surrogate trains for 20 steps a round (not FAST's 3): a loss PGD can visibly lower."""
+    mode = request.param
+    cfg = UnlearnableConfig(mode=mode, epsilon=16 / 255, step_size=2 / 255, max_rounds=2, stop_accuracy=1.0,
+                            **{**FAST, "train_steps": 20, "pgd_steps": 5})
+    out = str(tmp_path_factory.mktemp(mode) / "out")
     res = protect(digits200, output=out, config=cfg, resources=ResourceSpec(workers=2), progress=lambda m: None)
+    return mode, cfg, out, res
+
+
+def test_protect_writes_bounded_two_sided_noise_with_manifest(digits200, protected):
+    mode, cfg, out, res = protected
     ids, d, clean = _diffs(digits200, out)
     assert np.abs(d).max() <= cfg.budget_255 == 16
     assert (d > 0).sum() > 100 and (d < 0).sum() > 100        # negative noise survives release
@@ -75,28 +84,24 @@ def test_stops_only_once_the_threshold_is_reached_and_not_before_min_rounds(digi
     assert len(floor.history) == 2 and "perturbed accuracy" in floor.stop_reason
 
 
-@pytest.mark.parametrize("mode", ["samplewise", "classwise"])
-def test_every_round_of_pgd_lowers_the_surrogates_loss_and_moves_the_noise_off_its_start(digits200, mode):
+def test_every_round_of_pgd_lowers_the_surrogates_loss_and_moves_the_noise_off_its_start(digits200, protected):
     """PGD must *minimize* the frozen surrogate's loss on the perturbed data, each round, and
     the noise it releases must have left its random start (a pass that hands back the old
     noise, or ascends the loss, fails here)."""
     from raypriv.unlearnable.generator import initial_class_noise, initial_samplewise_noise
 
-    # A surrogate trained for 20 steps (not FAST's 3) has a loss PGD can visibly lower.
-    cfg = UnlearnableConfig(mode=mode, epsilon=16 / 255, step_size=2 / 255, max_rounds=2, stop_accuracy=1.0,
-                            **{**FAST, "train_steps": 20, "pgd_steps": 5})
-    res = generate_noise(digits200, config=cfg, resources=ResourceSpec(workers=2), checkpoint_dir=None,
-                         progress=lambda m: None)
-    for rec in res.history:
+    mode, cfg, _, res = protected
+    history = res.noise.history
+    for rec in history:
         assert rec["perturbed_loss_after"] < 0.9 * rec["perturbed_loss_before"], rec
-    assert res.history[1]["perturbed_loss_after"] < res.history[0]["perturbed_loss_after"]
+    assert history[1]["perturbed_loss_after"] < history[0]["perturbed_loss_after"]
     shape = digits200.info.image_shape
     if mode == "samplewise":
-        rows = sorted(res.work.take_all(), key=lambda r: r["id"])
+        rows = sorted(res.noise.work.take_all(), key=lambda r: r["id"])
         final = np.stack([r["noise"] for r in rows])
         start = initial_samplewise_noise([r["id"] for r in rows], shape=shape, epsilon=cfg.epsilon, seed=cfg.seed)
     else:
-        final = res.class_noise
+        final = res.noise.class_noise
         start = initial_class_noise(num_classes=digits200.info.num_classes, shape=shape, epsilon=cfg.epsilon,
                                     seed=cfg.seed)
     moved = np.abs(final - start)
