@@ -46,7 +46,7 @@ def main(args) -> dict:
     from raypriv.jobspec import parse_yaml
     from common import load_benchmark_corpus, save_result
 
-    from raypriv.evaluate import VictimConfig
+    from raypriv.classifier import VictimConfig
     from raypriv.data import load_corpus
     from raypriv.runtime import ResourceSpec, init_ray
     from raypriv.synth import (SynthConfig, SynthEvalConfig, compute_class_stats, evaluate_synthetic, format_table,

@@ -48,8 +48,8 @@ def _overrides(items):
 def main(args) -> dict:
     from common import load_benchmark_corpus, save_result
     from raypriv.data import load_corpus
-    from raypriv.evaluate import VictimConfig
-    from raypriv.evaluate.victim import train_victim
+    from raypriv.classifier import VictimConfig
+    from raypriv.classifier.train import train_victim
     from raypriv.runtime import ResourceSpec, init_ray
     from raypriv.unlearnable import UnlearnableConfig, protect
 

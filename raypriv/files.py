@@ -1,4 +1,4 @@
-"""Creating a file that must not exist yet, atomically and durably.
+"""Writing files atomically: a file that must not exist yet (durably), JSON and figures.
 
 >>> import os, tempfile
 >>> from raypriv.files import write_new
@@ -8,7 +8,10 @@
 """
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from typing import Any
 
 
 def write_new(path: str, data: bytes, *, mode: int = 0o644) -> bool:
@@ -41,3 +44,34 @@ def write_new(path: str, data: bytes, *, mode: int = 0o644) -> bool:
         return True
     finally:
         os.remove(tmp)
+
+
+def write_json_atomic(path: str, obj: Any) -> str:
+    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def save_figure(fig, path: str) -> str:
+    """Save a matplotlib figure as PNG at ``path`` atomically (temporary file, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -20,7 +20,7 @@ from raypriv.configs import reject_unknown
 from raypriv.errors import ConfigError
 from raypriv.dpvae.config import DPVAEConfig
 from raypriv.dpvae.sample import DEFAULT_TEMPERATURE
-from raypriv.evaluate.config import DistillConfig, VictimConfig
+from raypriv.classifier.config import DistillConfig, VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth.config import SynthConfig
 from raypriv.synth.report import SynthEvalConfig

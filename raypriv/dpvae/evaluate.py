@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from raypriv.errors import DataError
-from raypriv.evaluate.config import VictimConfig
+from raypriv.classifier.config import VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -141,8 +141,8 @@ def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Cor
     ``report.json`` into ``out_dir``. ``reference``: a previous result of
     :func:`reference_classifier` to reuse (the real-data classifier does not depend on the
     synthetic set)."""
-    from raypriv.evaluate.report import write_json_atomic
-    from raypriv.evaluate.victim import train_victim_payload
+    from raypriv.files import write_json_atomic
+    from raypriv.classifier.train import train_victim_payload
     from raypriv.runtime import ResourceSpec
 
     resources = resources or ResourceSpec.auto()
@@ -175,7 +175,7 @@ def reference_classifier(real_train: "Corpus", real_test: "Corpus", *, victim: V
                          resources: "ResourceSpec", runs: str, progress: Callable[[str], None] = print) -> dict:
     """The classifier trained on the real training set, its test accuracy and its features
     of the real test set (the Fréchet reference)."""
-    from raypriv.evaluate.victim import train_victim_payload
+    from raypriv.classifier.train import train_victim_payload
 
     ref = train_victim_payload(real_train, real_test, config=victim, resources=resources, storage_path=runs)
     progress(f"reference classifier on the real training set: test accuracy {ref['test_acc']:.2%}")

@@ -15,7 +15,7 @@ Example::
     print(format_table(report))   # also in out/eval/report.json; images in out/eval/grid.png
 
 Modules: :mod:`~raypriv.evaluate.config` (settings), :mod:`~raypriv.evaluate.defenses`
-(defense registry), :mod:`~raypriv.evaluate.victim` (one Ray Train victim run),
+(defense registry), :mod:`~raypriv.classifier.train` (one Ray Train victim run, in the core),
 :mod:`~raypriv.evaluate.partial` (partial protection mixes), :mod:`~raypriv.evaluate.report`
 (the whole comparison, report.json, table and image grid). Importing this package does
 not import Ray or torch.
@@ -26,7 +26,7 @@ from raypriv.evaluate.config import EvaluateConfig, VictimConfig
 from raypriv.evaluate.defenses import Defense, available_defenses, parse_defense, register_defense
 from raypriv.evaluate.partial import mix_partial
 from raypriv.evaluate.report import evaluate_protection, format_table, save_grid
-from raypriv.evaluate.victim import VictimResult, train_victim
+from raypriv.classifier.train import VictimResult, train_victim
 
 __all__ = [
     "Defense",

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import re
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from raypriv.errors import DataError
+from raypriv.files import save_figure, write_json_atomic
 from raypriv.evaluate.config import EvaluateConfig
 from raypriv.evaluate.defenses import parse_defense
 from raypriv.evaluate.partial import mix_partial
@@ -76,7 +75,7 @@ def evaluate_protection(*, clean: "Corpus", protected: "Corpus", test: "Corpus",
 def _run_one(*, clean, protected, test, config: EvaluateConfig, resources, out_dir: str, train_set: str,
              spec: str, fraction: float, index: int) -> dict:
     """Train and score one victim; returns its report row."""
-    from raypriv.evaluate.victim import train_victim
+    from raypriv.classifier.train import train_victim
 
     defense = parse_defense(spec)
     base = {"clean": clean, "protected": protected}.get(train_set)
@@ -162,22 +161,6 @@ def format_table(report: dict) -> str:
     return "\n".join(out)
 
 
-def write_json_atomic(path: str, obj: Any) -> str:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def _select_ids(batch: dict, *, ids: list[str]) -> dict:
     mask = np.isin(np.asarray(batch["id"]).astype(str), ids)
     return {k: np.asarray(v)[mask] for k, v in batch.items()}
@@ -242,18 +225,4 @@ def save_grid(clean: "Corpus", protected: "Corpus", path: str, *, n: int = 10,
                 ax.set_ylabel(titles[i], fontsize=8)
         axes[0][j].set_title(names[label] if 0 <= label < len(names) else str(label), fontsize=8)
     fig.suptitle(f"max |noise| = {peak}/255", fontsize=9)
-    return _save_fig(fig, path)
-
-
-def _save_fig(fig, path: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_figure(fig, path)

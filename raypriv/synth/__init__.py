@@ -8,7 +8,7 @@ class ``c``'s. New models are trained on the synthetic set instead of the privat
 Four steps, each a Ray job (``raypriv synth teacher|stats|generate|evaluate`` on the CLI)::
 
     from raypriv.data import load_corpus
-    from raypriv.evaluate import VictimConfig
+    from raypriv.classifier import VictimConfig
     from raypriv.synth import (SynthConfig, compute_class_stats, evaluate_synthetic,
                                generate, train_teacher)
 

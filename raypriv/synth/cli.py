@@ -82,7 +82,7 @@ def synth_config_from_args(args):
 def cmd_synth(args, *, connect: Callable, say: Callable[[str], None]) -> int:
     from raypriv import synth
     from raypriv.data import load_corpus
-    from raypriv.evaluate import VictimConfig
+    from raypriv.classifier import VictimConfig
 
     if args.synth_command == "teacher":
         resources = connect(args)

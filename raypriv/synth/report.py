@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from raypriv.errors import ConfigError, DataError
-from raypriv.evaluate.config import DistillConfig, VictimConfig
+from raypriv.classifier.config import DistillConfig, VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -180,7 +180,7 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
                        out_dir: str, progress: Callable[[str], None] = print, teacher: "Teacher | None" = None) -> dict:
     """Run (a)–(c) above; write ``report.json`` and ``nearest.png`` into ``out_dir``; return the report.
     ``teacher`` is needed (only) with ``config.labels == "teacher"``."""
-    from raypriv.evaluate.report import write_json_atomic
+    from raypriv.files import write_json_atomic
     from raypriv.runtime import ResourceSpec
 
     config = config or SynthEvalConfig()
@@ -259,7 +259,7 @@ def repeated(corpus: "Corpus", times: int, *, seed: int) -> "Corpus":
 
 
 def _train(train, test, config: SynthEvalConfig, resources, runs: str, progress, what: str, **distill) -> dict:
-    from raypriv.evaluate.victim import train_victim_payload
+    from raypriv.classifier.train import train_victim_payload
 
     t0 = time.time()
     res = train_victim_payload(train, test, config=config.victim, resources=resources, storage_path=runs, **distill)
@@ -290,7 +290,7 @@ def _nearest_section(synthetic, real_train, config: SynthEvalConfig, resources, 
 def _save_pairs(synth, real, labels, order, ssims, path: str) -> str:
     from matplotlib.figure import Figure
 
-    from raypriv.evaluate.report import _save_fig
+    from raypriv.files import save_figure
 
     fig = Figure(figsize=(1.3 * len(synth) + 0.8, 3.0), dpi=100)
     axes = fig.subplots(2, len(synth), squeeze=False)
@@ -303,7 +303,7 @@ def _save_pairs(synth, real, labels, order, ssims, path: str) -> str:
         axes[0][j].set_title(f"c{labels[order[j]]} SSIM {ssims[j]:.2f}", fontsize=7)
     axes[0][0].set_ylabel("synthetic", fontsize=8)
     axes[1][0].set_ylabel("nearest real", fontsize=8)
-    return _save_fig(fig, path)
+    return save_figure(fig, path)
 
 
 def _mia(payloads: dict, members: "Corpus", nonmembers: "Corpus", resources) -> dict:

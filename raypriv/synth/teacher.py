@@ -8,7 +8,7 @@ Train one as a Ray Train job (several DDP workers) with :func:`train_teacher`, o
 checkpoint of your own with :func:`import_teacher`; :func:`load_teacher` reads either::
 
     from raypriv.data import load_corpus
-    from raypriv.evaluate import VictimConfig
+    from raypriv.classifier import VictimConfig
     from raypriv.synth import train_teacher, load_teacher
     train_teacher(load_corpus("digits"), load_corpus("digits", split="test"),
                   output="out/digits-teacher", config=VictimConfig(epochs=5))
@@ -26,7 +26,7 @@ from raypriv.errors import ArtifactError, ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
-    from raypriv.evaluate.config import VictimConfig
+    from raypriv.classifier.config import VictimConfig
     from raypriv.runtime import ResourceSpec
 
 WEIGHTS_NAME = "model.pt"
@@ -103,7 +103,7 @@ def train_teacher(train: "Corpus", test: "Corpus", *, output: str, config: "Vict
     """
     import torch
 
-    from raypriv.evaluate.victim import train_victim
+    from raypriv.classifier.train import train_victim
     from raypriv.runtime import ResourceSpec
 
     resources = resources or ResourceSpec.auto()

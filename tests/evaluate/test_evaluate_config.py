@@ -6,7 +6,7 @@ import pytest
 from raypriv.errors import ConfigError
 from raypriv.evaluate import EvaluateConfig, VictimConfig
 from raypriv.evaluate.report import plan_runs
-from raypriv.evaluate.victim import lr_at
+from raypriv.classifier.train import lr_at
 
 
 def test_defaults_follow_the_paper_recipe():

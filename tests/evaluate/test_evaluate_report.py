@@ -98,7 +98,7 @@ def test_grid_png(evaluated, data, tmp_path):
 def test_augment_crops_and_flips():
     import torch
 
-    from raypriv.evaluate.victim import augment, to_float_nchw
+    from raypriv.classifier.train import augment, to_float_nchw
 
     x = to_float_nchw(torch.arange(2 * 8 * 8 * 3, dtype=torch.uint8).reshape(2, 8, 8, 3))
     assert x.shape == (2, 3, 8, 8) and float(x.max()) <= 1.0

@@ -7,7 +7,7 @@ import pytest
 
 from raypriv.data import load_corpus
 from raypriv.errors import ConfigError
-from raypriv.evaluate import VictimConfig
+from raypriv.classifier import VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth import SynthConfig, SynthEvalConfig, evaluate_synthetic, format_table, generate
 from raypriv.synth.report import first_per_class, nearest_real, repeated
@@ -128,7 +128,7 @@ def test_teacher_labels_train_the_victim_even_when_the_class_labels_are_useless(
     """Every training label is 0, so a hard-label victim can only learn "always 0" (10 % on
     this test set); with the teacher's soft labels the victim beats that widely."""
     from raypriv.data import Corpus
-    from raypriv.evaluate.victim import train_victim
+    from raypriv.classifier.train import train_victim
     from raypriv.synth.report import SynthEvalConfig as Cfg
 
     def zero_labels(batch):

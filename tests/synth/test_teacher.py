@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from raypriv.errors import ArtifactError, ConfigError
-from raypriv.evaluate import VictimConfig
+from raypriv.classifier import VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth import import_teacher, load_teacher, train_teacher
 

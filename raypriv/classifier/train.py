@@ -30,7 +30,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from raypriv.errors import DataError
-from raypriv.evaluate.config import DistillConfig, VictimConfig
+from raypriv.classifier.config import DistillConfig, VictimConfig
 from raypriv.shards import load_shard, to_float_nchw
 
 if TYPE_CHECKING:  # pragma: no cover
