@@ -16,7 +16,6 @@ raypriv.errors.ConfigError: invalid lr: must be > 0, got 0
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from raypriv.errors import ConfigError
 

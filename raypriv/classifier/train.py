@@ -25,19 +25,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from raypriv.errors import DataError
 from raypriv.classifier.config import DistillConfig, VictimConfig
-from raypriv.shards import load_shard, to_float_nchw
+from raypriv.shards import to_float_nchw
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
 
 
+#: The file of the final checkpoint that holds the classifier's weights (a ``state_dict``).
+WEIGHTS_FILE = "model.pt"
 #: Keeps the epoch-order generator's stream apart from the augmentation generator's.
 ORDER_SEED_OFFSET = 104_729
 
@@ -72,29 +73,17 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
     With ``teacher`` (a model payload ``{"model", "model_kwargs", "state"}``), the victim
     learns the teacher's soft labels (``distill``, default :class:`DistillConfig`)."""
     _check_corpora(train, test)
-    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from raypriv.runtime.train import TrainingError, fit
 
-    per_worker = {"CPU": resources.cpus_per_worker}
-    if resources.use_gpu:
-        per_worker["GPU"] = resources.gpus_per_worker
     run_name = f"{name or 'victim'}-{uuid.uuid4().hex[:8]}"
     train_ds = train.ds.select_columns(["id", "image", "label"]).materialize()
-    trainer = TorchTrainer(
-        _train_loop,
-        train_loop_config=_loop_config(train, rows=train_ds.count(), config=config, resources=resources,
-                                       teacher=teacher, distill=distill),
-        scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
-                                     resources_per_worker=per_worker),
-        datasets={"train": train_ds, "test": test.ds.select_columns(["image", "label"]).materialize()},
-        dataset_config=DataConfig(datasets_to_split=[]),     # load_shard splits by row id
-        run_config=RunConfig(storage_path=os.path.abspath(storage_path), name=run_name,
-                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
-    )
-    result = trainer.fit()
+    result = fit(_train_loop, config=_loop_config(train, rows=train_ds.count(), config=config, resources=resources,
+                                                  teacher=teacher, distill=distill),
+                 resources=resources, storage_path=storage_path, name=run_name, what="classifier",
+                 datasets={"train": train_ds, "test": test.ds.select_columns(["image", "label"]).materialize()})
     out = result.return_value
     if not out:
-        raise RuntimeError(f"victim run {run_name} returned no result (error: {result.error})")
+        raise TrainingError(f"classifier run {run_name} returned no result")
     ckpt = result.checkpoint.path if result.checkpoint is not None else None
     return VictimResult(test_acc=out["test_acc"], train_acc=out["history"][-1]["train_acc"],
                         epochs=len(out["history"]), history=out["history"], checkpoint_path=ckpt)
@@ -109,7 +98,7 @@ def train_victim_payload(train: "Corpus", test: "Corpus", *, config: VictimConfi
 
     res = train_victim(train, test, config=config, resources=resources, storage_path=storage_path, **kwargs)
     h, _, c = (int(v) for v in train.info.image_shape)
-    state = torch.load(os.path.join(res.checkpoint_path, "model.pt"), map_location="cpu", weights_only=True)
+    state = torch.load(os.path.join(res.checkpoint_path, WEIGHTS_FILE), map_location="cpu", weights_only=True)
     payload = {"model": config.model, "state": state,
                "model_kwargs": {"in_channels": c, "num_classes": int(train.info.num_classes), "image_size": h}}
     return {"test_acc": res.test_acc, "payload": payload, "checkpoint": res.checkpoint_path}
@@ -142,7 +131,6 @@ def _loop_config(train: "Corpus", *, rows: int, config: VictimConfig, resources:
         "rows_per_epoch": rows_per_worker,
         "pad": max(1, h // 8),
         "hflip": config.flip_for(c),
-        "threads": max(1, int(resources.cpus_per_worker)),
         "distill": None if teacher is None else {**dataclasses.asdict(distill or DistillConfig()),
                                                  "teacher_ref": [ray.put(teacher)]},
     }
@@ -159,24 +147,22 @@ def lr_at(config: VictimConfig, epoch: int) -> float:
 
 def _train_loop(cfg: dict) -> dict | None:
     """Per-worker training function (runs inside a Ray Train worker)."""
-    import ray.train
     import ray.train.torch
     import torch
 
     from raypriv.models import build_model
+    from raypriv.runtime.train import report, worker_context
 
     vc = VictimConfig(**cfg["victim"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(cfg["threads"])
-    torch.manual_seed(vc.seed)
+    worker = worker_context(cfg, seed=vc.seed)
+    rank, world = worker.rank, worker.world
     h, w, c = cfg["image_shape"]
     model = build_model(vc.model, in_channels=c, num_classes=cfg["num_classes"], image_size=h)
     model = ray.train.torch.prepare_model(model)
     opt = make_optimizer(model.parameters(), vc)
     gen = torch.Generator().manual_seed(vc.seed * 7919 + rank)
     order_gen = torch.Generator().manual_seed(vc.seed * 7919 + rank + ORDER_SEED_OFFSET)
-    shard = load_shard(ray.train.get_dataset_shard("train"), rank=rank, world=world, what="victim training set")
+    shard = worker.shard("train", what="classifier training set")
     if cfg["distill"]:
         from raypriv.models import build_from_payload
 
@@ -194,9 +180,10 @@ def _train_loop(cfg: dict) -> dict | None:
                   "train_acc": correct / max(count, 1)}
         history.append(record)
         if epoch < vc.epochs - 1:
-            ray.train.report(record)
+            report(record, rank=rank)
     test_acc = _evaluate(model, cfg=cfg, vc=vc) if rank == 0 else float("nan")
-    _report_final(model, {**history[-1], "test_acc": test_acc}, rank=rank)
+    report({**history[-1], "test_acc": test_acc}, rank=rank, state=getattr(model, "module", model).state_dict(),
+           filename=WEIGHTS_FILE)
     return {"test_acc": test_acc, "history": history} if rank == 0 else None
 
 
@@ -309,16 +296,3 @@ def _evaluate(model, *, cfg: dict, vc: VictimConfig) -> float:
             correct += int((pred == batch["label"].long()).sum())
             total += len(pred)
     return correct / max(total, 1)
-
-
-def _report_final(model, metrics: dict, *, rank: int) -> None:
-    """Last ``ray.train.report``: rank 0 attaches a checkpoint with the weights."""
-    import ray.train
-    import torch
-
-    if rank != 0:
-        ray.train.report(metrics)
-        return
-    with tempfile.TemporaryDirectory() as d:
-        torch.save(getattr(model, "module", model).state_dict(), os.path.join(d, "model.pt"))
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))

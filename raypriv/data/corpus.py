@@ -85,7 +85,7 @@ def sum_partials(rows: list[dict]) -> tuple[str, int]:
 def compute_fingerprint(ds: "ray.data.Dataset", *, key: bytes | None = None) -> tuple[str, int]:
     """``(fingerprint, num_rows)`` of a dataset of corpus rows, computed with Ray (keyed with
     ``key``: the raw hex sum, without :func:`keyed_name`'s prefix)."""
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
 
     partial = ds.map_batches(_fingerprint_batch, batch_size=None, batch_format="numpy", fn_kwargs={"key": key})
     return sum_partials(run(partial, lambda d: d.take_all()))
@@ -111,7 +111,7 @@ def _image_digests(batch: dict) -> dict:
 def shared_images(a: "Corpus", b: "Corpus") -> list[str]:
     """Ids of the rows of ``a`` whose pixels equal those of some row of ``b`` (ids and labels
     aside), computed with Ray; ``b``'s digests are gathered on the driver (32 bytes a row)."""
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
 
     def digests(c: "Corpus") -> list[dict]:
         ds = c.ds.map_batches(_image_digests, batch_format="numpy")

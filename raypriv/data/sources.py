@@ -120,7 +120,7 @@ def load_corpus(
     raise). Raises :class:`~raypriv.errors.DataError` naming the offending item, or
     :class:`~raypriv.errors.ConfigError` for a bad spec, split or resize.
     """
-    from raypriv.data._execution import unwrap_errors
+    from raypriv.runtime.execute import unwrap_errors
     from raypriv.data.validate import finalize_corpus
 
     name, arg = parse_spec(spec)

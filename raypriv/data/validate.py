@@ -165,7 +165,7 @@ def finalize_corpus(corpus: Corpus, *, resize: int | None = None, validate: bool
     in the driver) and a complete :class:`CorpusInfo` (rows, image shape, classes). If
     the source left ``num_classes`` at 0 it is inferred as ``max(label) + 1``.
     """
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
 
     info = corpus.info
     known_classes = info.num_classes if info.num_classes > 0 else None

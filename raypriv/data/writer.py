@@ -211,7 +211,7 @@ def _write_parquet_shards(
     corpus: Corpus, fs, dest: str, num_shards: int | None, *, rename: bool
 ) -> tuple[list[dict], str, int]:
     """Encode + write shards into ``dest``; returns (files, fingerprint, rows)."""
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
 
     shape = tuple(corpus.info.image_shape) if all(corpus.info.image_shape) else None
     enc = corpus.ds.map_batches(
@@ -332,7 +332,7 @@ def _write_png_batch(batch: dict, *, fs, root: str, dirs: list[str], local: bool
 
 
 def _export_into(corpus: Corpus, fs, root: str, local: bool) -> int:
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
 
     dirs = class_dirs(tuple(corpus.info.class_names))
     for d in dirs:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from raypriv.errors import DataError
+from raypriv.runtime.pool import PoolWorker
 from raypriv.classifier.config import VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,37 +100,33 @@ def last_linear_inputs(model, x):
     return seen[0], logits
 
 
-class _Features:
-    """Ray Data callable class: classifier features of a batch of images."""
+class _Features(PoolWorker):
+    """Actor-pool worker: classifier features of a batch of images."""
 
-    def __init__(self, *, payload_ref: list):
-        import ray
-
+    def setup(self, payload: dict) -> None:
         from raypriv.models import build_from_payload
 
-        self.model = build_from_payload(ray.get(payload_ref[0]), "cpu").eval()
+        self.model = build_from_payload(payload, self.device).eval()
 
     def __call__(self, batch: dict) -> dict:
         import torch
 
         from raypriv.shards import to_float_nchw
 
-        x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"])))
+        x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
         feats, logits = last_linear_inputs(self.model, x)
-        return {"feature": feats.numpy().astype(np.float64),
-                "agrees": logits.argmax(1).numpy() == np.asarray(batch["label"])}
+        return {"feature": feats.cpu().numpy().astype(np.float64),
+                "agrees": logits.argmax(1).cpu().numpy() == np.asarray(batch["label"])}
 
 
 def features(payload: dict, corpus: "Corpus", *, resources: "ResourceSpec") -> tuple[np.ndarray, float]:
     """Feature rows of every image of ``corpus`` and the share of images the classifier assigns
     to their label (an actor-pool pass; the model is shipped once)."""
-    import ray
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
 
-    from raypriv.data._execution import run
-
-    ds = corpus.ds.select_columns(["image", "label"]).map_batches(
-        _Features, fn_constructor_kwargs={"payload_ref": [ray.put(payload)]}, batch_size=512, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=resources.workers), num_cpus=resources.cpus_per_worker)
+    ds = pool_map(corpus.ds.select_columns(["image", "label"]), _Features, resources=resources, batch_size=512,
+                  shared=payload)
     parts = run(ds, lambda d: list(d.iter_batches(batch_format="numpy", batch_size=None)))
     return np.concatenate([p["feature"] for p in parts]), float(np.concatenate([p["agrees"] for p in parts]).mean())
 

@@ -18,13 +18,16 @@ clipping a DP step costs less than twice a non-private one (see the README's DPÂ
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from raypriv.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.dpvae.config import DPVAEConfig
 
 _VAES: dict[str, Callable] = {}
 
@@ -206,3 +209,10 @@ def check_dp_compatible(model: nn.Module) -> None:
         names = "; ".join(str(e) for e in errors[:5])
         raise ConfigError("model", f"{type(model).__name__} cannot be trained with DP-SGD: {names} "
                                    "(use GroupNorm instead of BatchNorm)")
+
+
+def model_kwargs(*, image_shape, num_classes: int, config: "DPVAEConfig") -> dict[str, int]:
+    """Constructor arguments of the run's VAE (recorded in the manifest; ``width`` resolved)."""
+    h, _, c = (int(v) for v in image_shape)
+    return {"in_channels": c, "image_size": h, "num_classes": int(num_classes), "latent_dim": config.latent_dim,
+            "width": config.model_width() or default_width(config.model)}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from raypriv.errors import ArtifactError, ConfigError
+from raypriv.runtime.pool import PoolWorker
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.runtime import ResourceSpec
@@ -48,7 +49,7 @@ class TrainedVAE:
         return dict(self.manifest["params"]["model_kwargs"])
 
     def payload(self) -> dict:
-        return {"model": self.model_name, "kwargs": self.model_kwargs, "state": self.state}
+        return {"model": self.model_name, "model_kwargs": self.model_kwargs, "state": self.state}
 
 
 def load_vae(path: str) -> TrainedVAE:
@@ -71,21 +72,20 @@ def load_vae(path: str) -> TrainedVAE:
                       path=os.path.abspath(os.path.expanduser(path)))
 
 
-def _build(payload: dict):
+def _build(payload: dict, device="cpu"):
     from raypriv.dpvae.models import build_vae
 
-    net = build_vae(payload["model"], **payload["kwargs"])
+    net = build_vae(payload["model"], **payload["model_kwargs"])
     net.load_state_dict(payload["state"])
-    return net.eval()
+    return net.to(device).eval()
 
 
-class _Decoder:
-    """Ray Data callable class: decode one task's latent draws into uint8 images."""
+class _Decoder(PoolWorker):
+    """Actor-pool worker: decode one task's latent draws (drawn on the CPU from the task's
+    seed, so a GPU decodes the same latents) into uint8 images."""
 
-    def __init__(self, *, payload_ref: list, temperature: float):
-        import ray
-
-        self.net = _build(ray.get(payload_ref[0]))
+    def setup(self, payload: dict, *, temperature: float) -> None:
+        self.net = _build(payload, self.device)
         self.temperature = temperature
 
     def __call__(self, task: dict) -> dict:
@@ -96,7 +96,7 @@ class _Decoder:
             gen = torch.Generator().manual_seed(int(seed))
             y = torch.full((int(n),), int(label), dtype=torch.long)
             x = self.net.sample(y, generator=gen, temperature=self.temperature)
-            images.append((x.permute(0, 2, 3, 1).numpy() * 255).round().clip(0, 255).astype(np.uint8))
+            images.append((x.permute(0, 2, 3, 1).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8))
             ids += [f"dpvae/c{int(label):03d}/{int(start) + i:05d}" for i in range(int(n))]
             labels.append(np.full(int(n), int(label), dtype=np.int64))
         return {"id": np.array(ids, dtype=object), "label": np.concatenate(labels), "image": np.concatenate(images)}
@@ -122,6 +122,8 @@ def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: in
     from raypriv.data.writer import write_corpus
     from raypriv.manifest import build_manifest
     from raypriv.runtime import ResourceSpec
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
 
     if not isinstance(images_per_class, int) or images_per_class < 1:
         raise ConfigError("images_per_class", f"must be an integer >= 1, got {images_per_class!r}")
@@ -138,11 +140,8 @@ def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: in
     classes = int(vae.model_kwargs["num_classes"])
     tasks = sample_tasks(classes, images_per_class, seed=seed)
     progress(f"sampling {images_per_class} images for each of {classes} classes from {model_dir}")
-    ds = ray.data.from_items(tasks).map_batches(
-        _Decoder, fn_constructor_kwargs={"payload_ref": [ray.put(vae.payload())], "temperature": float(temperature)},
-        batch_size=1,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
-        num_cpus=resources.cpus_per_worker, num_gpus=resources.gpus_per_worker or None).materialize()
+    ds = run(pool_map(ray.data.from_items(tasks), _Decoder, resources=resources, batch_size=1, shared=vae.payload(),
+                      options={"temperature": float(temperature)}), lambda d: d.materialize())
     info = CorpusInfo(source=f"dpvae:{vae.path}", split="train", num_rows=classes * images_per_class,
                       image_shape=tuple(m["image_shape"]), num_classes=classes,
                       class_names=tuple(m["class_names"]), classes_declared=True)

@@ -52,10 +52,6 @@ NONPRIVATE_NAME = "nonprivate"
 FINAL_STATE_NAME = "final-state.pt"
 #: The neighbouring relation the run's (ε, δ) holds for.
 NEIGHBOURING = "add or remove one record"
-#: Test hook: a worker raises inside this (1-based, per-stage) step of the stage
-#: ``RAYPRIV_FAULT_STAGE`` (default ``main``), after charging it and drawing its batch but
-#: before its update, to simulate a crash between checkpoints.
-FAULT_ENV = "RAYPRIV_FAULT_AT_STEP"
 #: How often the driver prints the workers' queued progress lines.
 RELAY_SECONDS = 2.0
 
@@ -234,9 +230,14 @@ def is_finished(out: str) -> bool:
 
 def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources: "ResourceSpec | None" = None,
                 public: "Corpus | None" = None, resume: bool = False, max_failures: int = 0,
-                progress: Callable[[str], None] = print) -> str:
+                progress: Callable[[str], None] = print, step_hook: Callable | None = None) -> str:
     """Train a DP²-VAE (or ``config.method``'s baseline) on ``train``; return ``output``, whose
-    ``release/`` sub-directory holds what may be published (see the module docstring)."""
+    ``release/`` sub-directory holds what may be published (see the module docstring).
+
+    ``output`` is a local (or mounted, shared) directory; a URI is refused. ``step_hook``, a
+    picklable ``hook(*, stage, step, output)``, runs on every worker inside every step, once its
+    batch is drawn (and, in a private stage, charged) and before its update: a place to watch
+    or interrupt training (the crash tests raise there)."""
     from raypriv.runtime import ResourceSpec
 
     resources = resources or ResourceSpec.auto()
@@ -256,7 +257,9 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     for p in plans:
         noise = f"σ = {p.sigma:.4f}" if p.private else "no noise (not charged)"
         progress(f"stage {p.name}: {p.steps} steps, q = {p.sample_rate:.4g}, {noise}")
-    out = os.path.abspath(os.path.expanduser(output))
+    from raypriv.runtime.train import local_storage
+
+    out = local_storage(output)
     fingerprint = train.keyed_fingerprint()
     from raypriv.locks import exclusive_run
 
@@ -267,7 +270,7 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
         state = _final_state(out)
         if state is None:
             state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
-                         max_failures=max_failures, progress=progress)
+                         max_failures=max_failures, progress=progress, step_hook=step_hook)
             _save_final_state(out, state)
         else:
             progress(f"every step is trained and charged; writing the model from {FINAL_STATE_NAME}")
@@ -290,12 +293,12 @@ def _save_final_state(out: str, state: dict) -> None:
     os.replace(tmp, os.path.join(out, FINAL_STATE_NAME))
 
 
-def _fit(train, public, *, config, plans, resources, out, max_failures, progress) -> dict:
+def _fit(train, public, *, config, plans, resources, out, max_failures, progress, step_hook) -> dict:
     import threading
 
     import ray
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+
+    from raypriv.runtime.train import TrainingError, fit, load_checkpoint
 
     monitor = _start_monitor(os.path.join(out, LEDGER_NAME) if config.private_stage_names else None)
     h, w, c = (int(v) for v in train.info.image_shape)
@@ -307,45 +310,27 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
                 # the update's divisor q·N: the declared size for private data, never the true count
                 "rows": {**true_rows, "train": config.planning_rows(train_rows=true_rows["train"])},
                 "true_rows": true_rows, "shard_key": secret_seed(),
-                "monitor": [monitor], "threads": max(1, int(resources.cpus_per_worker)),
-                "fault": {"step": int(os.environ.get(FAULT_ENV, 0) or 0),
-                          "stage": os.environ.get("RAYPRIV_FAULT_STAGE", "main"),
-                          "ledger": os.path.join(out, LEDGER_NAME)}}
+                "monitor": [monitor], "step_hook": step_hook, "output": out}
     datasets = {"train": train.ds.select_columns(["id", "image", "label"]).materialize()}
     if public is not None:
         datasets["public"] = public.ds.select_columns(["id", "image", "label"]).materialize()
-    per_worker = {"CPU": resources.cpus_per_worker, **({"GPU": resources.gpus_per_worker} if resources.use_gpu else {})}
     from raypriv.dpvae.worker import train_loop
 
-    trainer = TorchTrainer(
-        train_loop, train_loop_config=loop_cfg,
-        scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
-                                     resources_per_worker=per_worker),
-        datasets=datasets, dataset_config=DataConfig(datasets_to_split=[]),    # the workers split by id hash
-        run_config=RunConfig(storage_path=out, name=RUN_NAME, checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             failure_config=FailureConfig(max_failures=max_failures)))
     stop = threading.Event()
     relay = threading.Thread(target=_relay_progress, args=(monitor, progress, stop),
                              kwargs={"delta": config.delta, "accountant": config.accountant}, daemon=True)
     relay.start()
-    error = None
     try:
-        result = trainer.fit()
-        error = result.error if result.checkpoint is None or result.error is not None else None
-    except Exception as e:  # noqa: BLE001 - Ray Train raises the workers' errors wrapped
-        error = e
+        result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=out, name=RUN_NAME,
+                     datasets=datasets, max_failures=max_failures, keep_checkpoints=2, what="DP-VAE training")
+    except TrainingError as e:
+        raise TrainingError(f"{e}; the ledger in {out} keeps every charged step; re-run with resume=True "
+                            "(--resume) to continue") from e
     finally:
         stop.set()
         relay.join(timeout=10)
         ray.kill(monitor)
-    if error is not None:
-        cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise RuntimeError(f"DP-VAE training failed ({cause}); the ledger in {out} keeps every charged step; "
-                           "re-run with resume=True (--resume) to continue") from error
-    import torch
-
-    with result.checkpoint.as_directory() as d:
-        return torch.load(os.path.join(d, "state.pt"), map_location="cpu", weights_only=True)
+    return load_checkpoint(result)
 
 
 def _finalize(out, state, *, train, public, config, plans, fingerprint, progress, has_ledger) -> str:
@@ -392,16 +377,9 @@ def _finalize(out, state, *, train, public, config, plans, fingerprint, progress
     return out
 
 
-def model_kwargs(*, image_shape, num_classes: int, config: DPVAEConfig) -> dict[str, int]:
-    """Constructor arguments of the run's VAE (recorded in the manifest; ``width`` resolved)."""
-    from raypriv.dpvae.models import default_width
-
-    h, _, c = (int(v) for v in image_shape)
-    return {"in_channels": c, "image_size": h, "num_classes": int(num_classes), "latent_dim": config.latent_dim,
-            "width": config.model_width() or default_width(config.model)}
-
-
 def _corpus_model_kwargs(train: "Corpus", config: DPVAEConfig) -> dict[str, int]:
+    from raypriv.dpvae.models import model_kwargs
+
     return model_kwargs(image_shape=train.info.image_shape, num_classes=train.info.num_classes, config=config)
 
 

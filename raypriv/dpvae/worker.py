@@ -1,8 +1,6 @@
 """The per-worker Ray Train loop of DP-VAE training (see :mod:`raypriv.dpvae.train`)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
 
 import torch
@@ -14,20 +12,15 @@ from raypriv.privacy.rng import reseed, secret_generator, secret_seed
 PROGRESS_LINES = 10
 
 
-class SimulatedFault(RuntimeError):
-    """Raised by the test hook ``RAYPRIV_FAULT_AT_STEP``."""
-
-
-def load_worker_shard(name: str, *, rank: int, world: int, key: int, rows: int, device) -> tuple:
+def load_worker_shard(worker, name: str, *, key: int, rows: int) -> tuple:
     """This worker's rows of dataset ``name`` (every row in exactly one worker's shard, by a
-    keyed hash of its id: :func:`raypriv.shards.load_shard`) as float NCHW images in [0, 1]
-    and labels. Checks that the shards add up to all ``rows`` (no row dropped, none twice)."""
-    import ray.train
+    keyed hash of its id: :meth:`raypriv.runtime.train.WorkerContext.shard`) as float NCHW
+    images in [0, 1] and labels. Checks that the shards add up to all ``rows`` (no row
+    dropped, none twice)."""
+    from raypriv.shards import to_float_nchw
 
-    from raypriv.shards import load_shard, to_float_nchw
-
-    images, labels = load_shard(ray.train.get_dataset_shard(name), rank=rank, world=world, key=key,
-                                what=f"DP-VAE {name} set")
+    device, world = worker.device, worker.world
+    images, labels = worker.shard(name, key=key, what=f"DP-VAE {name} set")
     total = torch.tensor(len(labels), dtype=torch.int64, device=device)     # NCCL reduces CUDA tensors only
     if world > 1:
         torch.distributed.all_reduce(total)
@@ -47,29 +40,6 @@ class SecretPoissonSampler:
 
     def draw(self) -> torch.Tensor:
         return poisson_batch(self.rows, sample_rate=self.sample_rate, generator=reseed(self.generator))
-
-
-def _restore() -> dict | None:
-    import ray.train
-
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is None:
-        return None
-    with ckpt.as_directory() as d:
-        return torch.load(os.path.join(d, "state.pt"), map_location="cpu", weights_only=False)
-
-
-def _save(state: dict, metrics: dict, *, rank: int) -> None:
-    """Collective ``ray.train.report``; rank 0 attaches the checkpoint."""
-    import ray.train
-    from ray.train import Checkpoint
-
-    if rank != 0:
-        ray.train.report(metrics)
-        return
-    with tempfile.TemporaryDirectory() as d:
-        torch.save(state, os.path.join(d, "state.pt"))
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
 
 
 def stage_starts(plans: list[StagePlan], *, checkpoint_stage: int, checkpoint_step: int,
@@ -95,24 +65,20 @@ def stage_starts(plans: list[StagePlan], *, checkpoint_stage: int, checkpoint_st
 
 def train_loop(cfg: dict[str, Any]) -> None:
     import ray
-    import ray.train
-    import ray.train.torch
 
     from raypriv.dpvae.config import DPVAEConfig
-    from raypriv.dpvae.models import build_vae
-    from raypriv.dpvae.train import model_kwargs
+    from raypriv.dpvae.models import build_vae, model_kwargs
+    from raypriv.runtime.train import report, restore, worker_context
 
     config = DPVAEConfig.from_dict(cfg["config"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(cfg["threads"])
-    device = ray.train.torch.get_device()
-    torch.manual_seed(config.seed)    # identical initial weights on every rank: all the seed decides
+    # identical initial weights on every rank: all the seed decides
+    worker = worker_context(cfg, seed=config.seed)
+    rank, world, device = worker.rank, worker.world, worker.device
     model = build_vae(config.model, **model_kwargs(image_shape=cfg["image_shape"], num_classes=cfg["num_classes"],
                                                    config=config)).to(device)
     torch.manual_seed(secret_seed())  # the VAE's latent draws while training: not from the recorded seed
     plans = [StagePlan(**{**p, "freeze": tuple(p["freeze"])}) for p in cfg["plans"]]
-    state = _restore() or {"stage": 0, "step": 0, "history": []}
+    state = restore() or {"stage": 0, "step": 0, "history": []}
     if "model" in state:
         model.load_state_dict(state["model"])
     monitor = cfg["monitor"][0]
@@ -123,8 +89,7 @@ def train_loop(cfg: dict[str, Any]) -> None:
         plan = plans[i]
         data = "train" if plan.private or config.method == "none" else "public"
         if data not in shards:
-            shards[data] = load_worker_shard(data, rank=rank, world=world, key=cfg["shard_key"],
-                                             rows=cfg["true_rows"][data], device=device)
+            shards[data] = load_worker_shard(worker, data, key=cfg["shard_key"], rows=cfg["true_rows"][data])
         x, y = shards[data]
         resumed = i == state["stage"]
         runner = StageRunner(model, plan, world_size=world, grad_sample_mode=config.grad_sample_mode,
@@ -133,34 +98,26 @@ def train_loop(cfg: dict[str, Any]) -> None:
         _run_stage(runner, plan, x, y if model.num_classes else None, start=start, stage_index=i, state=state,
                    cfg=cfg, config=config, rank=rank, monitor=monitor)
         runner.detach()
-    _save({"stage": len(plans), "step": 0, "history": state["history"], "model": model.state_dict()},
-          {"stage": "done", "step": 0}, rank=rank)
-
-
-def _simulated_crash(fault: dict, stage: str, step: int) -> None:
-    """The test hook: crash inside ``step`` once its batch is drawn, before its update exists,
-    saying how many of the stage's steps this process reads as charged on disk."""
-    from raypriv.dpvae.ledger import PrivacyLedger
-
-    on_disk = PrivacyLedger.open(fault["ledger"]).charged(stage) if os.path.exists(fault["ledger"]) else 0
-    raise SimulatedFault(f"simulated crash in step {step} of stage {stage} before its update, "
-                         f"with {on_disk} steps of {stage} charged on disk")
+    report({"stage": "done", "step": 0}, rank=rank,
+           state={"stage": len(plans), "step": 0, "history": state["history"], "model": model.state_dict()})
 
 
 def _run_stage(runner: StageRunner, plan: StagePlan, x, y, *, start: int, stage_index: int, state: dict,
                cfg: dict, config, rank: int, monitor) -> None:
     import ray
 
+    from raypriv.runtime.train import report
+
     sampler = SecretPoissonSampler(len(x), sample_rate=plan.sample_rate)
     every = max(1, plan.steps // PROGRESS_LINES)
     loss_sum = torch.zeros(2, dtype=torch.float64)
-    fault = cfg["fault"]
+    hook = cfg["step_hook"]
     for step in range(start + 1, plan.steps + 1):
         if plan.private and rank == 0:
             ray.get(monitor.charge.remote(plan.name))    # durable before the step touches the data
         idx = sampler.draw()
-        if fault["step"] and plan.name == fault["stage"] and step == fault["step"]:
-            _simulated_crash(fault, plan.name, step)
+        if hook is not None:
+            hook(stage=plan.name, step=step, output=cfg["output"])
         ls, n = runner.step(x[idx], None if y is None else y[idx])
         if not plan.private:     # a private stage's loss is an unnoised statistic of private rows
             loss_sum += torch.tensor([ls, n], dtype=torch.float64)
@@ -173,7 +130,7 @@ def _run_stage(runner: StageRunner, plan: StagePlan, x, y, *, start: int, stage_
                 state["history"].append({"stage": plan.name, "step": step, "loss": loss})
             loss_sum.zero_()
         if step % config.checkpoint_every == 0 or last:
-            _save({"stage": stage_index + 1 if last else stage_index, "step": 0 if last else step,
-                   "history": state["history"], "model": runner.model.state_dict(),
-                   "optimizer": None if last else runner.base_optimizer.state_dict()},
-                  {"stage": plan.name, "step": step}, rank=rank)
+            report({"stage": plan.name, "step": step}, rank=rank,
+                   state={"stage": stage_index + 1 if last else stage_index, "step": 0 if last else step,
+                          "history": state["history"], "model": runner.model.state_dict(),
+                          "optimizer": None if last else runner.base_optimizer.state_dict()})

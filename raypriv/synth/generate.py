@@ -27,6 +27,7 @@ import numpy as np
 
 from raypriv.errors import ArtifactError
 from raypriv.hashing import task_seed
+from raypriv.runtime.pool import PoolWorker
 from raypriv.synth.config import SynthConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,17 +59,13 @@ def synth_id(label: int, index: int) -> str:
     return f"synth/c{label:03d}/{index:05d}"
 
 
-class SynthWorker:
-    """Ray Data callable class: runs generation tasks (one per call) and stages their images."""
+class SynthWorker(PoolWorker):
+    """Actor-pool worker: runs generation tasks (one per call) and stages their images."""
 
-    def __init__(self, *, payload_ref: list, config: dict, staging: str, use_gpu: bool):
-        import ray
-
+    def setup(self, payload: dict, *, config: dict, staging: str) -> None:
+        from raypriv.models import build_from_payload
         from raypriv.synth.inversion import BNStatLoss
-        from raypriv.models import build_from_payload, worker_device
 
-        payload = ray.get(payload_ref[0])
-        self.device = worker_device(use_gpu)
         self.model = build_from_payload(payload["teacher"], self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -148,7 +145,7 @@ def generate(teacher: "Teacher", stats: "ClassBNStats", *, output: str, config: 
                  config=SynthConfig(images_per_class=20, iterations=200))
     """
     from raypriv.data import Corpus, CorpusInfo, write_corpus
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
     from raypriv.manifest import build_manifest
     from raypriv.runtime import ResourceSpec
     from raypriv.synth.teacher import local_dir
@@ -197,16 +194,13 @@ def _run_tasks(todo: list[dict], *, teacher, stats, config: SynthConfig, staging
                total: int, already: int) -> None:
     import ray
 
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
 
     payload = {"teacher": teacher.payload(),
                "targets": [stats.targets(c, kind=config.statistics) for c in range(stats.num_classes)]}
-    ref = ray.put(payload)
-    per_actor = {"num_gpus": resources.gpus_per_worker} if resources.use_gpu else {"num_cpus": resources.cpus_per_worker}
-    ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map_batches(
-        SynthWorker, fn_constructor_kwargs={"payload_ref": [ref], "config": config.to_dict(), "staging": staging,
-                                            "use_gpu": resources.use_gpu},
-        batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers), **per_actor)
+    ds = pool_map(ray.data.from_items(todo, override_num_blocks=len(todo)), SynthWorker, resources=resources,
+                  batch_size=1, shared=payload, options={"config": config.to_dict(), "staging": staging})
 
     def consume(d):
         finished = already

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from raypriv.errors import ConfigError, DataError
+from raypriv.runtime.pool import PoolWorker
 from raypriv.classifier.config import DistillConfig, VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,15 +84,13 @@ def first_per_class(corpus: "Corpus", k: int) -> "Corpus":
     return Corpus(ds=ds, info=dataclasses.replace(corpus.info, num_rows=ds.count()))
 
 
-class _LossScorer:
-    """Ray Data callable class: per-example cross-entropy of several trained models at once."""
+class _LossScorer(PoolWorker):
+    """Actor-pool worker: per-example cross-entropy of several trained models at once."""
 
-    def __init__(self, *, payloads_ref: list):
-        import ray
-
+    def setup(self, payloads: dict) -> None:
         from raypriv.models import build_from_payload
 
-        self.models = {name: build_from_payload(p, "cpu").eval() for name, p in ray.get(payloads_ref[0]).items()}
+        self.models = {name: build_from_payload(p, self.device).eval() for name, p in payloads.items()}
 
     def __call__(self, batch: dict) -> dict:
         import torch
@@ -99,12 +98,12 @@ class _LossScorer:
 
         from raypriv.shards import to_float_nchw
 
-        x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"])))
-        y = torch.as_tensor(batch["label"]).long()
+        x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
+        y = torch.as_tensor(batch["label"]).long().to(self.device)
         out = {"member": np.asarray(batch["member"])}
         with torch.no_grad():
             for name, model in self.models.items():
-                out[name] = F.cross_entropy(model(x), y, reduction="none").numpy().astype(np.float64)
+                out[name] = F.cross_entropy(model(x), y, reduction="none").cpu().numpy().astype(np.float64)
         return out
 
 
@@ -116,18 +115,15 @@ def per_example_losses(payloads: dict[str, dict], members: "Corpus", nonmembers:
                        resources: "ResourceSpec") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{name: (member losses, non-member losses)}`` for every model in ``payloads``, in one
     actor-pool pass over both corpora."""
-    import ray
-
-    from raypriv.data._execution import run
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
 
     def flagged(corpus, member):
         return corpus.ds.select_columns(["image", "label"]).map_batches(
             _with_flag, fn_kwargs={"member": member}, batch_format="numpy")
 
-    ds = flagged(members, True).union(flagged(nonmembers, False)).map_batches(
-        _LossScorer, fn_constructor_kwargs={"payloads_ref": [ray.put(payloads)]}, batch_size=512,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
-        num_cpus=resources.cpus_per_worker)
+    ds = pool_map(flagged(members, True).union(flagged(nonmembers, False)), _LossScorer, resources=resources,
+                  batch_size=512, shared=payloads)
     parts = run(ds, lambda d: list(d.iter_batches(batch_format="numpy", batch_size=None)))
     member = np.concatenate([b["member"] for b in parts]).astype(bool)
     out = {}
@@ -137,13 +133,12 @@ def per_example_losses(payloads: dict[str, dict], members: "Corpus", nonmembers:
     return out
 
 
-class _NearestSearch:
-    """Ray Data callable class: for each synthetic image, the closest image of a real batch (L2)."""
+class _NearestSearch(PoolWorker):
+    """Actor-pool worker: for each synthetic image, the closest image of a real batch (L2; numpy)."""
 
-    def __init__(self, *, synth_ref: list):
-        import ray
+    uses_gpu = False
 
-        images = ray.get(synth_ref[0])
+    def setup(self, images: np.ndarray) -> None:
         self.synth = images.reshape(len(images), -1).astype(np.float32)
         self.synth_sq = (self.synth * self.synth).sum(1)
 
@@ -158,14 +153,11 @@ class _NearestSearch:
 
 def nearest_real(synth_images: np.ndarray, real: "Corpus", *, resources: "ResourceSpec"):
     """``(ids, images, l2)`` of the nearest real image to each synthetic one, over the whole real corpus."""
-    import ray
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
 
-    from raypriv.data._execution import run
-
-    ds = real.ds.select_columns(["id", "image"]).map_batches(
-        _NearestSearch, fn_constructor_kwargs={"synth_ref": [ray.put(synth_images)]}, batch_size=1024,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=resources.workers),
-        num_cpus=resources.cpus_per_worker)
+    ds = pool_map(real.ds.select_columns(["id", "image"]), _NearestSearch, resources=resources, batch_size=1024,
+                  shared=synth_images)
     parts = run(ds, lambda d: d.take_all())
     d2 = np.stack([p["dist2"] for p in parts])           # (parts, S)
     best = d2.argmin(0)

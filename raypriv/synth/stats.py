@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from raypriv.errors import ArtifactError, ConfigError, DataError
+from raypriv.runtime.pool import PoolWorker
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -154,26 +155,21 @@ def class_partial_sums(inputs: list, labels, num_classes: int) -> dict:
             "sum": torch.cat(sums, dim=1).numpy(), "sumsq": torch.cat(sumsq, dim=1).numpy()}
 
 
-class StatsCollector:
-    """Ray Data callable class: per-class partial BN sums of a batch of corpus rows."""
+class StatsCollector(PoolWorker):
+    """Actor-pool worker: per-class partial BN sums of a batch of corpus rows."""
 
-    def __init__(self, *, payload_ref: list, use_gpu: bool):
-        import ray
-        import torch
+    def setup(self, payload: dict) -> None:
+        from raypriv.models import build_from_payload
 
-        from raypriv.models import build_from_payload, worker_device
-
-        payload = ray.get(payload_ref[0])
-        self.device = worker_device(use_gpu)
         self.model = build_from_payload(payload, self.device).eval()
         self.recorder = BNInputRecorder(self.model)
         self.num_classes = payload["model_kwargs"]["num_classes"]
-        self._torch = torch
 
     def __call__(self, batch: dict) -> dict:
+        import torch
+
         from raypriv.shards import to_float_nchw
 
-        torch = self._torch
         x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
         self.recorder.clear()
         with torch.no_grad():
@@ -201,10 +197,9 @@ def compute_class_stats(corpus: "Corpus", teacher: "Teacher", *, resources: "Res
     """Class-wise BN statistics of ``teacher`` over ``corpus`` (see module docstring).
 
     Raises :class:`DataError` if the corpus does not fit the teacher or a class has no images."""
-    import ray
-
-    from raypriv.data._execution import run
     from raypriv.runtime import ResourceSpec
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
 
     resources = resources or ResourceSpec.auto()
     teacher.check_corpus(corpus)
@@ -214,12 +209,8 @@ def compute_class_stats(corpus: "Corpus", teacher: "Teacher", *, resources: "Res
     t0 = time.time()
     progress(f"recording class-wise statistics of {len(layers)} BN layers over {corpus.info.num_rows:,} images "
              f"of {corpus.info.source} ({resources.workers} worker(s))")
-    ref = ray.put(teacher.payload())
-    per_actor = {"num_gpus": resources.gpus_per_worker} if resources.use_gpu else {"num_cpus": resources.cpus_per_worker}
-    partial = corpus.ds.select_columns(["image", "label"]).map_batches(
-        StatsCollector, fn_constructor_kwargs={"payload_ref": [ref], "use_gpu": resources.use_gpu},
-        batch_size=batch_size, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=resources.workers), **per_actor)
+    partial = pool_map(corpus.ds.select_columns(["image", "label"]), StatsCollector, resources=resources,
+                       batch_size=batch_size, shared=teacher.payload())
     parts = run(partial, lambda d: list(d.iter_batches(batch_size=None, batch_format="numpy")))
     num_classes = int(teacher.model_kwargs["num_classes"])
     totals = merge_partials(parts, num_classes=num_classes, width=sum(channels), num_layers=len(layers))

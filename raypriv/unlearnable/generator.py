@@ -9,6 +9,7 @@ import numpy as np
 
 from raypriv.hashing import id_rng
 from raypriv.runtime import ResourceSpec
+from raypriv.runtime.execute import run
 from raypriv.unlearnable import checkpoint as ckpt
 from raypriv.unlearnable.config import UnlearnableConfig
 
@@ -65,32 +66,25 @@ def _fresh_state(corpus, cfg: UnlearnableConfig) -> dict:
     return {"payload": payload, "optim": None, "history": [], "done": False, "stop_reason": ""}
 
 
-def _pgd_pass(work, payload_ref, cfg: UnlearnableConfig, resources: ResourceSpec, *, task: str):
-    import ray
-
+def pgd_pass(work, payload: dict, cfg: UnlearnableConfig, resources: ResourceSpec, *, task: str):
+    """The lazy actor-pool pass of :class:`~raypriv.unlearnable.workers.NoiseUpdater` over ``work``."""
+    from raypriv.runtime.pool import pool_map
     from raypriv.unlearnable.workers import NoiseUpdater
 
-    return work.map_batches(
-        NoiseUpdater,
-        fn_constructor_kwargs=dict(payload_ref=[payload_ref], mode=cfg.mode, task=task, epsilon=cfg.epsilon,
-                                   step_size=cfg.step_size, steps=cfg.pgd_steps, use_gpu=resources.use_gpu),
-        compute=ray.data.ActorPoolStrategy(size=resources.workers),
-        batch_size=cfg.pgd_batch_size,
-        batch_format="numpy",
-        num_gpus=resources.gpus_per_worker or None,
-        num_cpus=resources.cpus_per_worker,
-        zero_copy_batch=False,
-    )
+    return pool_map(work, NoiseUpdater, resources=resources, batch_size=cfg.pgd_batch_size, shared=payload,
+                    options=dict(mode=cfg.mode, task=task, epsilon=cfg.epsilon, step_size=cfg.step_size,
+                                 steps=cfg.pgd_steps))
 
 
-def _classwise_update(work, payload_ref, cfg, resources, class_noise: np.ndarray) -> tuple[np.ndarray, float]:
+def _classwise_update(work, payload, cfg, resources, class_noise: np.ndarray) -> tuple[np.ndarray, float]:
     """Exact mean of per-sample PGD results per class (sums and counts reduced over all workers),
     and the summed surrogate loss under the old class noise."""
     sums = np.zeros(class_noise.shape, dtype=np.float64)
     counts = np.zeros(class_noise.shape[0], dtype=np.int64)
     loss_before = 0.0
-    for part in _pgd_pass(work, payload_ref, cfg, resources, task="pgd").iter_batches(
-            batch_size=None, batch_format="numpy"):
+    parts = run(pgd_pass(work, payload, cfg, resources, task="pgd"),
+                lambda d: list(d.iter_batches(batch_size=None, batch_format="numpy")))
+    for part in parts:
         np.add.at(sums, part["label"], part["delta_sum"])
         np.add.at(counts, part["label"], part["count"])
         loss_before += float(part["loss_before"].sum())
@@ -169,8 +163,9 @@ def _train_surrogate(work, state: dict, cfg: UnlearnableConfig, resources: Resou
     fraction = min(1.0, cfg.train_steps * cfg.train_batch_size / max(1, n))
     select = ray.remote(select_training_rows).options(num_cpus=1)
     sample = [select.remote(block, seed=cfg.seed, round_index=r, fraction=fraction) for block in work.to_arrow_refs()]
-    task = ray.remote(train_surrogate_round).options(num_cpus=1, num_gpus=1 if resources.use_gpu else 0)
+    # The pool is idle while the surrogate trains: the task takes (and uses) the pool's CPUs.
     threads = max(1, int(resources.workers * resources.cpus_per_worker))
+    task = ray.remote(train_surrogate_round).options(num_cpus=threads, num_gpus=1 if resources.use_gpu else 0)
     trained = ray.get(task.remote(sample, payload=state["payload"], optim_state=state["optim"], cfg=cfg.to_dict(),
                                   use_gpu=resources.use_gpu, threads=threads))
     state["payload"], state["optim"] = trained["payload"], trained["optim"]
@@ -181,16 +176,13 @@ def _update_noise(work, state: dict, cfg: UnlearnableConfig, resources: Resource
     """Phase 2: PGD over every image on the actor pool. Returns the new working set and the
     frozen surrogate's mean loss on the perturbed data before and after this pass, with its
     accuracy after (the stop criterion)."""
-    import ray
-
-    payload_ref = ray.put(state["payload"])
     if cfg.mode == "samplewise":
-        work = _pgd_pass(work, payload_ref, cfg, resources, task="pgd").materialize()
+        work = run(pgd_pass(work, state["payload"], cfg, resources, task="pgd"), lambda d: d.materialize())
         before, after, correct = (work.sum(c) for c in ("loss_before", "loss_after", "correct"))
     else:
-        state["payload"]["class_noise"], before = _classwise_update(work, payload_ref, cfg, resources,
+        state["payload"]["class_noise"], before = _classwise_update(work, state["payload"], cfg, resources,
                                                                     state["payload"]["class_noise"])
-        scored = _pgd_pass(work, ray.put(state["payload"]), cfg, resources, task="eval").materialize()
+        scored = run(pgd_pass(work, state["payload"], cfg, resources, task="eval"), lambda d: d.materialize())
         after, correct = scored.sum("loss"), scored.sum("correct")
     return work, {"perturbed_loss_before": before / n, "perturbed_loss_after": after / n,
                   "perturbed_acc": correct / n}

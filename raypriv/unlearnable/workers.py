@@ -1,17 +1,19 @@
 """Ray-side work of one round: the PGD actor for Ray Data and the surrogate-training task.
 
 The surrogate's weights reach each actor once per round through the object store
-(the actor constructor resolves one ``ObjectRef``); batches then carry only data.
+(:func:`raypriv.runtime.pool.pool_map`); batches then carry only data.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from raypriv.errors import DataError
 from raypriv.hashing import id_uniform
 from raypriv.models import build_from_payload, worker_device
+from raypriv.runtime.pool import PoolWorker
 
 
-class NoiseUpdater:
+class NoiseUpdater(PoolWorker):
     """Ray Data callable class: error-minimizing PGD over a batch with a frozen surrogate.
 
     ``task="pgd"``: sample-wise mode returns the batch with updated ``noise``, a ``correct``
@@ -22,13 +24,9 @@ class NoiseUpdater:
     ``task="eval"``: returns ``correct`` and ``loss`` for images perturbed by the current class noise.
     """
 
-    def __init__(self, *, payload_ref: list, mode: str, task: str, epsilon: float, step_size: float,
-                 steps: int, use_gpu: bool):
-        import ray
+    def setup(self, payload: dict, *, mode: str, task: str, epsilon: float, step_size: float, steps: int):
         import torch
 
-        payload = ray.get(payload_ref[0])
-        self.device = worker_device(use_gpu)
         self.model = build_from_payload(payload, self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -110,7 +108,7 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
     steps, bs = cfg["train_steps"], cfg["train_batch_size"]
     parts = [p for p in ray.get(list(sample_refs)) if len(p["label"])]
     if not parts:
-        raise RuntimeError("no rows drawn for surrogate training")
+        raise DataError("no rows drawn for surrogate training: the corpus is empty")
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(rows["order"], kind="stable")
     x = torch.as_tensor(rows["image"][order]).permute(0, 3, 1, 2).float().div_(255.0)

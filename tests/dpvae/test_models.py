@@ -106,7 +106,7 @@ def test_the_report_scores_synthetic_data_with_a_classifier_without_batchnorm():
 
 
 def test_unset_width_follows_the_budget_for_the_mlp_and_the_model_default_otherwise():
-    from raypriv.dpvae.train import model_kwargs
+    from raypriv.dpvae.models import model_kwargs
 
     def width(**cfg):
         return model_kwargs(image_shape=(28, 28, 1), num_classes=10, config=DPVAEConfig(**cfg))["width"]

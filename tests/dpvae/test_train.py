@@ -11,6 +11,7 @@ from raypriv.dpvae import DPVAEConfig, Mechanism, PrivacyLedger, epsilon, sample
 from raypriv.dpvae.ledger import BudgetExhaustedError
 from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime import ResourceSpec
+from raypriv.runtime.train import TrainingError
 
 from dpvae_helpers import TINY, dp_accounting_epsilon, release
 
@@ -36,7 +37,7 @@ def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
     assert os.path.getsize(release(out, "model.pt")) > 1000
 
 
-def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, tmp_path, monkeypatch):
+def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, tmp_path):
     """Crash inside step 7 of the main stage, before its update (checkpoint at 4). The worker
     itself, a different process from the one that writes the ledger, reads step 7 as charged
     on disk before the update exists, so the charge precedes the step and is not merely queued.
@@ -45,14 +46,20 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
     re-run, and the final ε is exactly the plan's."""
     cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})            # one stage of 24 steps
     out = str(tmp_path / "run")
-    monkeypatch.setenv("RAYPRIV_FAULT_AT_STEP", "7")
-    with pytest.raises(RuntimeError, match="re-run with resume=True") as crash:
-        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
+
+    def crash_in_step_7(*, stage, step, output):     # defined here: shipped to the worker by value
+        if step == 7:
+            on_disk = PrivacyLedger.open(os.path.join(output, "privacy-ledger.jsonl")).charged(stage)
+            raise RuntimeError(f"simulated crash in step {step} of stage {stage} before its update, "
+                               f"with {on_disk} steps of {stage} charged on disk")
+
+    with pytest.raises(TrainingError, match="re-run with resume=True") as crash:
+        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None,
+                    step_hook=crash_in_step_7)
     assert "crash in step 7 of stage main before its update, with 7 steps of main charged on disk" in str(
         crash.value), crash.value
     ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
     assert ledger.charged("main") == 7 and not os.path.exists(release(out))
-    monkeypatch.delenv("RAYPRIV_FAULT_AT_STEP")
     with pytest.raises(ArtifactError, match="not empty; pass resume=True"):
         train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
     train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), resume=True,

@@ -1,0 +1,113 @@
+"""Running Ray work so that a raypriv error raised in a worker reaches the caller as itself,
+not wrapped in ``RayTaskError``/``UserCodeException``/``TrainingFailedError`` tracebacks.
+
+>>> from raypriv.errors import DataError
+>>> find_raypriv_error(RuntimeError("wrapped")) is None
+True
+>>> err = RuntimeError("task failed")
+>>> err.__cause__ = DataError("mixed image sizes", item="train/b/big.png")
+>>> print(find_raypriv_error(err))
+train/b/big.png: mixed image sizes
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, Callable
+
+from raypriv import errors
+from raypriv.errors import DataError, RayprivError
+
+# The last "raypriv.errors.<Name>: <message>" line of a traceback Ray flattened into text.
+_TRACE_LINE = re.compile(r"raypriv\.errors\.(\w+): (.*)")
+# Ray Data appends "\nFailed to apply UDF transform after 1/1 attempts ..." to messages.
+_RETRY_SUFFIX = re.compile(r"\nFailed to .*? after \d+/\d+ attempts.*", re.S)
+
+
+def _is_ray_wrapper(exc: BaseException) -> bool:
+    try:
+        from ray.exceptions import RayTaskError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, RayTaskError)
+
+
+def _clean(err: RayprivError) -> RayprivError:
+    """``err`` with Ray's retry annotation removed from its message (a fresh DataError keeps its item)."""
+    if not isinstance(err, DataError):
+        return err
+    msg = _RETRY_SUFFIX.sub("", str(err.args[0]) if err.args else str(err))
+    item = getattr(err, "item", None)
+    if item and msg.startswith(f"{item}: "):
+        msg = msg[len(item) + 2:]
+    return type(err)(msg, item=item) if type(err) is DataError else DataError(msg, item=item)
+
+
+def _from_text(text: str) -> RayprivError | None:
+    """The raypriv error named on the last matching line of a flattened traceback, if any."""
+    found = None
+    for line in _RETRY_SUFFIX.sub("", text).splitlines():
+        m = _TRACE_LINE.search(line)
+        if m:
+            found = m
+    if found is None:
+        return None
+    cls = getattr(errors, found.group(1), None)
+    msg = found.group(2).strip()
+    if isinstance(cls, type) and issubclass(cls, DataError):
+        return DataError(msg)
+    return RayprivError(msg)
+
+
+def find_raypriv_error(exc: BaseException) -> RayprivError | None:
+    """The original :class:`RayprivError` inside a (possibly Ray-wrapped) exception, or None."""
+    stack: list[Any] = [exc]
+    seen: set[int] = set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, RayprivError) and not _is_ray_wrapper(e):
+            return _clean(e)
+        stack.extend([e.__context__, e.__cause__, getattr(e, "cause", None)])
+    # The cause chain is lost when Ray pickles a wrapped exception: parse the trace text.
+    return _from_text(str(exc))
+
+
+def find_data_error(exc: BaseException) -> DataError | None:
+    """The original DataError inside a (possibly Ray-wrapped) exception, or None."""
+    found = find_raypriv_error(exc)
+    return found if isinstance(found, DataError) else None
+
+
+@contextlib.contextmanager
+def unwrap_errors():
+    """Re-raise a raypriv error found inside any exception raised in the block, unwrapped."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - re-raised below
+        if isinstance(e, RayprivError) and not _is_ray_wrapper(e):
+            raise
+        found = find_raypriv_error(e)
+        if found is None:
+            raise
+        raise found from e
+
+
+def run(ds, action: Callable[[Any], Any]) -> Any:
+    """Run ``action(ds)`` (an executing call such as ``materialize``/``take_all``) so that
+    UDF exceptions are shipped as themselves, and unwrap any raypriv error."""
+    import ray
+
+    ctx = ds.context
+    old = ctx.raise_original_map_exception
+    ctx.raise_original_map_exception = True
+    try:
+        with unwrap_errors():
+            result = action(ds)
+    finally:
+        ctx.raise_original_map_exception = old
+    if isinstance(result, ray.data.Dataset):
+        result.context.raise_original_map_exception = old
+    return result
