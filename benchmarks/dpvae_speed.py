@@ -46,7 +46,7 @@ def solve_part() -> list[dict]:
     from opacus.accountants.utils import get_noise_multiplier
 
     from raypriv.dpvae import DPVAEConfig
-    from raypriv.dpvae.accounting import solve_sigmas
+    from raypriv.privacy.accounting import solve_sigmas
 
     cfg = DPVAEConfig()
     q, steps = cfg.batch_size / N_TRAIN, int(-(-cfg.epochs * N_TRAIN // cfg.batch_size))
@@ -71,15 +71,18 @@ def solve_part() -> list[dict]:
 
 
 def _time_steps(model, *, private: bool, mode: str, batch: int, steps: int) -> dict:
+    import functools
+
     import torch
 
-    from raypriv.dpvae.dpsgd import StagePlan, StageRunner, poisson_batch
+    from raypriv.dpvae.models import elbo_loss
+    from raypriv.privacy.dpsgd import StagePlan, StageRunner, poisson_batch
 
     x = torch.rand(N_TRAIN, 1, 28, 28)
     y = torch.randint(0, 10, (N_TRAIN,))
     plan = StagePlan(name="main", steps=steps, sample_rate=batch / N_TRAIN, sigma=1.0 if private else None,
-                     max_grad_norm=1.0, lr=1e-3, beta=1.0, private=private)
-    runner = StageRunner(model, plan, world_size=1, grad_sample_mode=mode)
+                     max_grad_norm=1.0, lr=1e-3, private=private)
+    runner = StageRunner(model, plan, world_size=1, grad_sample_mode=mode, loss_fn=functools.partial(elbo_loss, beta=1.0))
     runner.attach(global_rows=N_TRAIN)
     gen = torch.Generator().manual_seed(0)
     parts = {"batch draw": 0.0, "forward+backward": 0.0, "clip+noise+update": 0.0}

@@ -293,7 +293,7 @@ class DPVAEJob:
 
         from raypriv import dpvae
         from raypriv.data import load_corpus
-        from raypriv.dpvae.ledger import LEDGER_NAME
+        from raypriv.privacy.ledger import LEDGER_NAME
 
         out = {s: os.path.join(self.output, s) for s in ("model", "synth", "eval")}
         done = lambda s, f="manifest.json": os.path.exists(os.path.join(out[s], f))  # noqa: E731

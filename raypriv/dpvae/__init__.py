@@ -13,10 +13,10 @@ Fréchet distance in a real-data classifier's feature space.
 """
 from __future__ import annotations
 
-from raypriv.dpvae.accounting import Mechanism, epsilon, solve_sigmas
+from raypriv.privacy.accounting import Mechanism, epsilon, solve_sigmas
 from raypriv.dpvae.config import DPVAEConfig
 from raypriv.dpvae.evaluate import evaluate_dpvae, frechet_distance
-from raypriv.dpvae.ledger import BudgetExhaustedError, PrivacyLedger
+from raypriv.privacy.ledger import BudgetExhaustedError, PrivacyLedger
 from raypriv.dpvae.models import build_vae, check_dp_compatible
 from raypriv.dpvae.sample import load_vae, sample_dpvae
 from raypriv.dpvae.train import is_finished, model_dir, plan_stages, release_dir, train_dpvae

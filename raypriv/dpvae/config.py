@@ -26,7 +26,7 @@ import dataclasses
 import math
 from typing import Any
 
-from raypriv.dpvae.accounting import ACCOUNTANTS, check_budget
+from raypriv.privacy.accounting import ACCOUNTANTS, check_budget
 from raypriv.errors import ConfigError
 
 METHODS = ("dp2", "dpsgd", "none")
@@ -46,7 +46,7 @@ class DPVAEConfig:
     """``epsilon``/``delta``: the whole run's budget (δ must be < 1/N, checked against the data).
     ``batch_size``: the *expected* global batch (Poisson sampling, rate q = batch_size / N);
     ``max_grad_norm``: per-example clipping norm C; ``budget_split``: the share of ε stage 1
-    would spend alone (see :mod:`raypriv.dpvae.accounting`); ``beta``: weight of the KL term.
+    would spend alone (see :mod:`raypriv.privacy.accounting`); ``beta``: weight of the KL term.
     ``model``/``latent_dim``/``width``: a registered VAE (:mod:`raypriv.dpvae.models`); ``width``
     None means: for a private ``mlp_cvae``, the width for the target ε (:data:`MLP_WIDTH_BY_EPSILON`:
     192 hidden units from ε = 3, 128 below); otherwise the model's own default (128 hidden units

@@ -162,6 +162,11 @@ def per_example_loss(out: VAEOutput, x: torch.Tensor, *, beta: float) -> torch.T
     return rec + beta * kl
 
 
+def elbo_loss(module, x: torch.Tensor, y: torch.Tensor | None, *, beta: float) -> torch.Tensor:
+    """The VAE's per-example loss (negative ELBO) as a DP-SGD ``loss_fn`` (bind ``beta``)."""
+    return per_example_loss(module(x, y), x, beta=beta)
+
+
 @register_vae("cvae")
 def cvae(*, in_channels: int, image_size: int, num_classes: int, latent_dim: int = 16, width: int = 32):
     return ConvVAE(in_channels=in_channels, image_size=image_size, num_classes=num_classes,

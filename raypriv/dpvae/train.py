@@ -32,8 +32,8 @@ import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from raypriv.dpvae.config import DPVAEConfig
-from raypriv.dpvae.dpsgd import StagePlan
-from raypriv.dpvae.ledger import LEDGER_NAME, BudgetExhaustedError, PrivacyLedger
+from raypriv.privacy.dpsgd import StagePlan
+from raypriv.privacy.ledger import LEDGER_NAME, BudgetExhaustedError, PrivacyLedger
 from raypriv.errors import ArtifactError, ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,7 +60,7 @@ def plan_stages(config: DPVAEConfig, *, train_rows: int, public_rows: int | None
     """Stages with their steps and sample rates, σ solved for the private ones. For a private
     run nothing here depends on ``train_rows`` but the checks: q and the steps come from the
     declared ``config.dataset_size``."""
-    from raypriv.dpvae.accounting import solve_sigmas
+    from raypriv.privacy.accounting import solve_sigmas
 
     config.check_data(train_rows=train_rows)
     stages = []
@@ -79,7 +79,7 @@ def plan_stages(config: DPVAEConfig, *, train_rows: int, public_rows: int | None
     it = iter(sigmas)
     return [StagePlan(name=s["name"], steps=s["steps"], sample_rate=s["sample_rate"],
                       sigma=next(it) if s["private"] else None, max_grad_norm=config.max_grad_norm, lr=config.lr,
-                      beta=config.beta, freeze=config.stage_freeze(s["name"]), private=s["private"])
+                      freeze=config.stage_freeze(s["name"]), private=s["private"])
             for s in stages]
 
 
@@ -134,7 +134,7 @@ def _relay_progress(monitor, progress: Callable[[str], None], stop, *, delta: fl
     workers (computing ε for every line cost 2 workers their speed-up over 1)."""
     import ray
 
-    from raypriv.dpvae.accounting import epsilon
+    from raypriv.privacy.accounting import epsilon
 
     while True:
         finished = stop.wait(RELAY_SECONDS)
@@ -390,7 +390,7 @@ def _check_corpus(train: "Corpus", config: DPVAEConfig) -> None:
     if h != w:
         raise DataError(f"images are {h}x{w}; the VAEs need square images (load with resize=)",
                         item=train.info.source)
-    from raypriv.dpvae.dpsgd import set_trainable
+    from raypriv.privacy.dpsgd import set_trainable
     from raypriv.dpvae.models import build_vae, check_dp_compatible
 
     model = build_vae(config.model, **_corpus_model_kwargs(train, config))

@@ -1,11 +1,12 @@
 """The per-worker Ray Train loop of DP-VAE training (see :mod:`raypriv.dpvae.train`)."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
-from raypriv.dpvae.dpsgd import StagePlan, StageRunner, poisson_batch
+from raypriv.privacy.dpsgd import StagePlan, StageRunner, poisson_batch
 from raypriv.privacy.rng import reseed, secret_generator, secret_seed
 
 #: Progress lines per stage (rank 0 prints loss and ε spent about this often).
@@ -51,8 +52,8 @@ def stage_starts(plans: list[StagePlan], *, checkpoint_stage: int, checkpoint_st
     is paid for and never re-run (re-running it would spend budget the ledger never granted).
     A non-private stage continues from its checkpoint.
 
-    >>> from raypriv.dpvae.dpsgd import StagePlan
-    >>> plans = [StagePlan(name=n, steps=10, sample_rate=0.1, sigma=1.0, max_grad_norm=1.0, lr=0.01, beta=1.0)
+    >>> from raypriv.privacy.dpsgd import StagePlan
+    >>> plans = [StagePlan(name=n, steps=10, sample_rate=0.1, sigma=1.0, max_grad_norm=1.0, lr=0.01)
     ...          for n in ("pretrain", "main")]
     >>> stage_starts(plans, checkpoint_stage=0, checkpoint_step=4, charged={"pretrain": 7})
     {0: 7, 1: 0}
@@ -67,7 +68,7 @@ def train_loop(cfg: dict[str, Any]) -> None:
     import ray
 
     from raypriv.dpvae.config import DPVAEConfig
-    from raypriv.dpvae.models import build_vae, model_kwargs
+    from raypriv.dpvae.models import build_vae, elbo_loss, model_kwargs
     from raypriv.runtime.train import report, restore, worker_context
 
     config = DPVAEConfig.from_dict(cfg["config"])
@@ -93,6 +94,7 @@ def train_loop(cfg: dict[str, Any]) -> None:
         x, y = shards[data]
         resumed = i == state["stage"]
         runner = StageRunner(model, plan, world_size=world, grad_sample_mode=config.grad_sample_mode,
+                             loss_fn=functools.partial(elbo_loss, beta=config.beta),
                              optimizer_state=state.get("optimizer") if resumed else None)
         runner.attach(global_rows=cfg["rows"][data])
         _run_stage(runner, plan, x, y if model.num_classes else None, start=start, stage_index=i, state=state,

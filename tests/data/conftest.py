@@ -1,7 +1,7 @@
 """Fixtures for the data-layer tests."""
 import pytest
 
-from data_helpers import write_cifar
+from tests.data.data_helpers import write_cifar
 
 
 @pytest.fixture

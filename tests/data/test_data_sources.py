@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from data_helpers import rows_by_id, write_cifar, write_imagefolder, write_png
+from tests.data.data_helpers import rows_by_id, write_cifar, write_imagefolder, write_png
 from raypriv.data import Corpus, CorpusInfo, list_sources, load_corpus, register_source
 from raypriv.errors import ConfigError, DataError
 

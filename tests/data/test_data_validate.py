@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_helpers import write_png
+from tests.data.data_helpers import write_png
 from raypriv.data import load_corpus
 from raypriv.errors import DataError
 

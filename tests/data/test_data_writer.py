@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from data_helpers import rows_by_id, write_cifar
+from tests.data.data_helpers import rows_by_id, write_cifar
 from raypriv.data import Corpus, export_imagefolder, load_corpus, read_manifest, write_corpus
 from raypriv.data.writer import file_name
 from raypriv.errors import ArtifactError, DataError

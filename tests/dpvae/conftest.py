@@ -1,7 +1,7 @@
 """One trained two-stage DP²-VAE run shared by the DP-VAE test modules."""
 import pytest
 
-from dpvae_helpers import TINY
+from tests.dpvae.dpvae_helpers import TINY
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import torch
 SIGMA, CLIP, ROWS, RATE, STEPS = 2.0, 1.5, 400, 0.25, 3     # B = q·N = 100
 
 
-def zero_signal(module, x, y, *, beta):
+def zero_signal(module, x, y):
     out = module(x, y)
     return 0.0 * out.logits.flatten(1).sum(1)           # per-example gradients are exactly 0
 
@@ -27,7 +27,7 @@ PROBES = {"hooks": ("cvae", dict(latent_dim=8, width=16)), "ghost": ("mlp_cvae",
 def probe_loop(cfg):
     import ray.train
 
-    from raypriv.dpvae.dpsgd import StagePlan, StageRunner, poisson_batch
+    from raypriv.privacy.dpsgd import StagePlan, StageRunner, poisson_batch
     from raypriv.dpvae.models import build_vae
 
     ctx = ray.train.get_context()
@@ -35,7 +35,7 @@ def probe_loop(cfg):
     torch.manual_seed(0)
     name, kwargs = PROBES[cfg["mode"]]
     model = build_vae(name, in_channels=1, image_size=8, num_classes=10, **kwargs)
-    plan = StagePlan(name="main", steps=STEPS, sample_rate=RATE, sigma=SIGMA, max_grad_norm=CLIP, lr=1e-3, beta=1.0)
+    plan = StagePlan(name="main", steps=STEPS, sample_rate=RATE, sigma=SIGMA, max_grad_norm=CLIP, lr=1e-3)
     runner = StageRunner(model, plan, world_size=world, loss_fn=zero_signal, grad_sample_mode=cfg["mode"])
     runner.attach(global_rows=ROWS)
     gen = torch.Generator().manual_seed(rank)
@@ -68,7 +68,7 @@ def test_averaged_update_noise_is_sigma_c_over_b(ray_local, workers, mode, tmp_p
 EQUAL_ROWS = 48
 
 
-def posterior_mean_loss(module, x, y, *, beta):
+def posterior_mean_loss(module, x, y, *, beta=1.0):
     """The negative ELBO at z = μ: no sampling noise, so each row's loss cannot depend on W.
     (Calling the wrapped VAE's encode/decode still runs Opacus' hooks on its layers.)"""
     from raypriv.dpvae.models import VAEOutput, per_example_loss
@@ -82,7 +82,7 @@ def update_loop(cfg):
     """One step on rows ``rank::world`` of a fixed batch (q = 1, σ = 0); rank 0 returns each mode's update."""
     import ray.train
 
-    from raypriv.dpvae.dpsgd import StagePlan, StageRunner
+    from raypriv.privacy.dpsgd import StagePlan, StageRunner
     from raypriv.dpvae.models import build_vae
 
     ctx = ray.train.get_context()
@@ -95,7 +95,7 @@ def update_loop(cfg):
         name, kwargs = PROBES["ghost" if mode == "non-private" else mode]
         model = build_vae(name, in_channels=1, image_size=8, num_classes=10, **kwargs)
         plan = StagePlan(name="main", steps=1, sample_rate=1.0, sigma=0.0 if private else None, max_grad_norm=CLIP,
-                         lr=1e-3, beta=1.0, private=private)
+                         lr=1e-3, private=private)
         runner = StageRunner(model, plan, world_size=world, grad_sample_mode="hooks" if mode == "non-private" else mode,
                              loss_fn=posterior_mean_loss)
         runner.attach(global_rows=EQUAL_ROWS)

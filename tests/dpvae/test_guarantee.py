@@ -15,11 +15,11 @@ import torch
 from raypriv.data import Corpus
 from raypriv.data.corpus import row_digest
 from raypriv.dpvae import DPVAEConfig, PrivacyLedger, plan_stages, train_dpvae
-from raypriv.dpvae.dpsgd import StagePlan, StageRunner
+from raypriv.privacy.dpsgd import StagePlan, StageRunner
 from raypriv.errors import ArtifactError, ConfigError, DataError
 from raypriv.runtime import ResourceSpec
 
-from dpvae_helpers import TINY, TRUE_ROWS, release
+from tests.dpvae.dpvae_helpers import ELBO, TINY, TRUE_ROWS, release
 
 QUIET = dict(progress=lambda m: None)
 
@@ -37,8 +37,8 @@ def test_the_noise_is_not_drawn_from_the_seeded_default_generator():
     for _ in range(2):
         torch.manual_seed(0)
         model = build_vae("mlp_cvae", in_channels=1, image_size=8, num_classes=10, latent_dim=4, width=8)
-        plan = StagePlan(name="main", steps=1, sample_rate=0.5, sigma=1.0, max_grad_norm=1.0, lr=0.1, beta=1.0)
-        runner = StageRunner(model, plan, world_size=1, grad_sample_mode="ghost")
+        plan = StagePlan(name="main", steps=1, sample_rate=0.5, sigma=1.0, max_grad_norm=1.0, lr=0.1)
+        runner = StageRunner(model, plan, world_size=1, grad_sample_mode="ghost", loss_fn=ELBO)
         runner.attach(global_rows=64)
         torch.manual_seed(1)
         runner.step(torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(2)), torch.arange(32) % 10)

@@ -6,6 +6,8 @@ from raypriv.dpvae.config import DPVAEConfig
 from raypriv.dpvae.models import build_vae, check_dp_compatible, per_example_loss
 from raypriv.errors import ConfigError
 
+from tests.dpvae.dpvae_helpers import ELBO
+
 
 @pytest.mark.parametrize("name", ["cvae", "vae"])
 def test_vaes_pass_opacus_validation_and_decode_to_the_input_shape(name):
@@ -30,7 +32,7 @@ def test_a_model_with_batchnorm_is_refused():
 
 
 def test_freezing_an_unknown_module_is_named():
-    from raypriv.dpvae.dpsgd import set_trainable
+    from raypriv.privacy.dpsgd import set_trainable
 
     m = build_vae("cvae", in_channels=1, image_size=8, num_classes=10)
     with pytest.raises(ConfigError, match="'encodr' names no part of the model; its parts are"):
@@ -70,15 +72,15 @@ def test_temperature_scales_the_latent_draws(name):
 def test_ghost_clipping_gives_the_same_clipped_update_as_per_example_gradients():
     """With σ = 0 the update is the sum of clipped per-example gradients / B, whichever way it is
     computed: ghost clipping (norms only, two backward passes) must equal Opacus' hooks."""
-    from raypriv.dpvae.dpsgd import StagePlan, StageRunner
+    from raypriv.privacy.dpsgd import StagePlan, StageRunner
 
     x, y = torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))
     grads = {}
     for mode in ("hooks", "ghost"):
         torch.manual_seed(0)
         m = build_vae("mlp_cvae", in_channels=1, image_size=8, num_classes=10, latent_dim=4, width=16)
-        plan = StagePlan(name="main", steps=1, sample_rate=0.5, sigma=0.0, max_grad_norm=5.0, lr=1e-3, beta=1.0)
-        runner = StageRunner(m, plan, world_size=1, grad_sample_mode=mode)
+        plan = StagePlan(name="main", steps=1, sample_rate=0.5, sigma=0.0, max_grad_norm=5.0, lr=1e-3)
+        runner = StageRunner(m, plan, world_size=1, grad_sample_mode=mode, loss_fn=ELBO)
         runner.attach(global_rows=64)
         torch.manual_seed(1)                  # the same reparameterisation noise
         runner.step(x, y)

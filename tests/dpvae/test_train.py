@@ -8,12 +8,13 @@ import pytest
 
 from raypriv.data import load_corpus
 from raypriv.dpvae import DPVAEConfig, Mechanism, PrivacyLedger, epsilon, sample_dpvae, train_dpvae
-from raypriv.dpvae.ledger import BudgetExhaustedError
+from raypriv.privacy.ledger import BudgetExhaustedError
 from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime import ResourceSpec
 from raypriv.runtime.train import TrainingError
 
-from dpvae_helpers import TINY, dp_accounting_epsilon, release
+from tests.dpvae.dpvae_helpers import TINY, release
+from tests.privacy.accountants import dp_accounting_epsilon
 
 def test_two_stage_run_records_its_privacy_in_the_manifest(trained):
     out, lines = trained

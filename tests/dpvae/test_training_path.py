@@ -3,10 +3,10 @@ loss falls, and the optimizer adds the σ the plan records."""
 import torch
 
 from raypriv.dpvae import DPVAEConfig, plan_stages
-from raypriv.dpvae.dpsgd import StagePlan, StageRunner
+from raypriv.privacy.dpsgd import StagePlan, StageRunner
 from raypriv.dpvae.models import build_vae
 
-from dpvae_helpers import TINY, TRUE_ROWS
+from tests.dpvae.dpvae_helpers import ELBO, TINY, TRUE_ROWS
 
 
 def _model():
@@ -33,9 +33,9 @@ def test_dp2_freezes_the_encoder_in_stage_two_only_and_the_baseline_never():
 def test_a_frozen_encoder_stays_fixed_while_the_decoder_trains():
     model = _model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    plan = StagePlan(name="main", steps=3, sample_rate=0.5, sigma=0.5, max_grad_norm=1.0, lr=1e-2, beta=1.0,
+    plan = StagePlan(name="main", steps=3, sample_rate=0.5, sigma=0.5, max_grad_norm=1.0, lr=1e-2,
                      freeze=("encoder",))
-    runner = StageRunner(model, plan, world_size=1, grad_sample_mode="ghost")
+    runner = StageRunner(model, plan, world_size=1, grad_sample_mode="ghost", loss_fn=ELBO)
     runner.attach(global_rows=128)
     x, y = _batch()
     for _ in range(3):
@@ -50,9 +50,9 @@ def test_a_frozen_encoder_stays_fixed_while_the_decoder_trains():
 def test_training_moves_every_weight_and_lowers_the_loss():
     model = _model()
     before = [p.detach().clone() for p in model.parameters()]
-    plan = StagePlan(name="pretrain", steps=60, sample_rate=1.0, sigma=None, max_grad_norm=1.0, lr=1e-2, beta=1.0,
+    plan = StagePlan(name="pretrain", steps=60, sample_rate=1.0, sigma=None, max_grad_norm=1.0, lr=1e-2,
                      private=False)
-    runner = StageRunner(model, plan, world_size=1)
+    runner = StageRunner(model, plan, world_size=1, loss_fn=ELBO)
     runner.attach(global_rows=64)
     x, y = _batch()
     losses = [runner.step(x, y)[0] / len(x) for _ in range(60)]

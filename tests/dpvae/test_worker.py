@@ -1,11 +1,11 @@
 """Where a resumed Ray Train worker group picks up each stage (``raypriv.dpvae.worker.stage_starts``)."""
-from raypriv.dpvae.dpsgd import StagePlan
+from raypriv.privacy.dpsgd import StagePlan
 from raypriv.dpvae.worker import stage_starts
 
 
 def _plan(name: str, *, private: bool = True) -> StagePlan:
     return StagePlan(name=name, steps=20, sample_rate=0.25, sigma=1.0 if private else None, max_grad_norm=1.0,
-                     lr=0.01, beta=1.0, private=private)
+                     lr=0.01, private=private)
 
 
 def test_private_stages_continue_after_the_last_charged_step_not_the_checkpoint():

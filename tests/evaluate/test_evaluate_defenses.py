@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from eval_synthetic import corpus, images, protect
+from tests.evaluate.eval_synthetic import corpus, images, protect
 from raypriv.errors import ConfigError
 from raypriv.evaluate import Defense, available_defenses, parse_defense, register_defense
 from raypriv.evaluate.defenses import grayscale, jpeg

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from eval_synthetic import corpus, images, protect
+from tests.evaluate.eval_synthetic import corpus, images, protect
 from raypriv.errors import ConfigError, DataError
 from raypriv.evaluate import mix_partial
 from raypriv.evaluate.partial import protected_mask

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval_synthetic import NUM_CLASSES, triple
+from tests.evaluate.eval_synthetic import NUM_CLASSES, triple
 from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table, save_grid
 from raypriv.runtime import ResourceSpec
 

@@ -1,6 +1,6 @@
 import pytest
 
-from synth_helpers import quick_teacher, small_corpus
+from tests.synth.synth_helpers import quick_teacher, small_corpus
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,7 @@ def test_bad_settings_and_mismatched_statistics(digits_teacher, digits_stats, tm
         SynthConfig(images_per_class=0)
     with pytest.raises(ConfigError, match="unknown generation setting"):
         SynthConfig.from_dict({"iters": 3})
-    from synth_helpers import quick_teacher
+    from tests.synth.synth_helpers import quick_teacher
 
     other = quick_teacher(load_corpus("digits").head(50), epochs=1)   # same architecture, other weights
     with pytest.raises(ArtifactError, match="not recorded from this teacher"):

@@ -83,7 +83,7 @@ def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits
     rows' accuracies equal their saved models' on the test set, and both beat chance."""
     from sklearn.metrics import roc_auc_score
 
-    from synth_helpers import small_corpus
+    from tests.synth.synth_helpers import small_corpus
 
     test = small_corpus("digits", 100, split="test")
     planted, synth_id, real_id = _with_planted_copy(synthetic, digits300)

@@ -85,7 +85,7 @@ def test_class_without_images_is_named(digits300, digits_teacher):
 
 def test_teacher_input_shape_must_match_the_corpus(digits300):
     from raypriv.data import load_corpus
-    from synth_helpers import quick_teacher
+    from tests.synth.synth_helpers import quick_teacher
 
     mnist = load_corpus("mnist5k").head(50)
     with pytest.raises(DataError, match=r"8x8x1 but the teacher .* expects 28x28x1"):

@@ -11,7 +11,7 @@ from raypriv.synth import import_teacher, load_teacher, train_teacher
 
 
 def test_train_teacher_with_ray_train_and_reload(digits300, tmp_path):
-    from synth_helpers import small_corpus
+    from tests.synth.synth_helpers import small_corpus
 
     test = small_corpus("digits", 100, split="test")
     out = str(tmp_path / "teacher")

@@ -1,6 +1,6 @@
 import pytest
 
-from ue_helpers import small_corpus
+from tests.unlearnable.ue_helpers import small_corpus
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from raypriv.errors import ArtifactError
 from raypriv.runtime import ResourceSpec
 from raypriv.unlearnable import UnlearnableConfig, generate_noise, protect
 
-from ue_helpers import FAST, rows_by_id
+from tests.unlearnable.ue_helpers import FAST, rows_by_id
 
 
 def _diffs(original, output):

@@ -6,7 +6,7 @@ from raypriv.errors import ArtifactError
 from raypriv.runtime import ResourceSpec
 from raypriv.unlearnable import UnlearnableConfig, generate_noise
 
-from ue_helpers import FAST
+from tests.unlearnable.ue_helpers import FAST
 
 QUIET = dict(progress=lambda m: None, resources=ResourceSpec(workers=2))
 

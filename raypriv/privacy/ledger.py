@@ -17,7 +17,7 @@ exceeded. A stage whose planned steps are all charged cannot take another step
 (:class:`BudgetExhaustedError`).
 
 >>> import tempfile, os
->>> from raypriv.dpvae.ledger import PrivacyLedger
+>>> from raypriv.privacy.ledger import PrivacyLedger
 >>> path = os.path.join(tempfile.mkdtemp(), "ledger.jsonl")
 >>> led = PrivacyLedger.create(path, epsilon=1.0, delta=1e-5, accountant="rdp",
 ...                            stages=[{"name": "main", "sigma": 1.1, "sample_rate": 0.01, "steps": 2}])
@@ -29,7 +29,7 @@ exceeded. A stage whose planned steps are all charged cannot take another step
 >>> led.charge("main")
 Traceback (most recent call last):
 ...
-raypriv.dpvae.ledger.BudgetExhaustedError: stage 'main' has charged all 2 planned steps; the budget (ε = 1, δ = 1e-05) is spent
+raypriv.privacy.ledger.BudgetExhaustedError: stage 'main' has charged all 2 planned steps; the budget (ε = 1, δ = 1e-05) is spent
 """
 from __future__ import annotations
 
@@ -145,13 +145,13 @@ class PrivacyLedger:
     # -- privacy spent --------------------------------------------------------------------
     def mechanisms(self):
         """The charged steps as accountant mechanisms (one per stage that charged any)."""
-        from raypriv.dpvae.accounting import Mechanism
+        from raypriv.privacy.accounting import Mechanism
 
         return [Mechanism(sigma=s["sigma"], sample_rate=s["sample_rate"], steps=self._counts[s["name"]])
                 for s in self.header["stages"] if self._counts[s["name"]] > 0]
 
     def epsilon_spent(self, accountant: str | None = None) -> float:
-        from raypriv.dpvae.accounting import epsilon
+        from raypriv.privacy.accounting import epsilon
 
         return epsilon(self.mechanisms(), delta=self.header["delta"],
                        accountant=accountant or self.header["accountant"])

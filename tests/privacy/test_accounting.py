@@ -3,10 +3,10 @@ import math
 
 import pytest
 
-from raypriv.dpvae.accounting import Mechanism, check_budget, epsilon, solve_sigmas
+from raypriv.privacy.accounting import Mechanism, check_budget, epsilon, solve_sigmas
 from raypriv.errors import ConfigError
 
-from dpvae_helpers import dp_accounting_epsilon
+from tests.privacy.accountants import dp_accounting_epsilon
 
 Q, STEPS = 256 / 4000, 313          # mnist5k's training split, expected batch 256, 20 epochs
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from raypriv.dpvae.ledger import BudgetExhaustedError, PrivacyLedger
+from raypriv.privacy.ledger import BudgetExhaustedError, PrivacyLedger
 from raypriv.errors import ArtifactError
 
 STAGES = [{"name": "pretrain", "sigma": 2.0, "sample_rate": 0.05, "steps": 3},
@@ -48,7 +48,7 @@ def test_each_charge_is_written_out_and_fsynced_before_charge_returns(tmp_path, 
 
 
 def test_epsilon_spent_grows_with_steps_and_reaches_the_plan(tmp_path):
-    from raypriv.dpvae.accounting import Mechanism, epsilon
+    from raypriv.privacy.accounting import Mechanism, epsilon
 
     led = make(tmp_path)
     assert led.epsilon_spent() == 0.0
@@ -104,7 +104,7 @@ def test_concurrent_processes_never_charge_past_the_plan(tmp_path):
 
     led = PrivacyLedger.create(str(tmp_path / "l.jsonl"), epsilon=5.0, delta=1e-5, accountant="prv",
                                stages=[{"name": "main", "sigma": 1.0, "sample_rate": 0.01, "steps": 60}])
-    script = ("import sys; from raypriv.dpvae.ledger import PrivacyLedger, BudgetExhaustedError\n"
+    script = ("import sys; from raypriv.privacy.ledger import PrivacyLedger, BudgetExhaustedError\n"
               "led = PrivacyLedger.open(sys.argv[1]); n = 0\n"
               "try:\n    for _ in range(50): led.charge('main'); n += 1\n"
               "except BudgetExhaustedError: pass\nprint(n)")

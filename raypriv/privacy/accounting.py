@@ -10,7 +10,7 @@ is then solved so that both stages *together* spend exactly ε (to the accountan
 tolerance, on the conservative side). ε does not add up linearly across stages, so "share
 of the budget" means the share stage 1 would spend alone.
 
->>> from raypriv.dpvae.accounting import Mechanism, epsilon
+>>> from raypriv.privacy.accounting import Mechanism, epsilon
 >>> round(epsilon([Mechanism(sigma=1.0, sample_rate=0.01, steps=1000)], delta=1e-5, accountant="rdp"), 2)
 2.1
 """

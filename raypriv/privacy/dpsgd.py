@@ -1,4 +1,6 @@
-"""One DP-SGD stage on one worker of a data-parallel group (Opacus underneath).
+"""One DP-SGD stage on one worker of a data-parallel group (Opacus underneath), for any
+model and any per-example loss: DP-VAE training uses it, and so can any technique that
+trains on private rows.
 
 Equivalence with a single process (the privacy argument):
 
@@ -15,6 +17,8 @@ Equivalence with a single process (the privacy argument):
   carries noise of standard deviation σ·C/B per coordinate, whatever ``W`` is, as in one
   process (``tests/dpvae/test_distributed_noise.py`` measures it for 1 and 2 workers).
 
+A ``loss_fn(module, x, y)`` returns the per-example losses ``(B,)`` of a batch.
+
 Non-private stages (public pre-training, the non-private reference) use the same sampler and
 plain averaged gradients.
 """
@@ -22,15 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Callable
 
 import torch
-
-from raypriv.dpvae.models import per_example_loss
-
-
-def elbo_loss(module, x: torch.Tensor, y: torch.Tensor | None, *, beta: float) -> torch.Tensor:
-    """The VAE's per-example loss (negative ELBO), the default of :class:`StageRunner`."""
-    return per_example_loss(module(x, y), x, beta=beta)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,7 +42,6 @@ class StagePlan:
     sigma: float | None
     max_grad_norm: float
     lr: float
-    beta: float
     freeze: tuple[str, ...] = ()
     private: bool = True
 
@@ -74,8 +71,8 @@ def poisson_batch(n_local: int, *, sample_rate: float, generator: torch.Generato
 class StageRunner:
     """Owns the (possibly Opacus-wrapped) model and optimizer of one stage on one worker."""
 
-    def __init__(self, model: torch.nn.Module, plan: StagePlan, *, world_size: int, grad_sample_mode: str = "hooks",
-                 optimizer_state: dict | None = None, loss_fn=elbo_loss):
+    def __init__(self, model: torch.nn.Module, plan: StagePlan, *, world_size: int, loss_fn: Callable,
+                 grad_sample_mode: str = "hooks", optimizer_state: dict | None = None):
         self.plan = plan
         self.loss_fn = loss_fn
         self.world = world_size
@@ -127,7 +124,7 @@ class StageRunner:
         if not len(x):
             self._empty_batch()
             return 0.0
-        losses = self.loss_fn(self.module, x, y, beta=self.plan.beta)
+        losses = self.loss_fn(self.module, x, y)
         if self.ghost:  # two backward passes: per-example norms, then the clipped sum
             from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 
