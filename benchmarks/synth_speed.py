@@ -49,7 +49,7 @@ def main(args) -> dict:
 
     from raypriv.runtime import ResourceSpec, init_ray
     from raypriv.synth import SynthConfig, Teacher, compute_class_stats
-    from raypriv.synth.generate import generation_tasks
+    from raypriv.synth.generation import generation_tasks
     from raypriv.models import build_model
 
     init_ray(num_cpus=4)
@@ -81,11 +81,11 @@ def main(args) -> dict:
 
 
 def _generate_tasks(teacher, stats, cfg, tasks, *, workers: int, out_dir: str) -> None:
-    """The Ray path of :func:`raypriv.synth.generate` (actor pool + staging) on exactly ``tasks``."""
+    """The Ray path of :func:`raypriv.synth.generation` (actor pool + staging) on exactly ``tasks``."""
     import shutil
 
     from raypriv.runtime import ResourceSpec
-    from raypriv.synth.generate import _open_staging, _plan, _run_tasks
+    from raypriv.synth.generation import _open_staging, _plan, _run_tasks
 
     shutil.rmtree(out_dir, ignore_errors=True)
     _open_staging(out_dir, _plan(teacher, stats, cfg))

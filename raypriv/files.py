@@ -14,6 +14,25 @@ import tempfile
 from typing import Any
 
 
+def local_dir(path: str, *, what: str = "output") -> str:
+    """``path`` as an absolute local directory (``~`` expanded). Artifact directories are
+    local or mounted (shared) paths; a URI (``s3://``, ``gs://`` ...) is refused with a clear
+    error rather than silently turned into a local path. Corpora are the exception: a
+    corpus may be read from and written to a pyarrow URI (:mod:`raypriv.data.writer`).
+
+    >>> local_dir("s3://bucket/run")
+    Traceback (most recent call last):
+    ...
+    raypriv.errors.ConfigError: invalid output: 's3://bucket/run' is a URI; this artifact is written to a local or mounted (shared) directory: pass a path
+    """
+    if "://" in str(path):
+        from raypriv.errors import ConfigError
+
+        raise ConfigError(what, f"{path!r} is a URI; this artifact is written to a local or mounted (shared) "
+                                "directory: pass a path")
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
 def write_new(path: str, data: bytes, *, mode: int = 0o644) -> bool:
     """Write ``data`` to ``path`` only if ``path`` does not exist; return whether this call
     created it. The content is written to a temporary file and fsync-ed first, then hard-linked

@@ -6,7 +6,15 @@ and DP-VAE utility). Importing this package does not import Ray or torch.
 >>> VictimConfig().model
 'small_cnn'
 """
-from raypriv.classifier.config import DistillConfig, VictimConfig
-from raypriv.classifier.train import VictimResult, train_victim, train_victim_payload
 
-__all__ = ["DistillConfig", "VictimConfig", "VictimResult", "train_victim", "train_victim_payload"]
+from raypriv.lazy import lazy_exports
+
+_MEMBERS = {
+    'DistillConfig': 'raypriv.classifier.config',
+    'VictimConfig': 'raypriv.classifier.config',
+    'VictimResult': 'raypriv.classifier.train',
+    'train_victim': 'raypriv.classifier.train',
+    'train_victim_payload': 'raypriv.classifier.train',
+}
+__all__ = sorted(_MEMBERS)
+__getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)

@@ -11,16 +11,27 @@ Fréchet distance in a real-data classifier's feature space.
 >>> [(p.name, p.steps) for p in plan_stages(cfg, train_rows=4000)]
 [('pretrain', 8), ('main', 8)]
 """
-from __future__ import annotations
 
-from raypriv.privacy.accounting import Mechanism, epsilon, solve_sigmas
-from raypriv.dpvae.config import DPVAEConfig
-from raypriv.dpvae.evaluate import evaluate_dpvae, frechet_distance
-from raypriv.privacy.ledger import BudgetExhaustedError, PrivacyLedger
-from raypriv.dpvae.models import build_vae, check_dp_compatible
-from raypriv.dpvae.sample import load_vae, sample_dpvae
-from raypriv.dpvae.train import is_finished, model_dir, plan_stages, release_dir, train_dpvae
+from raypriv.lazy import lazy_exports
 
-__all__ = ["BudgetExhaustedError", "DPVAEConfig", "Mechanism", "PrivacyLedger", "build_vae", "check_dp_compatible",
-           "epsilon", "evaluate_dpvae", "frechet_distance", "is_finished", "load_vae", "model_dir", "plan_stages",
-           "release_dir", "sample_dpvae", "solve_sigmas", "train_dpvae"]
+_MEMBERS = {
+    'BudgetExhaustedError': 'raypriv.privacy.ledger',
+    'DPVAEConfig': 'raypriv.dpvae.config',
+    'Mechanism': 'raypriv.privacy.accounting',
+    'PrivacyLedger': 'raypriv.privacy.ledger',
+    'build_vae': 'raypriv.dpvae.models',
+    'check_dp_compatible': 'raypriv.dpvae.models',
+    'epsilon': 'raypriv.privacy.accounting',
+    'evaluate_dpvae': 'raypriv.dpvae.evaluate',
+    'frechet_distance': 'raypriv.dpvae.evaluate',
+    'is_finished': 'raypriv.dpvae.train',
+    'load_vae': 'raypriv.dpvae.sample',
+    'model_dir': 'raypriv.dpvae.train',
+    'plan_stages': 'raypriv.dpvae.train',
+    'release_dir': 'raypriv.dpvae.train',
+    'sample_dpvae': 'raypriv.dpvae.sample',
+    'solve_sigmas': 'raypriv.privacy.accounting',
+    'train_dpvae': 'raypriv.dpvae.train',
+}
+__all__ = sorted(_MEMBERS)
+__getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)

@@ -20,25 +20,22 @@ Modules: :mod:`~raypriv.evaluate.config` (settings), :mod:`~raypriv.evaluate.def
 (the whole comparison, report.json, table and image grid). Importing this package does
 not import Ray or torch.
 """
-from __future__ import annotations
 
-from raypriv.evaluate.config import EvaluateConfig, VictimConfig
-from raypriv.evaluate.defenses import Defense, available_defenses, parse_defense, register_defense
-from raypriv.evaluate.partial import mix_partial
-from raypriv.evaluate.report import evaluate_protection, format_table, save_grid
-from raypriv.classifier.train import VictimResult, train_victim
+from raypriv.lazy import lazy_exports
 
-__all__ = [
-    "Defense",
-    "EvaluateConfig",
-    "VictimConfig",
-    "VictimResult",
-    "available_defenses",
-    "evaluate_protection",
-    "format_table",
-    "mix_partial",
-    "parse_defense",
-    "register_defense",
-    "save_grid",
-    "train_victim",
-]
+_MEMBERS = {
+    'Defense': 'raypriv.evaluate.defenses',
+    'EvaluateConfig': 'raypriv.evaluate.config',
+    'VictimConfig': 'raypriv.evaluate.config',
+    'VictimResult': 'raypriv.classifier.train',
+    'available_defenses': 'raypriv.evaluate.defenses',
+    'evaluate_protection': 'raypriv.evaluate.report',
+    'format_table': 'raypriv.evaluate.report',
+    'mix_partial': 'raypriv.evaluate.partial',
+    'parse_defense': 'raypriv.evaluate.defenses',
+    'register_defense': 'raypriv.evaluate.defenses',
+    'save_grid': 'raypriv.evaluate.report',
+    'train_victim': 'raypriv.classifier.train',
+}
+__all__ = sorted(_MEMBERS)
+__getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)

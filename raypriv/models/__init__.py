@@ -1,4 +1,6 @@
-"""Image classifiers used as surrogates and victims, behind a small registry.
+"""Image classifiers used as surrogates, victims, teachers and feature extractors, behind a
+small registry (:mod:`raypriv.models.registry`); payloads ship a model to Ray workers, and
+:func:`bn_layers` finds a network's BatchNorm layers.
 
 >>> from raypriv.models import build_model
 >>> m = build_model("small_cnn", in_channels=1, num_classes=10, image_size=28)
@@ -7,40 +9,12 @@ True
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 from raypriv.errors import ConfigError
+from raypriv.models.registry import available_models, build_model, register_model
 
-_MODELS: dict[str, Callable] = {}
-
-
-def register_model(name: str):
-    """Decorator that makes a model factory available under ``name``.
-
-    The factory takes keyword-only ``in_channels``, ``num_classes`` and ``image_size``."""
-
-    def deco(fn):
-        _MODELS[name] = fn
-        return fn
-
-    return deco
-
-
-def available_models() -> list[str]:
-    _load_builtins()
-    return sorted(_MODELS)
-
-
-def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int):
-    """Instantiate a registered model for images of ``in_channels`` × ``image_size``²."""
-    _load_builtins()
-    if name not in _MODELS:
-        raise ConfigError("model", f"unknown model {name!r}; choose one of {sorted(_MODELS)}")
-    return _MODELS[name](in_channels=in_channels, num_classes=num_classes, image_size=image_size)
-
-
-def _load_builtins() -> None:
-    from raypriv.models import resnet, small_cnn  # noqa: F401  (registers on import)
+__all__ = ["available_models", "bn_layers", "build_from_payload", "build_model", "register_model", "worker_device"]
 
 
 def build_from_payload(payload: dict, device):
@@ -56,3 +30,14 @@ def worker_device(use_gpu: bool):
     import torch
 
     return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+
+def bn_layers(model, *, model_name: str = "model") -> list[tuple[str, Any]]:
+    """``(name, module)`` of every BatchNorm layer in forward-definition order; an error if none."""
+    import torch
+
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        raise ConfigError("teacher", f"{model_name} has no BatchNorm layers; class-wise BN statistics need a "
+                                     "network with BatchNorm (e.g. small_cnn, resnet18)")
+    return layers

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from raypriv.models import register_model
+from raypriv.models.registry import register_model
 
 
 class BasicBlock(nn.Module):

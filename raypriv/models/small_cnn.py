@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from raypriv.models import register_model
+from raypriv.models.registry import register_model
 
 
 class SmallCNN(nn.Module):

@@ -20,7 +20,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable
 
-from raypriv.errors import ConfigError, RayprivError
+from raypriv.errors import RayprivError
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.runtime import ResourceSpec
@@ -36,18 +36,10 @@ class TrainingError(RayprivError):
 
 
 def local_storage(path: str, *, what: str = "output") -> str:
-    """``path`` as an absolute local directory; a URI (``s3://``, ``gs://`` ...) is refused,
-    with a clear error, rather than silently turned into a local path.
+    """``path`` as an absolute local directory; a URI is refused (:func:`raypriv.files.local_dir`)."""
+    from raypriv.files import local_dir
 
-    >>> local_storage("s3://bucket/run")
-    Traceback (most recent call last):
-    ...
-    raypriv.errors.ConfigError: invalid output: 's3://bucket/run' is a URI; raypriv writes this stage to a local or mounted (shared) directory: pass a path
-    """
-    if "://" in str(path):
-        raise ConfigError(what, f"{path!r} is a URI; raypriv writes this stage to a local or mounted (shared) "
-                                "directory: pass a path")
-    return os.path.abspath(os.path.expanduser(path))
+    return local_dir(path, what=what)
 
 
 def fit(loop: Callable[[dict], Any], *, config: dict, resources: "ResourceSpec", storage_path: str, name: str,

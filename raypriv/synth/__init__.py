@@ -18,13 +18,21 @@ Four steps, each a Ray job (``raypriv synth teacher|stats|generate|evaluate`` on
     stats.save("out/stats")
     generate(teacher, stats, output="out/synth", config=SynthConfig(images_per_class=100))
 """
-from __future__ import annotations
 
-from raypriv.synth.config import SynthConfig
-from raypriv.synth.generate import generate
-from raypriv.synth.report import SynthEvalConfig, evaluate_synthetic, format_table
-from raypriv.synth.stats import ClassBNStats, compute_class_stats
-from raypriv.synth.teacher import Teacher, import_teacher, load_teacher, train_teacher
+from raypriv.lazy import lazy_exports
 
-__all__ = ["ClassBNStats", "SynthConfig", "SynthEvalConfig", "Teacher", "compute_class_stats", "evaluate_synthetic",
-           "format_table", "generate", "import_teacher", "load_teacher", "train_teacher"]
+_MEMBERS = {
+    'ClassBNStats': 'raypriv.synth.stats',
+    'SynthConfig': 'raypriv.synth.config',
+    'SynthEvalConfig': 'raypriv.synth.report',
+    'Teacher': 'raypriv.synth.teacher',
+    'compute_class_stats': 'raypriv.synth.stats',
+    'evaluate_synthetic': 'raypriv.synth.report',
+    'format_table': 'raypriv.synth.report',
+    'generate': 'raypriv.synth.generation',
+    'import_teacher': 'raypriv.synth.teacher',
+    'load_teacher': 'raypriv.synth.teacher',
+    'train_teacher': 'raypriv.synth.teacher',
+}
+__all__ = sorted(_MEMBERS)
+__getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)

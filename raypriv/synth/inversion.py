@@ -15,7 +15,7 @@ class BNStatLoss:
     between the batch statistics of each BN layer's input and ``targets`` ``[(mean, var)]``."""
 
     def __init__(self, model, *, first_bn_weight: float):
-        from raypriv.synth.stats import bn_layers
+        from raypriv.models import bn_layers
 
         self.first_bn_weight = first_bn_weight
         self.targets: list = []

@@ -22,11 +22,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from raypriv.errors import ArtifactError, ConfigError, DataError
+from raypriv.models import bn_layers
 from raypriv.runtime.pool import PoolWorker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,17 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 STATS_METHOD = "synth-bn-stats"
 ARRAYS_NAME = "stats.npz"
-
-
-def bn_layers(model, *, model_name: str = "model") -> list[tuple[str, Any]]:
-    """``(name, module)`` of every BatchNorm layer in forward-definition order; an error if none."""
-    import torch
-
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not layers:
-        raise ConfigError("teacher", f"{model_name} has no BatchNorm layers; class-wise BN statistics need a "
-                                     "network with BatchNorm (e.g. small_cnn, resnet18)")
-    return layers
 
 
 @dataclasses.dataclass
@@ -85,7 +75,7 @@ class ClassBNStats:
         """Write ``stats.npz`` + ``manifest.json`` into ``output`` (atomically)."""
         from raypriv.data.writer import AtomicDir
         from raypriv.manifest import write_manifest
-        from raypriv.synth.teacher import local_dir
+        from raypriv.files import local_dir
 
         arrays = {"count": self.count}
         for i in range(len(self.layers)):

@@ -22,7 +22,8 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from raypriv.errors import ArtifactError, ConfigError, DataError
+from raypriv.errors import ArtifactError, DataError
+from raypriv.files import local_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -109,7 +110,7 @@ def train_teacher(train: "Corpus", test: "Corpus", *, output: str, config: "Vict
     resources = resources or ResourceSpec.auto()
     kwargs = _model_kwargs(train)
     from raypriv.models import build_model
-    from raypriv.synth.stats import bn_layers
+    from raypriv.models import bn_layers
 
     bn_layers(build_model(config.model, **kwargs), model_name=config.model)  # fail before training
     _check_target(output, overwrite=overwrite)
@@ -139,7 +140,7 @@ def import_teacher(checkpoint: str, *, model: str, in_channels: int, num_classes
     import torch
 
     from raypriv.models import build_model
-    from raypriv.synth.stats import bn_layers
+    from raypriv.models import bn_layers
 
     kwargs = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
     try:
@@ -169,13 +170,6 @@ def _teacher_manifest(teacher: Teacher, *, params: dict, input_fingerprint: str 
                                                          **params},
                           seed=params.get("recipe", {}).get("seed"), input_fingerprint=input_fingerprint,
                           extra={**extra, "files": [WEIGHTS_NAME]})
-
-
-def local_dir(output: str) -> str:
-    """``output`` as an absolute local path; synth artifacts (teachers, statistics) are local."""
-    if "://" in str(output):
-        raise ConfigError("output", f"this artifact is written to a local directory, got {output!r}")
-    return os.path.abspath(os.path.expanduser(output))
 
 
 def _check_target(output: str, *, overwrite: bool) -> None:

@@ -9,9 +9,17 @@ the perturbed data reaches ``stop_accuracy``.
 >>> UnlearnableConfig(mode="classwise", epsilon=16/255).budget_255
 16
 """
-from raypriv.unlearnable.config import PRESETS, UnlearnableConfig
-from raypriv.unlearnable.generator import NoiseResult, generate_noise
-from raypriv.unlearnable.protect import ProtectResult, protect, released_dataset
 
-__all__ = ["PRESETS", "NoiseResult", "ProtectResult", "UnlearnableConfig", "generate_noise", "protect",
-           "released_dataset"]
+from raypriv.lazy import lazy_exports
+
+_MEMBERS = {
+    'NoiseResult': 'raypriv.unlearnable.generator',
+    'PRESETS': 'raypriv.unlearnable.config',
+    'ProtectResult': 'raypriv.unlearnable.protection',
+    'UnlearnableConfig': 'raypriv.unlearnable.config',
+    'generate_noise': 'raypriv.unlearnable.generator',
+    'protect': 'raypriv.unlearnable.protection',
+    'released_dataset': 'raypriv.unlearnable.protection',
+}
+__all__ = sorted(_MEMBERS)
+__getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)

@@ -10,7 +10,7 @@ from raypriv.data import load_corpus, read_manifest
 from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime import ResourceSpec
 from raypriv.synth import SynthConfig, generate
-from raypriv.synth.generate import generation_tasks, stage_task, synth_id
+from raypriv.synth.generation import generation_tasks, stage_task, synth_id
 
 FAST = dict(images_per_class=4, batch_size=2, iterations=30)
 RES = ResourceSpec(workers=2)
@@ -64,7 +64,7 @@ def test_rerun_skips_finished_tasks_and_refuses_other_settings(digits_teacher, d
         generate(digits_teacher, digits_stats, output=out, resources=RES, progress=lambda m: None,
                  config=SynthConfig(**{**FAST, "statistics": "nope"}))
     # stage a run that died after one task; its (sentinel) images must be kept, not redone
-    from raypriv.synth.generate import _open_staging, _plan
+    from raypriv.synth.generation import _open_staging, _plan
 
     staging = out + ".tasks"
     _open_staging(staging, _plan(digits_teacher, digits_stats, cfg))

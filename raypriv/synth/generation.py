@@ -148,7 +148,7 @@ def generate(teacher: "Teacher", stats: "ClassBNStats", *, output: str, config: 
     from raypriv.runtime.execute import run
     from raypriv.manifest import build_manifest
     from raypriv.runtime import ResourceSpec
-    from raypriv.synth.teacher import local_dir
+    from raypriv.files import local_dir
 
     config = config or SynthConfig()
     resources = resources or ResourceSpec.auto()
