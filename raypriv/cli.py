@@ -14,7 +14,6 @@ import sys
 from fractions import Fraction
 
 from raypriv import __version__
-from raypriv.errors import RayprivError
 
 
 def say(msg: str) -> None:
@@ -206,12 +205,12 @@ COMMANDS = {"datasets": cmd_datasets, "protect": cmd_protect, "evaluate": cmd_ev
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; an error prints one line (the traceback too with ``--verbose``)."""
     args = get_args_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except RayprivError as e:
-        print(f"raypriv: error: {e}", file=sys.stderr)
-        return 2
+    from raypriv.runtime.execute import run_entry_point
+
+    return run_entry_point(lambda: COMMANDS[args.command](args), name="raypriv",
+                           verbose=bool(getattr(args, "verbose", False)))
 
 
 if __name__ == "__main__":

@@ -101,28 +101,27 @@ def job_args_parser(description: str, *, example: str) -> "argparse.ArgumentPars
     p.add_argument("--config", required=True, help="YAML job config (see jobs/configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config key, e.g. output=/tmp/x or {example}")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own logs and an error's whole traceback")
     return p
 
 
 def run_job(job_cls, args, *, name: str, progress: Callable[[str], None] | None = None) -> int:
     """Build ``job_cls`` from ``args.config`` + ``args.set``, join (or start) Ray, run it and
-    print where the results are. Returns the exit status (2 on a raypriv error, printed)."""
-    import sys
-
-    from raypriv.errors import RayprivError
+    print where the results are. Returns the exit status: 2 on a raypriv error, 1 on any other,
+    each printed as one line (:func:`raypriv.runtime.execute.run_entry_point`)."""
     from raypriv.runtime import init_ray
+    from raypriv.runtime.execute import run_entry_point
 
     say = progress or (lambda m: print(m, flush=True))
-    try:
+
+    def run() -> int:
         job = job_cls.from_dict(load_job_config(args.config, args.set))
-        init_ray()  # inside `ray job submit` this joins the cluster that runs the job
-        result = job.run(progress=say)
-    except RayprivError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return 2
-    for line in job.describe(result):
-        say(line)
-    return 0
+        init_ray(quiet=not args.verbose)  # inside `ray job submit` this joins the cluster that runs the job
+        for line in job.describe(job.run(progress=say)):
+            say(line)
+        return 0
+
+    return run_entry_point(run, name=name, verbose=args.verbose)
 
 
 @dataclasses.dataclass(kw_only=True)

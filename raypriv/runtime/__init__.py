@@ -66,6 +66,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
     if ray.is_initialized():
         return
     kwargs: dict = {"log_to_driver": not quiet}
+    if quiet:
+        kwargs["logging_level"] = logging.ERROR
     if address is None and not os.environ.get("RAY_ADDRESS"):
         kwargs["num_cpus"] = num_cpus or max(4, os.cpu_count() or 1)
         kwargs["include_dashboard"] = False
@@ -78,13 +80,21 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: 
 
 
 def quiet_ray_data() -> None:
-    """Silence Ray Data's per-dataset execution logs and progress bars in this process;
-    raypriv prints its own progress lines instead."""
+    """Silence Ray's and Ray Data's own log lines in this process: raypriv prints its own
+    progress lines, and an error raised in a worker reaches the caller as the raypriv error
+    it is (:mod:`raypriv.runtime.execute`), so Ray Data's logged copy of the worker's
+    traceback (about 130 lines) would only bury the one useful line. ``--verbose`` (``quiet=False``)
+    keeps them all."""
     import ray
 
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    # Ray Data re-applies its own level to "ray.data" on every execution; levels set on the
+    # child loggers that write these lines stay.
+    for name in ("ray.data", "ray.data.exceptions", "ray.data._internal.progress",
+                 "ray.data._internal.execution.streaming_executor",
+                 "ray.data._internal.execution.streaming_executor_state",
+                 "ray.data._internal.progress.logging_progress", "ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.enable_operator_progress_bars = False
-    for name in ("ray.data", "ray.data._internal.execution.streaming_executor",
-                 "ray.data._internal.progress.logging_progress"):
-        logging.getLogger(name).setLevel(logging.WARNING)

@@ -111,3 +111,29 @@ def run(ds, action: Callable[[Any], Any]) -> Any:
     if isinstance(result, ray.data.Dataset):
         result.context.raise_original_map_exception = old
     return result
+
+
+def run_entry_point(fn: Callable[[], int | None], *, name: str, verbose: bool = False) -> int:
+    """Run a command or job entry point and turn what it raises into an exit status and one
+    line on stderr: ``NAME: error: ...`` with the raypriv error (status 2), or with the last
+    line of any other error (status 1). ``verbose`` also prints the whole traceback."""
+    import sys
+    import traceback
+
+    try:
+        return fn() or 0
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every error ends here, as one line
+        if verbose:
+            traceback.print_exc()
+        found = e if isinstance(e, RayprivError) and not _is_ray_wrapper(e) else find_raypriv_error(e)
+        if found is not None:
+            print(f"{name}: error: {found}", file=sys.stderr)
+            return 2
+        text = str(e).strip()
+        last = text.splitlines()[-1] if text else ""
+        hint = "" if verbose else " (run with --verbose for the traceback)"
+        print(f"{name}: error: {type(e).__name__}{': ' + last if last else ''}{hint}", file=sys.stderr)
+        return 1
