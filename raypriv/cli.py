@@ -40,15 +40,16 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_protect_args(p: argparse.ArgumentParser) -> None:
-    from raypriv.unlearnable.config import PRESETS
+    from raypriv.unlearnable.config import DEFAULT_PRESET, PRESETS
 
     p.add_argument("source", help="corpus spec: digits, mnist5k, cifar10:PATH, imagefolder:PATH, parquet:PATH")
     p.add_argument("--output", "-o", required=True, help="output directory (local path or pyarrow filesystem URI)")
     p.add_argument("--split", default="train")
     p.add_argument("--resize", type=int, help="resize every image to N×N (otherwise mixed sizes are an error)")
-    p.add_argument("--preset", default="strong", choices=sorted(PRESETS),
-                   help="base settings: 'reference' (the paper's code defaults), 'strong' (tuned for natural "
-                        "images such as CIFAR-10; default) or 'restart' (tuned for easy data such as digits)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                   help=f"base settings: 'reference' (the paper's code defaults), 'strong' (tuned for natural "
+                        f"images such as CIFAR-10) or 'restart' (tuned for easy data such as digits); "
+                        f"default {DEFAULT_PRESET!r}, as in YAML jobs and the library")
     p.add_argument("--mode", choices=["samplewise", "classwise"], help="noise granularity (default: preset's)")
     p.add_argument("--epsilon", type=parse_budget, help="L∞ budget, e.g. 8/255")
     p.add_argument("--step-size", type=parse_budget, help="PGD step, e.g. 0.8/255")

@@ -1,9 +1,12 @@
 """Settings of error-minimizing noise generation (Huang et al., ICLR 2021).
 
-Three presets are provided: ``"reference"`` reproduces the paper's code defaults;
-``"strong"`` (natural images such as CIFAR-10) and ``"restart"`` (easy data such as
-handwritten digits) are raypriv's tuned recipes (README, "Presets and what we measured").
-Every field can be overridden.
+Three presets are provided: ``"strong"`` (natural images such as CIFAR-10; the default
+everywhere: ``UnlearnableConfig()``, the CLI, YAML jobs) and ``"restart"`` (easy data such as
+handwritten digits) are raypriv's tuned recipes (README, "Presets and what we measured");
+``"reference"`` reproduces the paper's code defaults. Every field can be overridden.
+
+>>> UnlearnableConfig() == UnlearnableConfig.preset(DEFAULT_PRESET) == UnlearnableConfig.from_dict({})
+True
 
 >>> from raypriv.unlearnable import UnlearnableConfig
 >>> cfg = UnlearnableConfig.preset("reference", mode="classwise")
@@ -18,11 +21,19 @@ from typing import Any
 from raypriv.errors import ConfigError
 
 MODES = ("samplewise", "classwise")
+#: The preset a run gets when none is named, however it is started.
+DEFAULT_PRESET = "strong"
+#: Rounds the default recipe runs at least, per mode (measured on the CIFAR-10 subset at
+#: 8/255, README: class-wise noise is best taken at the surrogate's first fit, victim 8.8 %,
+#: ten rounds over-fit it to the surrogate, 14.6 %; sample-wise noise needs them, 18.7 % → 10.4 %).
+DEFAULT_MIN_ROUNDS = {"samplewise": 10, "classwise": 1}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class UnlearnableConfig:
-    """Parameters of min-min noise generation; names follow the paper's code.
+    """Parameters of min-min noise generation; names follow the paper's code. The defaults are
+    the ``strong`` preset; ``min_rounds`` left unset is the mode's :data:`DEFAULT_MIN_ROUNDS`
+    (at most ``max_rounds``).
 
     Budgets (``epsilon``, ``step_size``) are on the [0, 1] pixel scale.
     """
@@ -31,11 +42,11 @@ class UnlearnableConfig:
     epsilon: float = 8 / 255
     step_size: float = 0.8 / 255
     pgd_steps: int = 20            # PGD steps per image per round
-    train_steps: int = 10          # M: surrogate SGD batches per round
+    train_steps: int = 20          # M: surrogate SGD batches per round
     stop_accuracy: float = 0.99    # stop once the surrogate is this accurate on perturbed data
-    min_rounds: int = 1            # never stop before this many rounds
-    max_rounds: int = 50           # hard cap, in case the stop criterion is never met
-    surrogate: str = "resnet18"
+    min_rounds: int | None = None  # never stop before this many rounds (None: DEFAULT_MIN_ROUNDS[mode])
+    max_rounds: int = 15           # hard cap, in case the stop criterion is never met
+    surrogate: str = "tiny_cnn"    # low capacity: learns what a fresh victim learns first
     reinit_surrogate: bool = False  # restart the surrogate from fresh weights every round
     recalibrate_bn: bool = False    # re-estimate BatchNorm statistics on the round's sample before PGD
     lr: float = 0.1
@@ -48,6 +59,8 @@ class UnlearnableConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError("mode", f"must be one of {MODES}, got {self.mode!r}")
+        if self.min_rounds is None:
+            object.__setattr__(self, "min_rounds", min(DEFAULT_MIN_ROUNDS[self.mode], int(self.max_rounds)))
         if not 0 < self.epsilon <= 1:
             raise ConfigError("epsilon", f"must be in (0, 1] (pixel scale; 8/255 = {8/255:.4f}), got {self.epsilon}")
         if not 0 < self.step_size <= self.epsilon:
@@ -76,11 +89,9 @@ class UnlearnableConfig:
             raise ConfigError("preset", f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         if overrides.get("epsilon") is not None and overrides.get("step_size") is None:
             overrides["step_size"] = overrides["epsilon"] / 10   # the paper's ratio (0.8/255 for 8/255)
-        base = dict(PRESETS[name])
-        by_mode = base.pop("by_mode", {})
-        merged = {**base, **by_mode.get(overrides.get("mode") or base.get("mode", cls.mode), {}), **overrides}
-        if "min_rounds" not in overrides and "max_rounds" in overrides:  # a shorter run lowers the floor too
-            merged["min_rounds"] = min(merged.get("min_rounds", 1), overrides["max_rounds"])
+        merged = {**PRESETS[name], **overrides}
+        if overrides.get("min_rounds") is None and "max_rounds" in overrides and "min_rounds" in merged:
+            merged["min_rounds"] = min(merged["min_rounds"], overrides["max_rounds"])  # a shorter run lowers the floor too
         return cls(**merged)
 
     @classmethod
@@ -89,7 +100,7 @@ class UnlearnableConfig:
 
         Budgets may be given in 8-bit levels as ``epsilon_255`` / ``step_size_255``."""
         d = dict(d)
-        preset = d.pop("preset", "reference")
+        preset = d.pop("preset", DEFAULT_PRESET)
         for key in ("epsilon", "step_size"):
             if f"{key}_255" in d:
                 d[key] = float(d.pop(f"{key}_255")) / 255
@@ -103,23 +114,14 @@ class UnlearnableConfig:
         return dataclasses.asdict(self)
 
 
-# Each preset is a set of field values; an optional ``by_mode`` entry refines it per mode.
+# Each preset is a set of field values over the dataclass defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The reference implementation's defaults (HanxunH/Unlearnable-Examples).
-    "reference": {},
     # Natural images (CIFAR-10): the reference loop with a small surrogate that keeps
-    # training across rounds, more batches per round, and rounds past the first stop.
-    # Tuned in benchmarks/unlearnable_effect.py; rationale in README.
-    "strong": {
-        "surrogate": "tiny_cnn",     # low capacity: learns what a fresh victim learns first
-        "train_steps": 20,
-        "min_rounds": 10,             # keep refining after the surrogate first fits the noise (sample-wise)
-        "max_rounds": 15,
-        # Measured on the CIFAR-10 subset at 8/255 (README): class-wise noise is best taken at
-        # the surrogate's first fit (victim 8.8 %); ten rounds over-fit it to the surrogate
-        # (14.6 %), while sample-wise noise needs them (18.7 % -> 10.4 %).
-        "by_mode": {"classwise": {"min_rounds": 1}},
-    },
+    # training across rounds, more batches per round, and (sample-wise) rounds past the first
+    # stop: the dataclass defaults. Tuned in benchmarks/unlearnable_effect.py; rationale in README.
+    "strong": {},
+    # The reference implementation's defaults (HanxunH/Unlearnable-Examples).
+    "reference": {"surrogate": "resnet18", "train_steps": 10, "min_rounds": 1, "max_rounds": 50},
     # Easy data (handwritten digits), whose real content a network learns in a few batches:
     # restart the surrogate every round so the noise has to be what a *fresh* network fits.
     "restart": {

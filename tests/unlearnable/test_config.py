@@ -49,7 +49,21 @@ def test_restart_preset_restarts_and_recalibrates_the_surrogate():
 def test_strong_preset_keeps_training_a_small_surrogate_past_the_first_stop():
     c = UnlearnableConfig.preset("strong")
     assert c.surrogate == "tiny_cnn" and not c.reinit_surrogate and c.stop_accuracy == 0.99
-    assert c.min_rounds > 1 and c.train_steps > UnlearnableConfig().train_steps
+    assert c.min_rounds > 1 and c.train_steps > UnlearnableConfig.preset("reference").train_steps
+
+
+def test_one_default_preset_however_a_run_is_started():
+    """The library's defaults, a YAML job without a preset and the CLI without --preset are the same settings."""
+    from raypriv.cli import get_args_parser, protect_job_from_args
+    from raypriv.jobspec import ProtectJob
+
+    for mode in ("samplewise", "classwise"):
+        library = UnlearnableConfig(mode=mode)
+        yaml_job = ProtectJob.from_dict({"source": "digits", "output": "/tmp/x", "unlearnable": {"mode": mode}})
+        cli_job = protect_job_from_args(get_args_parser().parse_args(["protect", "digits", "-o", "/tmp/x",
+                                                                       "--mode", mode]))
+        assert library == yaml_job.unlearnable == cli_job.unlearnable == UnlearnableConfig.preset("strong", mode=mode)
+    assert UnlearnableConfig().min_rounds == 10 and UnlearnableConfig(mode="classwise").min_rounds == 1
 
 
 def test_strong_classwise_stops_at_the_first_fit_and_overrides_still_win():
