@@ -65,14 +65,42 @@ def write_new(path: str, data: bytes, *, mode: int = 0o644) -> bool:
         os.remove(tmp)
 
 
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as structured JSON values: dataclasses as dicts of their fields, tuples as
+    lists, numpy scalars and arrays as numbers and lists. Anything else that JSON cannot hold
+    is a ``TypeError`` (never its ``repr`` string).
+
+    >>> import dataclasses, numpy as np
+    >>> @dataclasses.dataclass
+    ... class C:
+    ...     sizes: tuple = (1, 2)
+    >>> to_jsonable({"config": C(), "acc": np.float32(0.5), "n": np.arange(2)})
+    {'config': {'sizes': [1, 2]}, 'acc': 0.5, 'n': [0, 1]}
+    """
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "tolist") and type(obj).__module__ == "numpy":
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not a JSON value: {obj!r}")
+
+
 def write_json_atomic(path: str, obj: Any) -> str:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    """Write ``obj`` (:func:`to_jsonable`) as JSON to ``path`` via a temporary file and ``os.replace``."""
+    obj = to_jsonable(obj)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True, default=str)
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
             f.write("\n")
         os.replace(tmp, path)
     finally:

@@ -7,7 +7,7 @@ import pytest
 
 from raypriv.data import load_corpus
 from raypriv.errors import ConfigError
-from raypriv.classifier import VictimConfig
+from raypriv.classifier import DistillConfig, VictimConfig
 from raypriv.runtime import ResourceSpec
 from raypriv.synth import SynthConfig, SynthEvalConfig, evaluate_synthetic, format_table, generate
 from raypriv.synth.report import first_per_class, nearest_real, repeated
@@ -114,6 +114,10 @@ def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits
         assert m["auc"] == pytest.approx(expected, abs=1e-6), side
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["utility"][0]["test_acc"] == report["utility"][0]["test_acc"]
+    # structured values, not repr strings: the config reads back as the dataclass it was
+    assert SynthEvalConfig(**{**on_disk["config"], "victim": VictimConfig(**on_disk["config"]["victim"]),
+                              "distill": DistillConfig(**on_disk["config"]["distill"]),
+                              "images_per_class": tuple(on_disk["config"]["images_per_class"])}) == report["config"]
     assert os.path.getsize(tmp_path / "nearest.png") > 1000
     assert "synthetic, 4 per class" in format_table(report)
 
