@@ -134,3 +134,16 @@ def test_no_public_name_is_shadowed_by_a_submodule(package):
     assert not clashes, clashes
     for name in pkg.__all__:
         assert getattr(pkg, name) is not None
+
+
+def test_help_names_the_defaults_the_config_has():
+    import dataclasses
+
+    from raypriv.dpvae.config import DPVAEConfig
+
+    out = subprocess.run([sys.executable, "-m", "raypriv.cli", "dpvae", "train", "--help"], capture_output=True,
+                         text=True, timeout=120).stdout
+    text = " ".join(out.split())
+    defaults = {f.name: f.default for f in dataclasses.fields(DPVAEConfig)}
+    assert f"default {defaults['model']!r}" in text and f"default {defaults['method']!r}" in text
+    assert f"(default {defaults['epsilon']:g})" in text and f"default {defaults['delta']:g};" in text

@@ -16,8 +16,15 @@ TRAIN_FLAGS = ("method", "model", "latent_dim", "width", "beta", "epsilon", "del
                "checkpoint_every", "dataset_size", "seed")
 
 
+def _default(cls, name: str):
+    """The default of dataclass field ``name`` (help text names it, so it cannot drift)."""
+    import dataclasses
+
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
 def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
-    from raypriv.dpvae.config import ACCOUNTANTS, GRAD_SAMPLE_MODES, METHODS, PRETRAIN_ON
+    from raypriv.dpvae.config import ACCOUNTANTS, GRAD_SAMPLE_MODES, METHODS, PRETRAIN_ON, DPVAEConfig
 
     dp = sub.add_parser("dpvae", help="differentially private (pre-trained) VAEs: train, sample, evaluate")
     s = dp.add_subparsers(dest="dpvae_command", required=True)
@@ -25,13 +32,14 @@ def add_dpvae_parser(sub, *, add_cluster_args: Callable) -> None:
     t = s.add_parser("train", help="train a DP²-VAE (or the DP-SGD / non-private baseline) with Ray Train")
     t.add_argument("source", help="corpus spec of the private training data")
     t.add_argument("--output", "-o", required=True)
-    t.add_argument("--method", choices=METHODS, help="dp2 (default), dpsgd (end-to-end baseline), none")
-    t.add_argument("--model", help="cvae (conditional, default) or vae")
+    t.add_argument("--method", choices=METHODS, help=f"dp2, dpsgd (end-to-end baseline) or none; default {_default(DPVAEConfig, 'method')!r}")
+    t.add_argument("--model", help=f"VAE architecture: mlp_cvae, cvae (conditional) or vae; default "
+                                   f"{_default(DPVAEConfig, 'model')!r}")
     t.add_argument("--latent-dim", type=int)
     t.add_argument("--width", type=int)
     t.add_argument("--beta", type=float, help="weight of the KL term")
-    t.add_argument("--epsilon", type=float, help="the whole run's ε (default 10)")
-    t.add_argument("--delta", type=float, help="δ (default 1e-5; must be < 1/N)")
+    t.add_argument("--epsilon", type=float, help=f"the whole run's ε (default {_default(DPVAEConfig, 'epsilon'):g})")
+    t.add_argument("--delta", type=float, help=f"δ (default {_default(DPVAEConfig, 'delta'):g}; must be < 1/N)")
     t.add_argument("--dataset-size", type=int,
                    help="the training set's size as you declare it publicly (required for private runs; rounded or "
                         "an upper bound): q and the steps are planned from it, never from the exact count")
