@@ -36,6 +36,9 @@ import numpy as np
 
 from raypriv.errors import DataError
 from raypriv.runtime.pool import PoolWorker
+
+#: The picture of the samples, per class, beside real test images of the same class.
+SAMPLES_PNG = "samples.png"
 from raypriv.classifier.config import VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,11 +142,13 @@ def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Cor
                    resources: "ResourceSpec | None" = None, out_dir: str,
                    progress: Callable[[str], None] = print, reference: dict | None = None) -> dict:
     """Downstream accuracy and feature-space Fréchet distance of ``synthetic``; writes
-    ``report.json`` into ``out_dir``. ``reference``: a previous result of
+    ``report.json`` and ``samples.png`` (samples per class beside real test images of the same
+    class) into ``out_dir``. ``reference``: a previous result of
     :func:`reference_classifier` to reuse (the real-data classifier does not depend on the
     synthetic set)."""
-    from raypriv.files import write_json_atomic
     from raypriv.classifier.train import train_victim_payload
+    from raypriv.figures import save_class_grid
+    from raypriv.files import write_json_atomic
     from raypriv.runtime import ResourceSpec
 
     resources = resources or ResourceSpec.auto()
@@ -168,6 +173,10 @@ def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Cor
         "frechet_reference": "real test set, features of a classifier trained on the real training set "
                              "(not Inception-FID)",
         "wall_time_s": time.time() - t0}
+    report["samples_png"] = save_class_grid(
+        [("DP-VAE samples", synthetic), ("real test images (not covered by ε)", real_test)],
+        os.path.join(out_dir, SAMPLES_PNG), class_names=tuple(synthetic.info.class_names),
+        title=f"{synthetic.info.source}: samples per class beside real images of the same class")
     write_json_atomic(os.path.join(out_dir, "report.json"), report)
     return report
 

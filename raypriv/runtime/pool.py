@@ -13,7 +13,10 @@ which fixes the policy once:
   so ``workers`` actors never oversubscribe ``workers × cpus_per_worker`` cores;
 * **work reaches every actor**: an input with fewer blocks than ``2 × workers`` is split,
   and an actor takes one block at a time, so a second actor still starting does not find
-  every block queued on the first (1→2 workers scaled 0.87× before, see the README);
+  every block queued on the first (two workers made fewer image·steps/s than one before);
+* **no deadlock on a full cluster**: when the pool's actors would hold every CPU of the
+  cluster (2 workers on a 2-core ``ray start --head``), a lazy input is computed first; the
+  read and transform tasks feeding the pool would otherwise wait forever for a CPU;
 * **errors** raised in a worker reach the caller as the raypriv error they are
   (:func:`raypriv.runtime.execute.run` executes the pass).
 
@@ -88,7 +91,7 @@ def pool_map(ds, worker: type[PoolWorker], *, resources: "ResourceSpec", batch_s
     with warnings.catch_warnings():
         # ``max_restarts`` has no named parameter yet; Ray Data warns about any extra remote argument.
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-        return _spread(ds, resources.workers).map_batches(
+        return _spread(_computed_if_pool_fills_cluster(ds, resources), resources.workers).map_batches(
             worker,
             fn_constructor_kwargs={"shared_ref": None if shared is None else [ray.put(shared)],
                                    "options": dict(options or {}), "gpu": gpu,
@@ -96,6 +99,17 @@ def pool_map(ds, worker: type[PoolWorker], *, resources: "ResourceSpec", batch_s
             compute=ray.data.ActorPoolStrategy(size=resources.workers, max_tasks_in_flight_per_actor=1),
             batch_size=batch_size, batch_format="numpy", zero_copy_batch=zero_copy_batch,
             max_restarts=0, **per_actor)
+
+
+def _computed_if_pool_fills_cluster(ds, resources: "ResourceSpec"):
+    """``ds`` materialized first when the pool would leave the cluster less than one free CPU
+    for the tasks upstream of it (a materialized ``ds`` is returned as it is)."""
+    import ray
+
+    pool_cpus = resources.workers * resources.cpus_per_worker
+    if _is_materialized(ds) or ray.cluster_resources().get("CPU", 0) - pool_cpus >= 1:
+        return ds
+    return ds.materialize()
 
 
 def _spread(ds, workers: int):

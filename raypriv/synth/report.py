@@ -25,6 +25,9 @@ import numpy as np
 
 from raypriv.errors import ConfigError, DataError
 from raypriv.runtime.pool import PoolWorker
+
+#: The picture of the synthetic images, per class, beside real test images of the same class.
+SAMPLES_PNG = "samples.png"
 from raypriv.classifier.config import DistillConfig, VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,7 +173,8 @@ def nearest_real(synth_images: np.ndarray, real: "Corpus", *, resources: "Resour
 def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Corpus",
                        config: SynthEvalConfig | None = None, resources: "ResourceSpec | None" = None,
                        out_dir: str, progress: Callable[[str], None] = print, teacher: "Teacher | None" = None) -> dict:
-    """Run (a)–(c) above; write ``report.json`` and ``nearest.png`` into ``out_dir``; return the report.
+    """Run (a)–(c) above; write ``report.json``, ``nearest.png`` and ``samples.png`` (synthetic
+    images per class beside real test images of the same class) into ``out_dir``; return the report.
     ``teacher`` is needed (only) with ``config.labels == "teacher"``."""
     from raypriv.files import write_json_atomic
     from raypriv.runtime import ResourceSpec
@@ -208,6 +212,12 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
         progress("membership inference (loss threshold): real training images vs real test images")
         report["membership_inference"] = _mia({"synthetic_trained": largest["payload"],
                                                "real_trained": real["payload"]}, real_train, real_test, resources)
+    from raypriv.figures import save_class_grid
+
+    report["samples_png"] = save_class_grid(
+        [("synthetic images", synthetic), ("real test images", real_test)], os.path.join(out_dir, SAMPLES_PNG),
+        class_names=tuple(synthetic.info.class_names),
+        title=f"{synthetic.info.source}: synthetic images per class beside real images of the same class")
     report["wall_time_s"] = time.time() - t0
     write_json_atomic(os.path.join(out_dir, "report.json"), report)
     return report

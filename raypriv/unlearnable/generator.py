@@ -164,7 +164,7 @@ def _train_surrogate(work, state: dict, cfg: UnlearnableConfig, resources: Resou
     select = ray.remote(select_training_rows).options(num_cpus=1)
     sample = [select.remote(block, seed=cfg.seed, round_index=r, fraction=fraction) for block in work.to_arrow_refs()]
     # The pool is idle while the surrogate trains: the task takes (and uses) the pool's CPUs.
-    threads = max(1, int(resources.workers * resources.cpus_per_worker))
+    threads = max(1, min(int(resources.workers * resources.cpus_per_worker), int(ray.cluster_resources().get("CPU", 1))))
     task = ray.remote(train_surrogate_round).options(num_cpus=threads, num_gpus=1 if resources.use_gpu else 0)
     trained = ray.get(task.remote(sample, payload=state["payload"], optim_state=state["optim"], cfg=cfg.to_dict(),
                                   use_gpu=resources.use_gpu, threads=threads))

@@ -152,6 +152,7 @@ def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
     assert report["real_data_test_acc"] > 0.5 and 0 <= report["label_agreement"] <= 1
     assert report["privacy"]["covered_by_epsilon"] is False          # a non-private classifier of the real data
     assert report["victim"]["epochs"] == 2 and isinstance(report["victim"]["augment"], bool)   # structured values
+    assert os.path.getsize(os.path.join(ev, "samples.png")) > 1000      # samples beside real images, per class
     # the downstream classifier learns from the samples: with their labels shuffled it falls to chance,
     # while the real-data reference (reused) does not move
     from raypriv.data import Corpus

@@ -119,6 +119,7 @@ def test_evaluate_synthetic_reports_utility_similarity_and_mia(synthetic, digits
                               "distill": DistillConfig(**on_disk["config"]["distill"]),
                               "images_per_class": tuple(on_disk["config"]["images_per_class"])}) == report["config"]
     assert os.path.getsize(tmp_path / "nearest.png") > 1000
+    assert on_disk["samples_png"] == str(tmp_path / "samples.png") and os.path.getsize(tmp_path / "samples.png") > 1000
     assert "synthetic, 4 per class" in format_table(report)
 
 
