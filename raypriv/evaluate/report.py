@@ -38,8 +38,13 @@ FORMAT = "raypriv.evaluation/1"
 
 
 def plan_runs(config: EvaluateConfig) -> list[tuple[str, str, float]]:
-    """The ``(train_set, defense, fraction)`` victims to train, in order."""
-    runs = [("clean", "none", 0.0)]
+    """The ``(train_set, defense, fraction)`` victims to train, in order: the clean victim
+    without defense and under every defense used below (so a defense's cost on clean data is
+    told apart from what it recovers on protected data), then the protected and partial ones."""
+    specs = [parse_defense(d).spec for d in config.defenses]
+    if config.partial:
+        specs += [parse_defense(d).spec for d in config.partial_defenses]
+    runs = [("clean", spec, 0.0) for spec in dict.fromkeys(["none", *specs])]
     runs += [("protected", parse_defense(d).spec, 1.0) for d in config.defenses]
     runs += [("partial", parse_defense(d).spec, f) for f in config.partial for d in config.partial_defenses]
     return runs
@@ -50,8 +55,9 @@ def evaluate_protection(*, clean: "Corpus", protected: "Corpus", test: "Corpus",
                         progress: Callable[[str], Any] | None = print) -> dict:
     """Train one victim per :func:`plan_runs` entry; write and return the report.
 
-    The clean victim is trained once, without defense (defenses are something a victim
-    applies to data it suspects is protected). Returns the same dict as ``report.json``.
+    A defense is compared like with like: the clean victim is trained under each defense too,
+    and ``summary["by_defense"]`` says per defense what it costs on clean data and what it
+    recovers on protected data. Returns the same dict as ``report.json``.
     """
     say = progress or (lambda _msg: None)
     os.makedirs(out_dir, exist_ok=True)
@@ -130,14 +136,21 @@ def summarize(report: dict) -> dict:
     """Headline numbers: clean accuracy, the best accuracy any defense reaches on fully
     protected data, and the drop between the two."""
     rows = report["results"]
-    clean = next((r["test_acc"] for r in rows if r["train_set"] == "clean"), None)
-    prot = [r for r in rows if r["train_set"] == "protected"]
+    clean_by = {r["defense"]: r["test_acc"] for r in rows if r["train_set"] == "clean"}
+    prot_by = {r["defense"]: r["test_acc"] for r in rows if r["train_set"] == "protected"}
+    clean = clean_by.get("none")
     out: dict[str, Any] = {"clean_test_acc": clean, "chance": report["chance"]}
-    if prot:
-        best = max(prot, key=lambda r: r["test_acc"])
-        out.update(max_protected_test_acc=best["test_acc"], max_protected_defense=best["defense"])
+    if prot_by:
+        best = max(prot_by, key=prot_by.get)
+        out.update(max_protected_test_acc=prot_by[best], max_protected_defense=best)
         if clean is not None:
-            out["accuracy_drop"] = clean - best["test_acc"]
+            out["accuracy_drop"] = clean - prot_by[best]
+    out["by_defense"] = [
+        {"defense": d, "clean_test_acc": clean_by[d], "protected_test_acc": prot_by[d],
+         "gap": clean_by[d] - prot_by[d],
+         "cost_on_clean": None if clean is None else clean - clean_by[d],
+         "recovered_on_protected": None if "none" not in prot_by else prot_by[d] - prot_by["none"]}
+        for d in prot_by if d in clean_by]
     return out
 
 
@@ -158,6 +171,11 @@ def format_table(report: dict) -> str:
         out.append(f"clean {s['clean_test_acc']:.4f}; best defense on protected data: "
                    f"{s['max_protected_defense']} {s['max_protected_test_acc']:.4f} "
                    f"(drop {s['accuracy_drop']:.4f})")
+    for d in s.get("by_defense", []):
+        if d["defense"] != "none":
+            out.append(f"defense {d['defense']}: clean {d['clean_test_acc']:.4f}, protected "
+                       f"{d['protected_test_acc']:.4f}; it costs {d['cost_on_clean']:+.4f} on clean data and "
+                       f"recovers {d['recovered_on_protected']:+.4f} on protected data")
     return "\n".join(out)
 
 

@@ -73,10 +73,11 @@ def test_lr_schedules():
     assert not any(math.isnan(lr_at(cos, e)) for e in range(10))
 
 
-def test_plan_runs_clean_once_then_defenses_then_partial():
+def test_plan_runs_clean_under_every_defense_then_protected_then_partial():
     cfg = EvaluateConfig(defenses=("none", "jpeg:75"), partial=(0.5, 0.8), partial_defenses=("none", "noaug"))
     assert plan_runs(cfg) == [
-        ("clean", "none", 0.0), ("protected", "none", 1.0), ("protected", "jpeg:75", 1.0),
+        ("clean", "none", 0.0), ("clean", "jpeg:75", 0.0), ("clean", "noaug", 0.0),
+        ("protected", "none", 1.0), ("protected", "jpeg:75", 1.0),
         ("partial", "none", 0.5), ("partial", "noaug", 0.5), ("partial", "none", 0.8), ("partial", "noaug", 0.8)]
 
 
@@ -87,3 +88,18 @@ def test_import_is_light():
     code = "import sys, raypriv.evaluate; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_summary_compares_each_defense_with_the_clean_victim_under_it():
+    from raypriv.evaluate.report import format_table, summarize
+
+    rows = [{"train_set": t, "defense": d, "fraction": f, "test_acc": a, "train_acc": 1.0, "epochs": 1}
+            for t, d, f, a in [("clean", "none", 0.0, 0.95), ("clean", "jpeg:75", 0.0, 0.90),
+                               ("protected", "none", 1.0, 0.20), ("protected", "jpeg:75", 1.0, 0.60)]]
+    report = {"results": rows, "chance": 0.1, "num_classes": 10}
+    report["summary"] = s = summarize(report)
+    (jpeg,) = [d for d in s["by_defense"] if d["defense"] == "jpeg:75"]
+    assert jpeg["clean_test_acc"] == 0.90 and jpeg["protected_test_acc"] == 0.60
+    assert jpeg["cost_on_clean"] == pytest.approx(0.05) and jpeg["recovered_on_protected"] == pytest.approx(0.40)
+    assert jpeg["gap"] == pytest.approx(0.30)
+    assert "defense jpeg:75: clean 0.9000, protected 0.6000; it costs +0.0500 on clean data" in format_table(report)

@@ -15,8 +15,8 @@ from tests.evaluate.eval_synthetic import NUM_CLASSES, triple
 from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table, save_grid
 from raypriv.runtime import ResourceSpec
 
-# Three victims (~40 s each on a loaded 2-core machine): clean, protected, and a 50 % mix
-# under the grayscale defense, which exercises both the partial and the defense paths.
+# Four victims (~40 s each on a loaded 2-core machine): clean, clean under grayscale, protected,
+# and a 50 % mix under the grayscale defense, which exercises both the partial and the defense paths.
 CONFIG = EvaluateConfig(victim=VictimConfig(epochs=3, batch_size=32, lr=0.05, seed=0),
                         defenses=("none",), partial=(0.5,), partial_defenses=("grayscale",))
 
@@ -61,7 +61,8 @@ def test_report_json_structure(evaluated):
     assert report["provenance"]["raypriv_version"]
     assert report["config"]["victim"]["epochs"] == 3 and report["config"]["defenses"] == ["none"]
     assert [(r["train_set"], r["defense"], r["fraction"]) for r in report["results"]] == [
-        ("clean", "none", 0.0), ("protected", "none", 1.0), ("partial", "grayscale", 0.5)]
+        ("clean", "none", 0.0), ("clean", "grayscale", 0.0), ("protected", "none", 1.0),
+        ("partial", "grayscale", 0.5)]
     for r in report["results"]:
         assert 0 <= r["test_acc"] <= 1 and 0 <= r["train_acc"] <= 1
         assert r["epochs"] == 3 and [h["epoch"] for h in r["history"]] == [1, 2, 3]
@@ -70,7 +71,7 @@ def test_report_json_structure(evaluated):
     assert s["clean_test_acc"] == _row(report, "clean", "none", 0.0)["test_acc"]
     assert s["max_protected_test_acc"] == max(r["test_acc"] for r in report["results"]
                                               if r["train_set"] == "protected")
-    assert len([ln for ln in lines if "test accuracy" in ln]) == 3
+    assert len([ln for ln in lines if "test accuracy" in ln]) == 4
 
 
 def test_format_table(evaluated):
