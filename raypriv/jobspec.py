@@ -113,15 +113,16 @@ def run_job(job_cls, args, *, name: str, progress: Callable[[str], None] | None 
     from raypriv.runtime.execute import run_entry_point
 
     say = progress or (lambda m: print(m, flush=True))
+    verbose = bool(getattr(args, "verbose", False))
 
     def run() -> int:
         job = job_cls.from_dict(load_job_config(args.config, args.set))
-        init_ray(quiet=not args.verbose)  # inside `ray job submit` this joins the cluster that runs the job
+        init_ray(quiet=not verbose)  # inside `ray job submit` this joins the cluster that runs the job
         for line in job.describe(job.run(progress=say)):
             say(line)
         return 0
 
-    return run_entry_point(run, name=name, verbose=args.verbose)
+    return run_entry_point(run, name=name, verbose=verbose)
 
 
 @dataclasses.dataclass(kw_only=True)

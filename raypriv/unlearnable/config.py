@@ -33,7 +33,7 @@ DEFAULT_MIN_ROUNDS = {"samplewise": 10, "classwise": 1}
 class UnlearnableConfig:
     """Parameters of min-min noise generation; names follow the paper's code. The defaults are
     the ``strong`` preset; ``min_rounds`` left unset is the mode's :data:`DEFAULT_MIN_ROUNDS`
-    (at most ``max_rounds``).
+    (at most ``max_rounds``: :attr:`effective_min_rounds`).
 
     Budgets (``epsilon``, ``step_size``) are on the [0, 1] pixel scale.
     """
@@ -59,8 +59,6 @@ class UnlearnableConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError("mode", f"must be one of {MODES}, got {self.mode!r}")
-        if self.min_rounds is None:
-            object.__setattr__(self, "min_rounds", min(DEFAULT_MIN_ROUNDS[self.mode], int(self.max_rounds)))
         if not 0 < self.epsilon <= 1:
             raise ConfigError("epsilon", f"must be in (0, 1] (pixel scale; 8/255 = {8/255:.4f}), got {self.epsilon}")
         if not 0 < self.step_size <= self.epsilon:
@@ -68,12 +66,21 @@ class UnlearnableConfig:
         for name in ("pgd_steps", "train_steps", "max_rounds", "train_batch_size", "pgd_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.min_rounds <= self.max_rounds:
+        if self.min_rounds is not None and not 0 <= self.min_rounds <= self.max_rounds:
             raise ConfigError("min_rounds", f"must be in [0, max_rounds={self.max_rounds}], got {self.min_rounds}")
         if not 0 < self.stop_accuracy <= 1:
             raise ConfigError("stop_accuracy", f"must be in (0, 1], got {self.stop_accuracy}")
         if self.lr <= 0:
             raise ConfigError("lr", f"must be > 0, got {self.lr}")
+
+    @property
+    def effective_min_rounds(self) -> int:
+        """The rounds a run takes at least: ``min_rounds``, or unset the mode's
+        :data:`DEFAULT_MIN_ROUNDS` (at most ``max_rounds``). Left unset in the settings, so a
+        resumed run with another ``max_rounds`` keeps the same settings."""
+        if self.min_rounds is not None:
+            return self.min_rounds
+        return min(DEFAULT_MIN_ROUNDS[self.mode], int(self.max_rounds))
 
     @property
     def budget_255(self) -> int:

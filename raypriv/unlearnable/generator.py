@@ -120,7 +120,7 @@ def generate_noise(corpus, *, config: UnlearnableConfig, resources: ResourceSpec
                  f"loss from {pgd['perturbed_loss_before']:.3f} to {pgd['perturbed_loss_after']:.3f}, accuracy on "
                  f"perturbed data {acc:.2%} (stop at {cfg.stop_accuracy:.0%}), "
                  f"{rec['pgd_images_steps_per_s']:,.0f} img·step/s")
-        if acc >= cfg.stop_accuracy and r + 1 >= cfg.min_rounds:
+        if acc >= cfg.stop_accuracy and r + 1 >= cfg.effective_min_rounds:
             state["done"], state["stop_reason"] = True, f"perturbed accuracy {acc:.4f} >= {cfg.stop_accuracy}"
         if checkpoint_dir:
             ckpt.save_round(checkpoint_dir, round_index=r, state=state,

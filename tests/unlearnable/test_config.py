@@ -49,7 +49,7 @@ def test_restart_preset_restarts_and_recalibrates_the_surrogate():
 def test_strong_preset_keeps_training_a_small_surrogate_past_the_first_stop():
     c = UnlearnableConfig.preset("strong")
     assert c.surrogate == "tiny_cnn" and not c.reinit_surrogate and c.stop_accuracy == 0.99
-    assert c.min_rounds > 1 and c.train_steps > UnlearnableConfig.preset("reference").train_steps
+    assert c.effective_min_rounds > 1 and c.train_steps > UnlearnableConfig.preset("reference").train_steps
 
 
 def test_one_default_preset_however_a_run_is_started():
@@ -63,17 +63,20 @@ def test_one_default_preset_however_a_run_is_started():
         cli_job = protect_job_from_args(get_args_parser().parse_args(["protect", "digits", "-o", "/tmp/x",
                                                                        "--mode", mode]))
         assert library == yaml_job.unlearnable == cli_job.unlearnable == UnlearnableConfig.preset("strong", mode=mode)
-    assert UnlearnableConfig().min_rounds == 10 and UnlearnableConfig(mode="classwise").min_rounds == 1
+    assert UnlearnableConfig().effective_min_rounds == 10 and UnlearnableConfig(mode="classwise").effective_min_rounds == 1
+    # unset, the floor follows max_rounds without changing the settings a resumed run compares
+    short, long = UnlearnableConfig(max_rounds=1), UnlearnableConfig(max_rounds=2)
+    assert (short.effective_min_rounds, long.effective_min_rounds) == (1, 2) and short.min_rounds is None
 
 
 def test_strong_classwise_stops_at_the_first_fit_and_overrides_still_win():
-    assert UnlearnableConfig.preset("strong", mode="classwise").min_rounds == 1
-    assert UnlearnableConfig.preset("strong", mode="samplewise").min_rounds == 10
-    assert UnlearnableConfig.preset("strong", mode="classwise", min_rounds=4).min_rounds == 4
-    assert UnlearnableConfig.preset("restart", mode="classwise").min_rounds == 5
+    assert UnlearnableConfig.preset("strong", mode="classwise").effective_min_rounds == 1
+    assert UnlearnableConfig.preset("strong", mode="samplewise").effective_min_rounds == 10
+    assert UnlearnableConfig.preset("strong", mode="classwise", min_rounds=4).effective_min_rounds == 4
+    assert UnlearnableConfig.preset("restart", mode="classwise").effective_min_rounds == 5
 
 
 def test_shorter_max_rounds_lowers_preset_min_rounds():
-    assert UnlearnableConfig.preset("strong", max_rounds=1).min_rounds == 1
+    assert UnlearnableConfig.preset("strong", max_rounds=1).effective_min_rounds == 1
     with pytest.raises(ConfigError, match="min_rounds"):
         UnlearnableConfig.preset("strong", max_rounds=1, min_rounds=3)
