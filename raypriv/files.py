@@ -8,8 +8,13 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as _dt
+import enum
 import json
+import math
 import os
+import pathlib
 import tempfile
 from typing import Any
 
@@ -66,29 +71,48 @@ def write_new(path: str, data: bytes, *, mode: int = 0o644) -> bool:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """``obj`` as structured JSON values: dataclasses as dicts of their fields, tuples as
-    lists, numpy scalars and arrays as numbers and lists. Anything else that JSON cannot hold
-    is a ``TypeError`` (never its ``repr`` string).
+    """Convert ``obj`` to plain JSON types.
+
+    Dataclasses become dicts, tuples and sets become lists, numpy scalars and arrays
+    become Python numbers and lists, paths become strings, enums their value, bytes
+    their hex, datetimes ISO strings, and non-finite floats ``None`` (JSON has no NaN).
+    Anything else is a ``TypeError``, never its ``repr`` string: manifests and reports hold
+    structured values only.
 
     >>> import dataclasses, numpy as np
     >>> @dataclasses.dataclass
     ... class C:
     ...     sizes: tuple = (1, 2)
-    >>> to_jsonable({"config": C(), "acc": np.float32(0.5), "n": np.arange(2)})
-    {'config': {'sizes': [1, 2]}, 'acc': 0.5, 'n': [0, 1]}
+    >>> to_jsonable({"config": C(), "a": (1, np.int64(2)), 3: np.float32(0.5), "n": np.arange(2)})
+    {'config': {'sizes': [1, 2]}, 'a': [1, 2], '3': 0.5, 'n': [0, 1]}
     """
-    import dataclasses
-
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if hasattr(obj, "tolist") and type(obj).__module__ == "numpy":
-        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_jsonable(v) for v in obj), key=repr)
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, (pathlib.PurePath,)):
+        raise TypeError(f"{type(obj).__name__} is not a JSON value: {obj!r}")
+    if isinstance(obj, (bytes, bytearray)):
+        return bytes(obj).hex()
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    # numpy without importing it: scalars have .item(), arrays .tolist()
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "item") and hasattr(obj, "dtype"):
+        return to_jsonable(obj.item())
     raise TypeError(f"{type(obj).__name__} is not a JSON value: {obj!r}")
 
 
@@ -100,7 +124,7 @@ def write_json_atomic(path: str, obj: Any) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     finally:

@@ -11,17 +11,16 @@ presence marks an output as complete: writers put it in place last.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import enum
 import json
-import math
 import os
-import pathlib
 import secrets
 from typing import Any
 
 from raypriv.errors import ArtifactError
+from raypriv.files import to_jsonable
+
+__all__ = ["MANIFEST_NAME", "build_manifest", "read_manifest", "to_jsonable", "utc_now", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 
@@ -29,47 +28,6 @@ MANIFEST_NAME = "manifest.json"
 def utc_now() -> str:
     """The current time as an ISO-8601 UTC string with second precision."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert ``obj`` to plain JSON types.
-
-    Dataclasses become dicts, tuples and sets become lists, numpy scalars and arrays
-    become Python numbers and lists, paths become strings, enums their value, bytes
-    their hex, datetimes ISO strings, and non-finite floats ``None``.
-
-    >>> import numpy as np
-    >>> to_jsonable({"a": (1, np.int64(2)), 3: np.float32(0.5)})
-    {'a': [1, 2], '3': 0.5}
-    """
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted((to_jsonable(v) for v in obj), key=repr)
-    if isinstance(obj, enum.Enum):
-        return to_jsonable(obj.value)
-    if isinstance(obj, (pathlib.PurePath,)):
-        return str(obj)
-    if isinstance(obj, (bytes, bytearray)):
-        return bytes(obj).hex()
-    if isinstance(obj, (_dt.datetime, _dt.date)):
-        return obj.isoformat()
-    # numpy without importing it: scalars have .item(), arrays .tolist()
-    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):
-        return to_jsonable(obj.tolist())
-    if hasattr(obj, "item") and hasattr(obj, "dtype"):
-        return to_jsonable(obj.item())
-    return str(obj)
 
 
 def build_manifest(
