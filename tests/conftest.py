@@ -18,6 +18,14 @@ def owner_key_file(tmp_path_factory):
         os.environ["RAYPRIV_KEY_FILE"] = old
 
 
+def start_session_ray():
+    """Start the session's local Ray (4 logical CPUs, no dashboard)."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray instance shared by all tests (``ray.init`` takes ~10 s)."""
@@ -25,8 +33,7 @@ def ray_local():
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=4, include_dashboard=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+        start_session_ray()
     yield ray
     if started:
         ray.shutdown()

@@ -18,10 +18,13 @@ def _corpus(ray, *, classes=3, per_class=5, value=lambda c, i: 40 * c + i):
     return Corpus(ds=ray.data.from_items(rows).materialize(), info=info)
 
 
-def test_first_per_class_keeps_the_first_k_of_every_class(ray_local):
+def test_first_per_class_keeps_k_images_of_every_class(ray_local):
+    """k of each class, each really of that class (which k depends on the order blocks arrive in)."""
     found = first_per_class(_corpus(ray_local), 2, batch_size=4)
-    assert {c: [int(img[0, 0, 0]) for img in imgs] for c, imgs in found.items()} == {0: [0, 1], 1: [40, 41],
-                                                                                      2: [80, 81]}
+    assert sorted(found) == [0, 1, 2]
+    for c, imgs in found.items():
+        values = [int(img[0, 0, 0]) for img in imgs]
+        assert len(values) == 2 == len(set(values)) and all(40 * c <= v < 40 * c + 5 for v in values), (c, values)
 
 
 def test_montage_places_images_row_by_row():

@@ -80,8 +80,24 @@ def _run_line(line: str, env: dict):
         time.sleep(3)
 
 
+@pytest.fixture
+def without_session_ray():
+    """The session's own local Ray paused for the test: its dashboard agent holds the default
+    agent port (52365) that the README's plain ``ray start --head`` needs. Restarted afterwards."""
+    import ray
+
+    running = ray.is_initialized()
+    if running:
+        ray.shutdown()
+    yield
+    if running:
+        from tests.conftest import start_session_ray
+
+        start_session_ray()
+
+
 @pytest.mark.slow
-def test_readme_job_commands_run_as_written(tmp_path):
+def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
     """The README's cluster-job block, line by line as a new user types it, in a fresh home
     directory (no token yet): both jobs succeed, with token authentication on."""
     bindir = os.path.dirname(sys.executable)
