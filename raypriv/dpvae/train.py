@@ -257,9 +257,9 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     for p in plans:
         noise = f"σ = {p.sigma:.4f}" if p.private else "no noise (not charged)"
         progress(f"stage {p.name}: {p.steps} steps, q = {p.sample_rate:.4g}, {noise}")
-    from raypriv.runtime.train import local_storage
+    from raypriv.files import local_dir
 
-    out = local_storage(output)
+    out = local_dir(output)
     fingerprint = train.keyed_fingerprint()
     from raypriv.locks import exclusive_run
 

@@ -75,12 +75,6 @@ def find_raypriv_error(exc: BaseException) -> RayprivError | None:
     return _from_text(str(exc))
 
 
-def find_data_error(exc: BaseException) -> DataError | None:
-    """The original DataError inside a (possibly Ray-wrapped) exception, or None."""
-    found = find_raypriv_error(exc)
-    return found if isinstance(found, DataError) else None
-
-
 @contextlib.contextmanager
 def unwrap_errors():
     """Re-raise a raypriv error found inside any exception raised in the block, unwrapped."""

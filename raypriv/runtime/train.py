@@ -2,7 +2,7 @@
 
 The driver side (:func:`fit`) fixes scaling (``resources.workers`` workers, each with
 ``cpus_per_worker`` CPUs and a GPU when asked for), the storage path (local, absolute; a
-URI is refused with a clear error, see :func:`local_storage`), ``FailureConfig``, how many
+URI is refused with a clear error, see :func:`raypriv.files.local_dir`), ``FailureConfig``, how many
 checkpoints to keep, that datasets are handed over unsplit (workers split by a hash of the
 row id: :meth:`WorkerContext.shard`), and that a failed run raises the raypriv error a
 worker raised, or a :class:`TrainingError` naming the run and the cause's last line.
@@ -35,13 +35,6 @@ class TrainingError(RayprivError):
     """A Ray Train run failed with an error that is not a raypriv error (the cause is chained)."""
 
 
-def local_storage(path: str, *, what: str = "output") -> str:
-    """``path`` as an absolute local directory; a URI is refused (:func:`raypriv.files.local_dir`)."""
-    from raypriv.files import local_dir
-
-    return local_dir(path, what=what)
-
-
 def fit(loop: Callable[[dict], Any], *, config: dict, resources: "ResourceSpec", storage_path: str, name: str,
         datasets: dict, max_failures: int = 0, keep_checkpoints: int = 1, what: str = "training"):
     """Run ``loop(config)`` on ``resources.workers`` Ray Train workers; return the
@@ -49,6 +42,7 @@ def fit(loop: Callable[[dict], Any], *, config: dict, resources: "ResourceSpec",
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from raypriv.files import local_dir
     from raypriv.runtime.execute import find_raypriv_error
 
     per_worker = {"CPU": resources.cpus_per_worker}
@@ -60,7 +54,7 @@ def fit(loop: Callable[[dict], Any], *, config: dict, resources: "ResourceSpec",
         scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
                                      resources_per_worker=per_worker),
         datasets=datasets, dataset_config=DataConfig(datasets_to_split=[]),    # workers split by id hash
-        run_config=RunConfig(storage_path=local_storage(storage_path, what="storage_path"), name=name,
+        run_config=RunConfig(storage_path=local_dir(storage_path, what="storage_path"), name=name,
                              checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
                              failure_config=FailureConfig(max_failures=max_failures)))
     try:
