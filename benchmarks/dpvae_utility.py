@@ -50,7 +50,7 @@ def main(args) -> dict:
 
     import numpy as np
 
-    from raypriv.jobspec import parse_yaml
+    from raypriv.jobs.entry import parse_yaml
     from common import load_benchmark_corpus, save_result
 
     from raypriv.data import load_corpus

@@ -43,7 +43,7 @@ def get_args_parser():
 
 
 def main(args) -> dict:
-    from raypriv.jobspec import parse_yaml
+    from raypriv.jobs.entry import parse_yaml
     from common import load_benchmark_corpus, save_result
 
     from raypriv.classifier import VictimConfig

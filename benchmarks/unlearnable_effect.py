@@ -40,7 +40,7 @@ def get_args_parser():
 
 
 def _overrides(items):
-    from raypriv.jobspec import parse_yaml
+    from raypriv.jobs.entry import parse_yaml
 
     return {k: parse_yaml(v) for k, _, v in (s.partition("=") for s in items)}
 

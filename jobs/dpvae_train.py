@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import sys
 
+JOB = "dpvae.pipeline"
+
 
 def get_args_parser():
-    from raypriv.jobspec import job_args_parser
+    from raypriv.jobs.entry import job_args_parser
 
     return job_args_parser(__doc__.split("\n")[0], example="train.epsilon=1")
 
 
 def main(args) -> int:
-    from raypriv.jobspec import DPVAEJob, run_job
+    from raypriv.jobs.entry import job_main
 
-    return run_job(DPVAEJob, args, name="dpvae_train")
+    return job_main(JOB, args)
 
 
 if __name__ == "__main__":

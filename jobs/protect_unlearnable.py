@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import sys
 
+JOB = "protect"
+
 
 def get_args_parser():
-    from raypriv.jobspec import job_args_parser
+    from raypriv.jobs.entry import job_args_parser
 
     return job_args_parser(__doc__.split("\n")[0], example="unlearnable.max_rounds=3")
 
 
 def main(args) -> int:
-    from raypriv.jobspec import ProtectJob, run_job
+    from raypriv.jobs.entry import job_main
 
-    return run_job(ProtectJob, args, name="protect_unlearnable")
+    return job_main(JOB, args)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import sys
 
+JOB = "synth.pipeline"
+
 
 def get_args_parser():
-    from raypriv.jobspec import job_args_parser
+    from raypriv.jobs.entry import job_args_parser
 
     return job_args_parser(__doc__.split("\n")[0], example="synth.iterations=100")
 
 
 def main(args) -> int:
-    from raypriv.jobspec import SynthJob, run_job
+    from raypriv.jobs.entry import job_main
 
-    return run_job(SynthJob, args, name="synth_bn_stats")
+    return job_main(JOB, args)
 
 
 if __name__ == "__main__":

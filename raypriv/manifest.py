@@ -1,8 +1,17 @@
-"""Provenance records: the ``manifest.json`` written next to every raypriv output.
+"""The artifact contract: the ``manifest.json`` written next to every raypriv output.
 
 A manifest says what produced a directory (method, parameters, seed, the fingerprint of
-the input corpus) and what it contains (rows, shapes, files with checksums). Its
-presence marks an output as complete: writers put it in place last.
+the input corpus) and what it contains (rows, shapes, files with checksums). The rules every
+stage follows, evaluations included:
+
+* **finished?** A directory is finished when its manifest exists (:func:`is_finished`):
+  writers put it in place last, atomically, so an interrupted run never looks finished.
+* **load check.** A reader names the method it expects (:func:`read_manifest` with
+  ``method=``): a directory written by another stage, or by a newer raypriv, is refused with
+  one line saying so.
+* **where.** Corpora (:func:`raypriv.data.write_corpus`) and manifests are written to a local
+  path or a pyarrow filesystem URI; a stage that keeps local state (checkpoints, ledgers,
+  teacher weights) refuses a URI with a clear error (:func:`raypriv.files.local_dir`).
 
 >>> from raypriv.manifest import build_manifest, to_jsonable
 >>> m = build_manifest(method="noise", params={"eps": 8 / 255, "shape": (3, 32, 32)}, seed=0)
@@ -20,9 +29,12 @@ from typing import Any
 from raypriv.errors import ArtifactError
 from raypriv.files import to_jsonable
 
-__all__ = ["MANIFEST_NAME", "build_manifest", "read_manifest", "to_jsonable", "utc_now", "write_manifest"]
+__all__ = ["MANIFEST_NAME", "build_manifest", "finish_report", "is_finished", "read_manifest", "to_jsonable",
+           "utc_now", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
+#: An evaluation's results, beside its manifest.
+REPORT_NAME = "report.json"
 
 
 def utc_now() -> str:
@@ -96,11 +108,59 @@ def write_manifest(path: str, manifest: dict) -> str:
     return target
 
 
-def read_manifest(path: str) -> dict:
+def is_finished(path: str) -> bool:
+    """The one "finished?" rule: ``path`` (a directory or URI prefix) holds its manifest."""
+    location = _manifest_location(path)
+    if _is_uri(location):
+        import pyarrow.fs as pafs
+
+        fs, p = pafs.FileSystem.from_uri(location)
+        return fs.get_file_info(p).type == pafs.FileType.File
+    return os.path.isfile(os.path.expanduser(location))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in str(text).split(".")[:2])
+    except ValueError:
+        return (0,)
+
+
+def check_manifest(manifest: dict, *, path: str, method: str | tuple[str, ...] | None = None,
+                   what: str | None = None) -> dict:
+    """``manifest`` if it was written by ``method`` (one of several, or any with None) and by a
+    raypriv no newer than this one (major.minor); an :class:`ArtifactError` naming ``path`` otherwise."""
+    from raypriv import __version__
+
+    methods = (method,) if isinstance(method, str) else method
+    if methods is not None and manifest.get("method") not in methods:
+        raise ArtifactError(f"{path}: not {what or 'the expected output'} (written by method "
+                            f"{manifest.get('method')!r}, expected {' or '.join(map(repr, methods))})")
+    written = manifest.get("raypriv_version")
+    if written and _version(written) > _version(__version__):
+        raise ArtifactError(f"{path}: written by raypriv {written}, newer than this raypriv {__version__}; "
+                            "upgrade raypriv to read it")
+    return manifest
+
+
+def finish_report(out_dir: str, report: dict, *, method: str, params: Any = None,
+                  input_fingerprint: str | None = None, files: tuple[str, ...] = ()) -> str:
+    """Write an evaluation's ``report.json``, then its manifest (last: the report is finished).
+    Returns the report's path."""
+    from raypriv.files import write_json_atomic
+
+    path = write_json_atomic(os.path.join(out_dir, REPORT_NAME), report)
+    write_manifest(out_dir, build_manifest(method=method, params=params, input_fingerprint=input_fingerprint,
+                                           extra={"files": [REPORT_NAME, *files]}))
+    return path
+
+
+def read_manifest(path: str, *, method: str | tuple[str, ...] | None = None, what: str | None = None) -> dict:
     """Read the manifest of a raypriv output directory (or the ``manifest.json`` itself).
 
     Raises :class:`~raypriv.errors.ArtifactError` if it is missing (the output is
-    incomplete or not raypriv's) or is not a JSON object.
+    incomplete or not raypriv's), is not a JSON object, or fails :func:`check_manifest`
+    (another ``method`` wrote it, described as ``what``; or a newer raypriv).
     """
     location = _manifest_location(path)
     try:
@@ -124,4 +184,4 @@ def read_manifest(path: str) -> dict:
         raise ArtifactError(f"{location}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ArtifactError(f"{location}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return check_manifest(data, path=str(path), method=method, what=what)

@@ -40,12 +40,12 @@ def test_bad_setting_is_refused_before_ray_starts(tmp_path):
 
 
 def test_preset_flags_reach_the_job_config():
-    from raypriv.cli import get_args_parser, protect_job_from_args
+    from raypriv.cli import get_args_parser, job_from_args
 
     parse = get_args_parser().parse_args
-    default = protect_job_from_args(parse(["protect", "cifar10:/data", "-o", "/tmp/never"])).unlearnable
+    default = job_from_args(parse(["protect", "cifar10:/data", "-o", "/tmp/never"])).unlearnable
     assert default.surrogate == "tiny_cnn" and not default.reinit_surrogate          # strong
-    digits = protect_job_from_args(parse(["protect", "mnist5k", "-o", "/tmp/never", "--preset", "restart",
+    digits = job_from_args(parse(["protect", "mnist5k", "-o", "/tmp/never", "--preset", "restart",
                                           "--min-rounds", "2", "--max-rounds", "3"])).unlearnable
     assert digits.reinit_surrogate and (digits.min_rounds, digits.max_rounds) == (2, 3)
 

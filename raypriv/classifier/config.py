@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from raypriv.configs import setting
 from raypriv.errors import ConfigError
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -37,19 +38,19 @@ class VictimConfig:
     ``optimizer``: ``sgd`` (with ``momentum``/``nesterov``) or ``adam`` (ignores both).
     """
 
-    model: str = "small_cnn"
-    epochs: int = 20
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    augment: bool = True
-    hflip: bool | None = None
-    eval_batch_size: int = 512
-    seed: int = 0
+    model: str = setting("small_cnn", help="registered model (small_cnn, plain_cnn, tiny_cnn, resnet18)")
+    epochs: int = setting(20, help="training epochs")
+    batch_size: int = setting(128, help="global batch (split over the workers)")
+    optimizer: str = setting("sgd", choices=OPTIMIZERS, help="optimizer")
+    lr: float = setting(0.1, help="learning rate")
+    momentum: float = setting(0.9, help="SGD momentum")
+    nesterov: bool = setting(True, help="Nesterov momentum (SGD)")
+    weight_decay: float = setting(5e-4, help="weight decay")
+    schedule: str = setting("cosine", choices=SCHEDULES, help="learning-rate schedule")
+    augment: bool = setting(True, help="random crops (and flips, see hflip) while training")
+    hflip: bool | None = setting(None, help="random horizontal flips (default: for 3-channel images only)")
+    eval_batch_size: int = setting(512, help="batch for scoring")
+    seed: int = setting(0, help="seeds initialisation, shuffling and augmentation")
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -88,8 +89,8 @@ class DistillConfig:
     mixing image pairs with weights drawn from Beta(``mixup_alpha``, ``mixup_alpha``)
     (0 turns mixing off). The teacher labels every batch afresh, so it must ship with the data."""
 
-    temperature: float = 4.0
-    mixup_alpha: float = 1.0
+    temperature: float = setting(4.0, help="softmax temperature T of the distillation loss")
+    mixup_alpha: float = setting(1.0, help="Beta(α, α) image mixing; 0 turns it off")
 
     def __post_init__(self):
         if not self.temperature > 0:

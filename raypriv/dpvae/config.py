@@ -27,6 +27,8 @@ import math
 from typing import Any
 
 from raypriv.privacy.accounting import ACCOUNTANTS, check_budget
+from raypriv.classifier.config import VictimConfig
+from raypriv.configs import build, setting
 from raypriv.errors import ConfigError
 
 METHODS = ("dp2", "dpsgd", "none")
@@ -37,6 +39,12 @@ GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew", "ghost")
 #: coordinate, so a small decoder wins at a small budget and a wider one once the noise is
 #: small (chosen on a validation split of ``mnist5k``; README, "How the defaults were chosen").
 MLP_WIDTH_BY_EPSILON = ((3.0, 192), (0.0, 128))
+#: Default scale of the latent draws when sampling, z ~ N(0, t²I) (:mod:`raypriv.dpvae.sample`).
+DEFAULT_TEMPERATURE = 0.5
+#: The classifier recipe that judges DP-VAE samples (:mod:`raypriv.dpvae.evaluate`): no
+#: BatchNorm, Adam, constant rate, no augmentation.
+VICTIM_DEFAULTS = {"model": "plain_cnn", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
+                   "schedule": "constant", "augment": False, "epochs": 10}
 #: How far the declared ``dataset_size`` may be from the true record count (either way).
 DATASET_SIZE_TOLERANCE = 2.0
 
@@ -69,26 +77,26 @@ class DPVAEConfig:
     label instead of the latent code, which under DP noise is what makes samples carry their
     class; the small MLP puts noise on fewer coordinates than the conv VAE."""
 
-    method: str = "dp2"
-    model: str = "mlp_cvae"
-    latent_dim: int = 16
-    width: int | None = None
-    beta: float = 2.0
-    epsilon: float = 10.0
-    delta: float = 1e-5
-    accountant: str = "prv"
-    batch_size: int = 1024
-    max_grad_norm: float = 1.0
-    lr: float = 1e-2
-    pretrain_epochs: int = 80
-    epochs: int = 80
-    budget_split: float = 0.5
-    pretrain_on: str = "private"
-    freeze: tuple[str, ...] = ("encoder",)
-    grad_sample_mode: str = "ghost"
-    checkpoint_every: int = 50
-    dataset_size: int | None = None
-    seed: int = 0
+    method: str = setting("dp2", choices=METHODS, help="dp2, dpsgd (end-to-end baseline) or none")
+    model: str = setting("mlp_cvae", help="VAE architecture: mlp_cvae, cvae (conditional) or vae")
+    latent_dim: int = setting(16, help="latent dimensions")
+    width: int | None = setting(None, help="hidden units / channels (default: by target ε for mlp_cvae)")
+    beta: float = setting(2.0, help="weight of the KL term")
+    epsilon: float = setting(10.0, help="the whole run's ε")
+    delta: float = setting(1e-5, help="δ (must be < 1/N)")
+    accountant: str = setting("prv", choices=ACCOUNTANTS, help="privacy accountant")
+    batch_size: int = setting(1024, help="expected global batch (Poisson sampling)")
+    max_grad_norm: float = setting(1.0, help="per-example clipping norm C")
+    lr: float = setting(1e-2, help="learning rate")
+    pretrain_epochs: int = setting(80, help="epochs of stage 1 (pre-training)")
+    epochs: int = setting(80, help="epochs of the main stage (of the whole run for baselines: pretrain + main)")
+    budget_split: float = setting(0.5, help="share of ε stage 1 would spend alone")
+    pretrain_on: str = setting("private", choices=PRETRAIN_ON, help="stage 1 data: the private corpus or a public one (--public)")
+    freeze: tuple[str, ...] = setting(("encoder",), help="modules frozen in stage 2 ('' for none)")
+    grad_sample_mode: str = setting("ghost", choices=GRAD_SAMPLE_MODES, help="how Opacus clips per-example gradients")
+    checkpoint_every: int = setting(50, help="steps between checkpoints")
+    dataset_size: int | None = setting(None, help="the training set's size as you declare it publicly (required for private runs; rounded or an upper bound): q and the steps are planned from it, never from the exact count")
+    seed: int = setting(0, help="seeds initialisation and the non-secret parts of training")
 
     def __post_init__(self):
         object.__setattr__(self, "freeze", tuple(self.freeze))
@@ -185,10 +193,16 @@ class DPVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DPVAEConfig":
-        from raypriv.configs import reject_unknown
+        return build(cls, d)
 
-        reject_unknown(cls, d, what="DP-VAE setting")
-        return cls(**d)
+
+def default_victim(**overrides) -> VictimConfig:
+    """:data:`VICTIM_DEFAULTS` with ``overrides`` (any :class:`VictimConfig` field).
+
+    >>> default_victim(epochs=3).model, default_victim(epochs=3).epochs
+    ('plain_cnn', 3)
+    """
+    return VictimConfig(**{**VICTIM_DEFAULTS, **overrides})
 
 
 def _one_of(name: str, value, choices) -> None:

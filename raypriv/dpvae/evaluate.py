@@ -39,7 +39,10 @@ from raypriv.runtime.pool import PoolWorker
 
 #: The picture of the samples, per class, beside real test images of the same class.
 SAMPLES_PNG = "samples.png"
+#: The manifest method of a finished DP-VAE sample evaluation.
+EVALUATION_METHOD = "dpvae-evaluation"
 from raypriv.classifier.config import VictimConfig
+from raypriv.dpvae.config import VICTIM_DEFAULTS, default_victim  # noqa: F401 (public here too)
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -53,19 +56,6 @@ REPORT_PRIVACY = {
             "test data; for the data owner only, do not release",
 }
 #: The classifier recipe of this report, unless the caller gives another (see the module docstring).
-VICTIM_DEFAULTS = {"model": "plain_cnn", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
-                   "schedule": "constant", "augment": False, "epochs": 10}
-
-
-def default_victim(**overrides) -> VictimConfig:
-    """:data:`VICTIM_DEFAULTS` with ``overrides`` (any :class:`VictimConfig` field).
-
-    >>> default_victim(epochs=3).model, default_victim(epochs=3).epochs
-    ('plain_cnn', 3)
-    """
-    return VictimConfig(**{**VICTIM_DEFAULTS, **overrides})
-
-
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature rows ``a`` and ``b``:
     ``|μ₁ − μ₂|² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½``.
@@ -148,7 +138,7 @@ def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Cor
     synthetic set)."""
     from raypriv.classifier.train import train_victim_payload
     from raypriv.figures import save_class_grid
-    from raypriv.files import write_json_atomic
+    from raypriv.manifest import finish_report
     from raypriv.runtime import ResourceSpec
 
     resources = resources or ResourceSpec.auto()
@@ -177,7 +167,7 @@ def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Cor
         [("DP-VAE samples", synthetic), ("real test images (not covered by ε)", real_test)],
         os.path.join(out_dir, SAMPLES_PNG), class_names=tuple(synthetic.info.class_names),
         title=f"{synthetic.info.source}: samples per class beside real images of the same class")
-    write_json_atomic(os.path.join(out_dir, "report.json"), report)
+    finish_report(out_dir, report, method=EVALUATION_METHOD, params={"victim": victim}, files=(SAMPLES_PNG,))
     return report
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from raypriv.dpvae.config import DEFAULT_TEMPERATURE
 from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime.pool import PoolWorker
 
@@ -26,8 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from raypriv.runtime import ResourceSpec
 
 SAMPLE_METHOD = "dpvae-sample"
-#: Default scale of the latent draws (see the module docstring).
-DEFAULT_TEMPERATURE = 0.5
 #: Images decoded per task.
 TASK_BATCH = 500
 
@@ -57,14 +56,12 @@ def load_vae(path: str) -> TrainedVAE:
     import torch
 
     from raypriv.dpvae.train import METHOD_NAME, WEIGHTS_NAME, model_dir
-    from raypriv.manifest import MANIFEST_NAME, read_manifest
+    from raypriv.manifest import is_finished, read_manifest
 
     path = os.path.expanduser(path)
-    if not os.path.exists(os.path.join(path, MANIFEST_NAME)):
+    if not is_finished(path):
         path = model_dir(path) or path
-    manifest = read_manifest(path)
-    if manifest.get("method") != METHOD_NAME:
-        raise ArtifactError(f"{path}: not a trained DP-VAE (manifest method {manifest.get('method')!r})")
+    manifest = read_manifest(path, method=METHOD_NAME, what="a trained DP-VAE")
     weights = os.path.join(path, WEIGHTS_NAME)
     if not os.path.exists(weights):
         raise ArtifactError(f"{path}: {WEIGHTS_NAME} is missing")

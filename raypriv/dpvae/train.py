@@ -215,10 +215,10 @@ def model_dir(out: str) -> str | None:
     """The finished model directory of the run in ``out`` (``release/``, or ``nonprivate/`` for a
     non-private reference), or None while the run is unfinished. A model directory is finished
     when its manifest exists: the whole directory is renamed into place at once."""
-    from raypriv.manifest import MANIFEST_NAME
+    from raypriv.manifest import is_finished
 
     for name in (RELEASE_NAME, NONPRIVATE_NAME):
-        if os.path.exists(os.path.join(out, name, MANIFEST_NAME)):
+        if is_finished(os.path.join(out, name)):
             return os.path.join(out, name)
     return None
 

@@ -20,6 +20,7 @@ import dataclasses
 from typing import Any
 
 from raypriv.classifier.config import VictimConfig
+from raypriv.configs import build, setting
 from raypriv.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -33,10 +34,12 @@ class EvaluateConfig:
     helps if the victim's accuracy does not recover from the clean rest).
     """
 
-    victim: VictimConfig = dataclasses.field(default_factory=VictimConfig)
-    defenses: tuple[str, ...] = ("none", "grayscale", "jpeg:75", "noaug")
-    partial: tuple[float, ...] = ()
-    partial_defenses: tuple[str, ...] = ("none",)
+    victim: VictimConfig = setting(default_factory=VictimConfig, flatten=True, rename={"model": "victim"},
+                                   help="the victim's training recipe")
+    defenses: tuple[str, ...] = setting(("none", "grayscale", "jpeg:75", "noaug"),
+                                        help="training-time defenses (none, grayscale, jpeg:Q, noaug)")
+    partial: tuple[float, ...] = setting((), help="protected fractions for the partial-protection runs, e.g. 0.5,0.8")
+    partial_defenses: tuple[str, ...] = setting(("none",), help="defenses of the partial-protection runs")
 
     def __post_init__(self):
         from raypriv.evaluate.defenses import parse_defense
@@ -68,14 +71,4 @@ class EvaluateConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvaluateConfig":
         """Build from a plain mapping (YAML/CLI); unknown keys are errors."""
-        d = dict(d)
-        victim = d.pop("victim", {}) or {}
-        known = {f.name for f in dataclasses.fields(cls)} - {"victim"}
-        vknown = {f.name for f in dataclasses.fields(VictimConfig)}
-        for key in d:
-            if key not in known:
-                raise ConfigError(key, f"unknown evaluation setting; known: {sorted(known | {'victim'})}")
-        for key in victim:
-            if key not in vknown:
-                raise ConfigError(f"victim.{key}", f"unknown victim setting; known: {sorted(vknown)}")
-        return cls(victim=VictimConfig(**victim), **{k: tuple(v) for k, v in d.items()})
+        return build(cls, d)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 from raypriv.errors import ConfigError, DataError
 
-ImageFn = Callable[[np.ndarray], np.ndarray]
+ImageFn = Callable[["np.ndarray"], "np.ndarray"]  # numpy is imported where images are touched, so
+# parsing a defense spec (a config check, `raypriv --help`) stays free of it
 
 _DEFENSES: dict[str, Callable[[str | None], "Defense"]] = {}
 _USAGE: dict[str, str] = {}
@@ -55,6 +57,8 @@ class Defense:
 
 
 def _map_images(batch: dict, *, fn: ImageFn) -> dict:
+    import numpy as np
+
     images = batch["image"]
     if isinstance(images, np.ndarray) and images.dtype == object:  # ragged column: stack rows
         images = np.stack(list(images))
@@ -132,6 +136,8 @@ def grayscale(images: np.ndarray) -> np.ndarray:
     """ITU-R 601 luminance of RGB ``(B, H, W, 3)`` uint8 images, replicated to 3 channels.
 
     Single-channel images are returned unchanged."""
+    import numpy as np
+
     if images.shape[-1] == 1:
         return images
     if images.shape[-1] != 3:
@@ -143,6 +149,8 @@ def grayscale(images: np.ndarray) -> np.ndarray:
 
 def jpeg(images: np.ndarray, *, quality: int) -> np.ndarray:
     """Re-encode each uint8 ``(B, H, W, C)`` image (C = 1 or 3) as JPEG at ``quality``."""
+    import numpy as np
+
     from PIL import Image
 
     out = np.empty_like(images)

@@ -24,6 +24,7 @@ import numpy as np
 
 from raypriv.errors import DataError
 from raypriv.files import save_figure, write_json_atomic
+from raypriv.manifest import finish_report
 from raypriv.evaluate.config import EvaluateConfig
 from raypriv.evaluate.defenses import parse_defense
 from raypriv.evaluate.partial import mix_partial
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from raypriv.runtime import ResourceSpec
 
 REPORT_NAME = "report.json"
+#: The manifest method of a finished protection evaluation.
+EVALUATION_METHOD = "unlearnable-evaluation"
 GRID_NAME = "grid.png"
 FORMAT = "raypriv.evaluation/1"
 
@@ -61,6 +64,7 @@ def evaluate_protection(*, clean: "Corpus", protected: "Corpus", test: "Corpus",
     """
     say = progress or (lambda _msg: None)
     os.makedirs(out_dir, exist_ok=True)
+    _unfinish(out_dir)
     report = _new_report(clean=clean, protected=protected, test=test, config=config, resources=resources)
     say(f"saving example grid to {os.path.join(out_dir, GRID_NAME)}")
     save_grid(clean, protected, os.path.join(out_dir, GRID_NAME))
@@ -75,7 +79,16 @@ def evaluate_protection(*, clean: "Corpus", protected: "Corpus", test: "Corpus",
         write_json_atomic(os.path.join(out_dir, REPORT_NAME), report)
         say(f"[{i}/{len(runs)}] test accuracy {row['test_acc']:.4f} (train {row['train_acc']:.4f}, "
             f"{row['seconds']:.0f} s)")
+    finish_report(out_dir, report, method=EVALUATION_METHOD, params=config.to_dict(), files=(GRID_NAME,))
     return report
+
+
+def _unfinish(out_dir: str) -> None:
+    """A new evaluation into ``out_dir`` is unfinished until its last victim is scored."""
+    from raypriv.manifest import MANIFEST_NAME
+
+    if os.path.exists(os.path.join(out_dir, MANIFEST_NAME)):
+        os.remove(os.path.join(out_dir, MANIFEST_NAME))
 
 
 def _run_one(*, clean, protected, test, config: EvaluateConfig, resources, out_dir: str, train_set: str,

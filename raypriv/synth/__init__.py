@@ -24,7 +24,7 @@ from raypriv.lazy import lazy_exports
 _MEMBERS = {
     'ClassBNStats': 'raypriv.synth.stats',
     'SynthConfig': 'raypriv.synth.config',
-    'SynthEvalConfig': 'raypriv.synth.report',
+    'SynthEvalConfig': 'raypriv.synth.config',
     'Teacher': 'raypriv.synth.teacher',
     'compute_class_stats': 'raypriv.synth.stats',
     'evaluate_synthetic': 'raypriv.synth.report',

@@ -26,6 +26,8 @@ import dataclasses
 import math
 from typing import Any
 
+from raypriv.classifier.config import DistillConfig, VictimConfig
+from raypriv.configs import build, setting
 from raypriv.errors import ConfigError
 
 STATISTICS = ("classwise", "global")
@@ -44,22 +46,22 @@ class SynthConfig:
     on the same kind of device and CPU thread count per worker, however many workers run.
     """
 
-    images_per_class: int = 100
-    batch_size: int = 50
-    iterations: int = 300
-    statistics: str = "classwise"
-    lr: float = 0.1
-    warmup_fraction: float = 0.05
-    bn: float = 1.0
-    first_bn_weight: float = 10.0
-    ce: float = 1.0
-    tv_l1: float = 0.0
-    tv_l2: float = 0.03
-    l2: float = 1e-5
-    jitter: int = 2
-    flip: bool | None = None
-    init_std: float = 0.2
-    seed: int = 0
+    images_per_class: int = setting(100, help="images generated per class")
+    batch_size: int = setting(50, help="images optimized together (one task)")
+    iterations: int = setting(300, help="optimizer steps per batch")
+    statistics: str = setting("classwise", choices=STATISTICS, help="match each class's BN statistics or the teacher's running ones")
+    lr: float = setting(0.1, help="Adam learning rate on the pixels")
+    warmup_fraction: float = setting(0.05, help="share of the iterations with a linear warm-up")
+    bn: float = setting(1.0, help="weight of the BN-statistics loss")
+    first_bn_weight: float = setting(10.0, help="weight of the first BN layer within it")
+    ce: float = setting(1.0, help="weight of the cross-entropy toward the target class")
+    tv_l1: float = setting(0.0, help="weight of the L1 total variation")
+    tv_l2: float = setting(0.03, help="weight of the L2 total variation")
+    l2: float = setting(1e-5, help="weight of the images' L2 norm")
+    jitter: int = setting(2, help="random roll by up to this many pixels before every step")
+    flip: bool | None = setting(None, help="random horizontal flips (default: for 3-channel images only)")
+    init_std: float = setting(0.2, help="standard deviation of the initial noise around mid-grey")
+    seed: int = setting(0, help="fixes every task's initial noise and jitter")
     # Defaults come from one-factor sweeps on mnist5k (README, "Synthetic data: what we
     # measured"): lr 0.03/0.1/0.3, tv_l2 1e-4…1, jitter 0/2/4, first-BN weight 1/10/30,
     # 200/300/600 iterations; tv_l2 and lr mattered most, more iterations little.
@@ -95,7 +97,39 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
-        from raypriv.configs import reject_unknown
+        return build(cls, d)
 
-        reject_unknown(cls, d, what="generation setting")
-        return cls(**d)
+
+LABELS = ("hard", "teacher")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SynthEvalConfig:
+    """How ``raypriv synth evaluate`` judges a synthetic set (:mod:`raypriv.synth.report`).
+
+    ``images_per_class``: synthetic subset sizes to train on (each ≤ what was generated).
+    ``nearest_max``: at most this many synthetic images get a nearest-real search (spread over
+    classes); ``grid``: how many pairs ``nearest.png`` shows; ``mia``: run the attack.
+    ``equal_steps``: a synthetic subset smaller than the real training set is repeated (and
+    shuffled) up to its size, so that its model takes as many optimizer steps as the
+    real-set model under the same recipe and is not also under-trained."""
+
+    victim: VictimConfig = setting(default_factory=VictimConfig, flatten=True, rename={"model": "victim"},
+                                   help="the classifier recipe trained on synthetic and on real data")
+    images_per_class: tuple[int, ...] = setting((10, 50), help="synthetic subset sizes to train on")
+    equal_steps: bool = setting(True, help="repeat a small subset up to the real set's size (equal optimizer steps)")
+    nearest_max: int = setting(1000, help="synthetic images searched for their nearest real image")
+    grid: int = setting(10, help="pairs nearest.png shows")
+    mia: bool = setting(True, help="run the membership-inference attack")
+    labels: str = setting("hard", choices=LABELS,
+                          help="train on the class labels, or distil the teacher's soft labels (needs --teacher)")
+    distill: DistillConfig = setting(default_factory=DistillConfig, help="distillation settings (with --labels teacher)")
+
+    def __post_init__(self):
+        if self.labels not in LABELS:
+            raise ConfigError("labels", f"must be one of {LABELS}, got {self.labels!r}")
+        object.__setattr__(self, "images_per_class", tuple(int(k) for k in self.images_per_class))
+        if not self.images_per_class or min(self.images_per_class) < 1:
+            raise ConfigError("images_per_class", f"must be positive integers, got {self.images_per_class}")
+        if self.nearest_max < 1 or self.grid < 0:
+            raise ConfigError("nearest_max", "nearest_max must be >= 1 and grid >= 0")

@@ -28,42 +28,14 @@ from raypriv.runtime.pool import PoolWorker
 
 #: The picture of the synthetic images, per class, beside real test images of the same class.
 SAMPLES_PNG = "samples.png"
-from raypriv.classifier.config import DistillConfig, VictimConfig
+#: The manifest method of a finished synthetic-data evaluation.
+EVALUATION_METHOD = "synth-evaluation"
+from raypriv.synth.config import LABELS, SynthEvalConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
     from raypriv.synth.teacher import Teacher
-
-LABELS = ("hard", "teacher")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SynthEvalConfig:
-    """``images_per_class``: synthetic subset sizes to train on (each ≤ what was generated).
-    ``nearest_max``: at most this many synthetic images get a nearest-real search (spread over
-    classes); ``grid``: how many pairs ``nearest.png`` shows; ``mia``: run the attack.
-    ``equal_steps``: a synthetic subset smaller than the real training set is repeated (and
-    shuffled) up to its size, so that its model takes as many optimizer steps as the
-    real-set model under the same recipe and is not also under-trained."""
-
-    victim: VictimConfig = dataclasses.field(default_factory=VictimConfig)
-    images_per_class: tuple[int, ...] = (10, 50)
-    equal_steps: bool = True
-    nearest_max: int = 1000
-    grid: int = 10
-    mia: bool = True
-    labels: str = "hard"
-    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
-
-    def __post_init__(self):
-        if self.labels not in LABELS:
-            raise ConfigError("labels", f"must be one of {LABELS}, got {self.labels!r}")
-        object.__setattr__(self, "images_per_class", tuple(int(k) for k in self.images_per_class))
-        if not self.images_per_class or min(self.images_per_class) < 1:
-            raise ConfigError("images_per_class", f"must be positive integers, got {self.images_per_class}")
-        if self.nearest_max < 1 or self.grid < 0:
-            raise ConfigError("nearest_max", "nearest_max must be >= 1 and grid >= 0")
 
 
 def synth_index(ids) -> np.ndarray:
@@ -176,7 +148,7 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
     """Run (a)–(c) above; write ``report.json``, ``nearest.png`` and ``samples.png`` (synthetic
     images per class beside real test images of the same class) into ``out_dir``; return the report.
     ``teacher`` is needed (only) with ``config.labels == "teacher"``."""
-    from raypriv.files import write_json_atomic
+    from raypriv.manifest import finish_report
     from raypriv.runtime import ResourceSpec
 
     config = config or SynthEvalConfig()
@@ -219,7 +191,8 @@ def evaluate_synthetic(*, synthetic: "Corpus", real_train: "Corpus", real_test: 
         class_names=tuple(synthetic.info.class_names),
         title=f"{synthetic.info.source}: synthetic images per class beside real images of the same class")
     report["wall_time_s"] = time.time() - t0
-    write_json_atomic(os.path.join(out_dir, "report.json"), report)
+    finish_report(out_dir, report, method=EVALUATION_METHOD, params=config,
+                  files=tuple(f for f in ("nearest.png", SAMPLES_PNG) if os.path.exists(os.path.join(out_dir, f))))
     return report
 
 

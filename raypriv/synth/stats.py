@@ -92,9 +92,7 @@ class ClassBNStats:
     def load(cls, path: str) -> "ClassBNStats":
         from raypriv.manifest import read_manifest
 
-        manifest = read_manifest(path)
-        if manifest.get("method") != STATS_METHOD:
-            raise ArtifactError(f"{path}: not BN statistics (manifest method {manifest.get('method')!r})")
+        manifest = read_manifest(path, method=STATS_METHOD, what="BN statistics")
         with np.load(os.path.join(path, ARRAYS_NAME)) as z:
             n = len(manifest["layers"])
             return cls(layers=tuple(manifest["layers"]), channels=tuple(manifest["channels"]), count=z["count"],

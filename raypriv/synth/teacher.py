@@ -197,9 +197,7 @@ def load_teacher(path: str) -> Teacher:
 
     from raypriv.manifest import read_manifest
 
-    manifest = read_manifest(path)
-    if manifest.get("method") != TEACHER_METHOD:
-        raise ArtifactError(f"{path}: not a teacher (manifest method {manifest.get('method')!r})")
+    manifest = read_manifest(path, method=TEACHER_METHOD, what="a teacher")
     params = manifest["params"]
     weights = os.path.join(os.path.expanduser(path), WEIGHTS_NAME)
     if not os.path.exists(weights):

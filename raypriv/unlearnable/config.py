@@ -16,8 +16,9 @@ True
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
+from raypriv.configs import parse_budget, setting
 from raypriv.errors import ConfigError
 
 MODES = ("samplewise", "classwise")
@@ -38,23 +39,32 @@ class UnlearnableConfig:
     Budgets (``epsilon``, ``step_size``) are on the [0, 1] pixel scale.
     """
 
-    mode: str = "samplewise"
-    epsilon: float = 8 / 255
-    step_size: float = 0.8 / 255
-    pgd_steps: int = 20            # PGD steps per image per round
-    train_steps: int = 20          # M: surrogate SGD batches per round
-    stop_accuracy: float = 0.99    # stop once the surrogate is this accurate on perturbed data
-    min_rounds: int | None = None  # never stop before this many rounds (None: DEFAULT_MIN_ROUNDS[mode])
-    max_rounds: int = 15           # hard cap, in case the stop criterion is never met
-    surrogate: str = "tiny_cnn"    # low capacity: learns what a fresh victim learns first
-    reinit_surrogate: bool = False  # restart the surrogate from fresh weights every round
-    recalibrate_bn: bool = False    # re-estimate BatchNorm statistics on the round's sample before PGD
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    train_batch_size: int = 512
-    pgd_batch_size: int = 512
-    seed: int = 0
+    EXTRA_SETTINGS: ClassVar[dict] = {"preset": {
+        "choices": ("reference", "restart", "strong"),
+        "help": f"base settings: 'reference' (the paper's code defaults), 'strong' (tuned for natural images "
+                f"such as CIFAR-10) or 'restart' (tuned for easy data such as digits); default {DEFAULT_PRESET!r}, "
+                f"as in YAML jobs and the library"}}
+
+    mode: str = setting("samplewise", choices=MODES, help="noise granularity: one pattern per image or per class")
+    epsilon: float = setting(8 / 255, parse=parse_budget, metavar="8/255", help="L∞ budget on the [0, 1] scale")
+    step_size: float = setting(0.8 / 255, parse=parse_budget, metavar="0.8/255",
+                               help="PGD step (a new epsilon alone scales it to epsilon/10)")
+    pgd_steps: int = setting(20, help="PGD steps per image per round")
+    train_steps: int = setting(20, help="surrogate SGD batches per round (M)")
+    stop_accuracy: float = setting(0.99, help="stop once the surrogate is this accurate on perturbed data")
+    min_rounds: int | None = setting(None, help="never stop before this many rounds (default: 10 sample-wise, "
+                                                "1 class-wise)")
+    max_rounds: int = setting(15, help="hard cap, in case the stop criterion is never met")
+    surrogate: str = setting("tiny_cnn", help="surrogate model (tiny_cnn, small_cnn, resnet18); low capacity "
+                                              "learns what a fresh victim learns first")
+    reinit_surrogate: bool = setting(False, help="restart the surrogate from fresh weights every round")
+    recalibrate_bn: bool = setting(False, help="re-estimate BatchNorm statistics on the round's sample before PGD")
+    lr: float = setting(0.1, help="surrogate learning rate")
+    momentum: float = setting(0.9, help="surrogate SGD momentum")
+    weight_decay: float = setting(5e-4, help="surrogate weight decay")
+    train_batch_size: int = setting(512, help="surrogate training batch")
+    pgd_batch_size: int = setting(512, help="images per PGD batch")
+    seed: int = setting(0, help="seeds the random starts and the surrogate")
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -103,6 +113,11 @@ class UnlearnableConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UnlearnableConfig":
+        """Build from a plain mapping (:meth:`from_settings`)."""
+        return cls.from_settings(d)
+
+    @classmethod
+    def from_settings(cls, d: dict[str, Any]) -> "UnlearnableConfig":
         """Build from a plain mapping (YAML/CLI); ``preset`` selects the base, unknown keys are errors.
 
         Budgets may be given in 8-bit levels as ``epsilon_255`` / ``step_size_255``."""

@@ -56,11 +56,11 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
                 config=UnlearnableConfig.preset("restart", mode="classwise"))
     """
     from raypriv.data import Corpus, read_manifest, write_corpus
-    from raypriv.manifest import build_manifest
+    from raypriv.manifest import build_manifest, is_finished
 
     config = config or UnlearnableConfig()
     resources = resources or ResourceSpec.auto()
-    if _is_complete(output) and not overwrite:
+    if is_finished(output) and not overwrite:
         raise ArtifactError(f"{output} already holds a finished corpus; pass overwrite=True (--overwrite) "
                             "to replace it")
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(output)
@@ -86,7 +86,3 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
     progress(f"wrote {corpus.info.num_rows:,} protected images to {path} ({result.stop_reason})")
     return ProtectResult(output=path, manifest=manifest, noise=result)
 
-
-def _is_complete(output: str) -> bool:
-    local = output.removeprefix("file://")
-    return "://" not in local and os.path.exists(os.path.join(local, "manifest.json"))

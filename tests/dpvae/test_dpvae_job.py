@@ -6,7 +6,8 @@ import os
 import pytest
 
 from raypriv.errors import ConfigError
-from raypriv.jobspec import DPVAEJob, load_job_config
+from raypriv.dpvae.job import DPVAEPipelineJob as DPVAEJob
+from raypriv.jobs.entry import load_job_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = os.path.join(ROOT, "jobs", "configs", "dpvae_smoke.yaml")

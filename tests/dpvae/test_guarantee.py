@@ -248,17 +248,13 @@ def test_a_public_corpus_that_shares_images_with_the_private_one_is_refused(digi
 
 
 def test_the_cli_asks_for_the_declared_size_in_one_line_and_passes_it_on(digits, tmp_path, capsys):
-    import argparse
-
-    from raypriv.cli import main
-    from raypriv.dpvae.cli import add_dpvae_parser, config_from_args
+    from raypriv.cli import get_args_parser, job_from_args, main
 
     assert main(["dpvae", "train", "digits", "-o", str(tmp_path / "x"), "--epsilon", "4", "--delta", "1e-4",
                  "--workers", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid dataset_size: a private run needs" in err[0] and "--dataset-size" in err[0]
     assert not os.path.exists(tmp_path / "x")
-    parser = argparse.ArgumentParser()
-    add_dpvae_parser(parser.add_subparsers(dest="command"), add_cluster_args=lambda p: None)
-    args = parser.parse_args(["dpvae", "train", "mnist5k", "-o", "out/dp2", "--epsilon", "10", "--dataset-size", "4000"])
-    assert config_from_args(args).dataset_size == 4000            # the README's command, as written
+    args = get_args_parser().parse_args(["dpvae", "train", "mnist5k", "-o", "out/dp2", "--epsilon", "10",
+                                         "--dataset-size", "4000"])
+    assert job_from_args(args).train.dataset_size == 4000            # the README's command, as written

@@ -94,7 +94,7 @@ def test_the_report_scores_synthetic_data_with_a_classifier_without_batchnorm():
     """BatchNorm statistics of generated images do not transfer to real ones (README), so the
     report's classifier has none, in the API, the CLI default and job specs alike."""
     from raypriv.dpvae.evaluate import default_victim
-    from raypriv.jobspec import DPVAEJob
+    from raypriv.dpvae.job import DPVAEPipelineJob as DPVAEJob
     from raypriv.models import build_model
 
     assert default_victim().model == "plain_cnn" and default_victim(epochs=3).epochs == 3

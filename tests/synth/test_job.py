@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from raypriv.errors import ConfigError
-from raypriv.jobspec import SynthJob, load_job_config
+from raypriv.jobs.entry import load_job_config
+from raypriv.synth.job import SynthPipelineJob as SynthJob
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = os.path.join(ROOT, "jobs", "configs", "synth_smoke.yaml")

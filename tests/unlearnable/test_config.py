@@ -1,7 +1,7 @@
 import pytest
 
 from raypriv.errors import ConfigError
-from raypriv.jobspec import ProtectJob
+from raypriv.unlearnable.job import ProtectJob
 from raypriv.unlearnable import UnlearnableConfig
 
 
@@ -54,13 +54,12 @@ def test_strong_preset_keeps_training_a_small_surrogate_past_the_first_stop():
 
 def test_one_default_preset_however_a_run_is_started():
     """The library's defaults, a YAML job without a preset and the CLI without --preset are the same settings."""
-    from raypriv.cli import get_args_parser, protect_job_from_args
-    from raypriv.jobspec import ProtectJob
+    from raypriv.cli import get_args_parser, job_from_args
 
     for mode in ("samplewise", "classwise"):
         library = UnlearnableConfig(mode=mode)
         yaml_job = ProtectJob.from_dict({"source": "digits", "output": "/tmp/x", "unlearnable": {"mode": mode}})
-        cli_job = protect_job_from_args(get_args_parser().parse_args(["protect", "digits", "-o", "/tmp/x",
+        cli_job = job_from_args(get_args_parser().parse_args(["protect", "digits", "-o", "/tmp/x",
                                                                        "--mode", mode]))
         assert library == yaml_job.unlearnable == cli_job.unlearnable == UnlearnableConfig.preset("strong", mode=mode)
     assert UnlearnableConfig().effective_min_rounds == 10 and UnlearnableConfig(mode="classwise").effective_min_rounds == 1

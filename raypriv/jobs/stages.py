@@ -1,0 +1,57 @@
+"""Jobs that write one directory each, and pipelines of them.
+
+A :class:`Stage` writes ``output``, whose ``manifest.json`` is written last: the one
+"finished?" rule (:func:`raypriv.manifest.is_finished`). :func:`run_stages` runs a pipeline's
+stages in order and reuses every finished one, so a failed pipeline is resubmitted unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from raypriv.jobs.base import Job, Outcome
+
+__all__ = ["Stage", "run_stages"]
+
+
+class Stage(Job):
+    """A job that writes one finished-or-not directory, ``output``: :meth:`collect` reads the
+    outcome back from it, so a reused stage reports the same as a fresh one."""
+
+    what: ClassVar[str] = "output"
+
+    def finished(self) -> bool:
+        from raypriv.manifest import is_finished
+
+        return is_finished(self.output)
+
+    def collect(self) -> Outcome:
+        from raypriv.manifest import read_manifest
+
+        m = read_manifest(self.output)
+        return Outcome(artifacts={self.what_key(): self.output}, metrics=self.metrics_of(m))
+
+    def metrics_of(self, manifest: dict) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def what_key(cls) -> str:
+        return cls.name.rsplit(".", 1)[-1]
+
+
+def run_stages(stages: list[tuple[str, Stage]], reporter) -> Outcome:
+    """Run each ``(key, stage)`` unless its output is finished (then reuse it); the outcomes
+    merged, artifacts and metrics under each stage's key."""
+    artifacts: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
+    privacy = None
+    for key, stage in stages:
+        if stage.finished():
+            reporter(f"reusing {stage.what} {stage.output}")
+            out = stage.collect()
+        else:
+            out = stage.execute(reporter)
+        artifacts[key] = stage.output
+        artifacts.update({f"{key}.{role}": path for role, path in out.artifacts.items() if path != stage.output})
+        metrics[key] = out.metrics
+        privacy = out.privacy or privacy
+    return Outcome(artifacts=artifacts, metrics=metrics, privacy=privacy)
