@@ -10,6 +10,7 @@ ran, so ε is never exceeded; a run whose planned steps are all charged is refus
 """
 from __future__ import annotations
 
+import os
 import sys
 
 JOB = "dpvae.pipeline"
@@ -24,7 +25,7 @@ def get_args_parser():
 def main(args) -> int:
     from raypriv.jobs.entry import job_main
 
-    return job_main(JOB, args)
+    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
 
 
 if __name__ == "__main__":

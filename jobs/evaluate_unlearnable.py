@@ -9,6 +9,7 @@ finished. ``--set key=value`` overrides a key (``evaluate.victim.epochs=3``).
 """
 from __future__ import annotations
 
+import os
 import sys
 
 JOB = "evaluate"
@@ -23,7 +24,7 @@ def get_args_parser():
 def main(args) -> int:
     from raypriv.jobs.entry import job_main
 
-    return job_main(JOB, args)
+    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
 
 
 if __name__ == "__main__":

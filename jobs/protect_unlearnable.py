@@ -8,6 +8,7 @@ jobs/configs/. ``--set key=value`` overrides a top-level or dotted key (``unlear
 """
 from __future__ import annotations
 
+import os
 import sys
 
 JOB = "protect"
@@ -22,7 +23,7 @@ def get_args_parser():
 def main(args) -> int:
     from raypriv.jobs.entry import job_main
 
-    return job_main(JOB, args)
+    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
 
 
 if __name__ == "__main__":

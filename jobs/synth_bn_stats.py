@@ -10,6 +10,7 @@ unchanged. ``output`` is a local path (on a cluster: a filesystem every node can
 """
 from __future__ import annotations
 
+import os
 import sys
 
 JOB = "synth.pipeline"
@@ -24,7 +25,7 @@ def get_args_parser():
 def main(args) -> int:
     from raypriv.jobs.entry import job_main
 
-    return job_main(JOB, args)
+    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ DEMO_DEFENSES = ("none",)
 def run_demo(*, output: str, resources: ResourceSpec, progress: Callable[[str], None] = print) -> dict:
     """Protect the demo corpus, evaluate the protection and return the report."""
     from raypriv.data import load_corpus
-    from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table
+    from raypriv.classifier import VictimConfig
+    from raypriv.evaluate import EvaluateConfig, evaluate_protection, format_table
     from raypriv.unlearnable import UnlearnableConfig, protect
 
     t0 = time.time()

@@ -42,3 +42,29 @@ def test_read_missing_or_bad(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("[1, 2]")
     with pytest.raises(ArtifactError, match="JSON object"):
         read_manifest(str(tmp_path))
+
+
+def test_the_one_finished_rule_and_the_load_checks(tmp_path):
+    """A directory is finished when its manifest is in place; a reader names the method it
+    expects and refuses another stage's output, or a newer raypriv's, in one line."""
+    from raypriv import __version__
+    from raypriv.manifest import build_manifest, finish_report, is_finished, read_manifest, write_manifest
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "report.json").write_text("{}")                       # a report being rewritten mid-run
+    assert not is_finished(str(out)) and not is_finished(str(tmp_path / "missing"))
+    finish_report(str(out), {"results": [1]}, method="unlearnable-evaluation", params={"k": (1, 2)})
+    assert is_finished(str(out)) and is_finished(f"file://{out}")
+    m = read_manifest(str(out), method=("unlearnable-evaluation", "other"))
+    assert m["params"] == {"k": [1, 2]} and m["files"] == ["report.json"]
+    assert json.loads((out / "report.json").read_text()) == {"results": [1]}
+    with pytest.raises(ArtifactError, match="not a teacher .*method 'unlearnable-evaluation', expected 'synth-teacher'"):
+        read_manifest(str(out), method="synth-teacher", what="a teacher")
+    newer = build_manifest(method="synth-teacher")
+    major, minor = (int(x) for x in __version__.split(".")[:2])
+    newer["raypriv_version"] = f"{major}.{minor + 1}.0"
+    (tmp_path / "t").mkdir()
+    write_manifest(str(tmp_path / "t"), newer)
+    with pytest.raises(ArtifactError, match="newer than this raypriv"):
+        read_manifest(str(tmp_path / "t"), method="synth-teacher")

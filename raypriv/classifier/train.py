@@ -70,7 +70,7 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
 
     ``storage_path`` is where Ray Train keeps the run (``<storage_path>/<name>``); ``name``
     defaults to a fresh ``victim-<random>`` so that runs never resume each other.
-    With ``teacher`` (a model payload ``{"model", "model_kwargs", "state"}``), the victim
+    With ``teacher`` (a :class:`~raypriv.models.ModelPayload`), the victim
     learns the teacher's soft labels (``distill``, default :class:`DistillConfig`)."""
     _check_corpora(train, test)
     from raypriv.runtime.train import TrainingError, fit
@@ -92,15 +92,16 @@ def train_victim(train: "Corpus", test: "Corpus", *, config: VictimConfig, resou
 def train_victim_payload(train: "Corpus", test: "Corpus", *, config: VictimConfig, resources: "ResourceSpec",
                          storage_path: str, **kwargs) -> dict[str, Any]:
     """:func:`train_victim` (``kwargs`` passed on), then the trained weights as a model payload
-    ``{"model", "model_kwargs", "state"}``: returns ``{"test_acc", "payload", "checkpoint"}``
+    (:class:`~raypriv.models.ModelPayload`): returns ``{"test_acc", "payload", "checkpoint"}``
     (the Ray Train checkpoint directory holding ``model.pt``)."""
     import torch
 
     res = train_victim(train, test, config=config, resources=resources, storage_path=storage_path, **kwargs)
-    h, _, c = (int(v) for v in train.info.image_shape)
+    from raypriv.models import ModelPayload
+
     state = torch.load(os.path.join(res.checkpoint_path, WEIGHTS_FILE), map_location="cpu", weights_only=True)
-    payload = {"model": config.model, "state": state,
-               "model_kwargs": {"in_channels": c, "num_classes": int(train.info.num_classes), "image_size": h}}
+    payload = ModelPayload(model=config.model, state=state,
+                           model_kwargs=ModelPayload.image_kwargs(train.info.image_shape, train.info.num_classes))
     return {"test_acc": res.test_acc, "payload": payload, "checkpoint": res.checkpoint_path}
 
 

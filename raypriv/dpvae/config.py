@@ -41,7 +41,7 @@ GRAD_SAMPLE_MODES = ("hooks", "functorch", "ew", "ghost")
 MLP_WIDTH_BY_EPSILON = ((3.0, 192), (0.0, 128))
 #: Default scale of the latent draws when sampling, z ~ N(0, t²I) (:mod:`raypriv.dpvae.sample`).
 DEFAULT_TEMPERATURE = 0.5
-#: The classifier recipe that judges DP-VAE samples (:mod:`raypriv.dpvae.evaluate`): no
+#: The classifier recipe that judges DP-VAE samples (:mod:`raypriv.dpvae.report`): no
 #: BatchNorm, Adam, constant rate, no augmentation.
 VICTIM_DEFAULTS = {"model": "plain_cnn", "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
                    "schedule": "constant", "augment": False, "epochs": 10}

@@ -113,7 +113,7 @@ class DPVAEEvalJob(Stage):
 
     def execute(self, reporter) -> Outcome:
         from raypriv.data import load_corpus
-        from raypriv.dpvae.evaluate import evaluate_dpvae
+        from raypriv.dpvae.report import evaluate_dpvae
 
         report = evaluate_dpvae(
             synthetic=load_corpus(f"parquet:{self.synthetic}"), real_train=load_corpus(self.real),

@@ -24,6 +24,7 @@ from raypriv.errors import ArtifactError, ConfigError
 from raypriv.runtime.pool import PoolWorker
 
 if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.models import ModelPayload
     from raypriv.runtime import ResourceSpec
 
 SAMPLE_METHOD = "dpvae-sample"
@@ -47,8 +48,10 @@ class TrainedVAE:
     def model_kwargs(self) -> dict:
         return dict(self.manifest["params"]["model_kwargs"])
 
-    def payload(self) -> dict:
-        return {"model": self.model_name, "model_kwargs": self.model_kwargs, "state": self.state}
+    def payload(self) -> "ModelPayload":
+        from raypriv.models import ModelPayload
+
+        return ModelPayload(model=self.model_name, model_kwargs=self.model_kwargs, state=self.state)
 
 
 def load_vae(path: str) -> TrainedVAE:
@@ -69,19 +72,17 @@ def load_vae(path: str) -> TrainedVAE:
                       path=os.path.abspath(os.path.expanduser(path)))
 
 
-def _build(payload: dict, device="cpu"):
+def _build(payload: "ModelPayload", device="cpu"):
     from raypriv.dpvae.models import build_vae
 
-    net = build_vae(payload["model"], **payload["model_kwargs"])
-    net.load_state_dict(payload["state"])
-    return net.to(device).eval()
+    return payload.build(device, builder=build_vae).eval()
 
 
 class _Decoder(PoolWorker):
     """Actor-pool worker: decode one task's latent draws (drawn on the CPU from the task's
     seed, so a GPU decodes the same latents) into uint8 images."""
 
-    def setup(self, payload: dict, *, temperature: float) -> None:
+    def setup(self, payload: "ModelPayload", *, temperature: float) -> None:
         self.net = _build(payload, self.device)
         self.temperature = temperature
 
@@ -118,6 +119,7 @@ def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: in
     from raypriv.data.corpus import CorpusInfo
     from raypriv.data.writer import write_corpus
     from raypriv.manifest import build_manifest
+    from raypriv.models import ModelPayload
     from raypriv.runtime import ResourceSpec
     from raypriv.runtime.execute import run
     from raypriv.runtime.pool import pool_map

@@ -6,7 +6,8 @@ Train, and reports each victim's accuracy on the clean test set.
 
 Example::
 
-    from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table
+    from raypriv.classifier import VictimConfig
+    from raypriv.evaluate import EvaluateConfig, evaluate_protection, format_table
     from raypriv.runtime import ResourceSpec
 
     config = EvaluateConfig(victim=VictimConfig(epochs=10), defenses=("none", "jpeg:75"), partial=(0.5,))
@@ -26,8 +27,6 @@ from raypriv.lazy import lazy_exports
 _MEMBERS = {
     'Defense': 'raypriv.evaluate.defenses',
     'EvaluateConfig': 'raypriv.evaluate.config',
-    'VictimConfig': 'raypriv.evaluate.config',
-    'VictimResult': 'raypriv.classifier.train',
     'available_defenses': 'raypriv.evaluate.defenses',
     'evaluate_protection': 'raypriv.evaluate.report',
     'format_table': 'raypriv.evaluate.report',
@@ -35,7 +34,6 @@ _MEMBERS = {
     'parse_defense': 'raypriv.evaluate.defenses',
     'register_defense': 'raypriv.evaluate.defenses',
     'save_grid': 'raypriv.evaluate.report',
-    'train_victim': 'raypriv.classifier.train',
 }
 __all__ = sorted(_MEMBERS)
 __getattr__, __dir__ = lazy_exports(__name__, _MEMBERS)

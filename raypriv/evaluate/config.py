@@ -5,7 +5,8 @@ training set; the recipe defaults follow the unlearnable-examples paper's CIFAR 
 (SGD, lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, crop + flip augmentation),
 shortened to 20 epochs of a small CNN so it runs on a CPU.
 
->>> from raypriv.evaluate.config import EvaluateConfig, VictimConfig
+>>> from raypriv.classifier import VictimConfig
+>>> from raypriv.evaluate.config import EvaluateConfig
 >>> cfg = EvaluateConfig(victim=VictimConfig(epochs=5))
 >>> cfg.defenses
 ('none', 'grayscale', 'jpeg:75', 'noaug')

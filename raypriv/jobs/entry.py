@@ -88,15 +88,19 @@ def load_job_config(path: str | None, overrides: list[str] | tuple[str, ...] = (
 
 def run_job(job, *, address: str | None = None, workers: int | None = None, gpus_per_worker: float | None = None,
             verbose: bool = False, reporter=None):
-    """Join (or start) Ray, size the job's resources from the cluster unless it names its own,
-    run it and print its summary; return its :class:`~raypriv.jobs.base.Result`."""
+    """Join (or start) Ray, size the job's resources (``workers`` / ``gpus_per_worker`` given here
+    win over the job's own; neither: the job's, else chosen from the cluster), run it and print
+    its summary; return its :class:`~raypriv.jobs.base.Result`."""
     from raypriv.jobs.base import Reporter
     from raypriv.runtime import ResourceSpec, init_ray
 
     reporter = reporter if reporter is not None else Reporter()
     init_ray(address, quiet=not verbose)   # inside `ray job submit` this joins the job's cluster
+    given = {k: v for k, v in (("workers", workers), ("gpus_per_worker", gpus_per_worker)) if v is not None}
     if job.resources is None:
-        job = dataclasses.replace(job, resources=ResourceSpec.auto(workers=workers, gpus_per_worker=gpus_per_worker))
+        job = dataclasses.replace(job, resources=ResourceSpec.auto(**given))
+    elif given:                          # flags win over the resources a config file names
+        job = dataclasses.replace(job, resources=dataclasses.replace(job.resources, **given))
     result = job.run(reporter)
     for line in result.lines():
         reporter(line)
@@ -113,10 +117,10 @@ def job_args_parser(description: str, *, example: str) -> argparse.ArgumentParse
     return p
 
 
-def job_main(name: str, args: argparse.Namespace) -> int:
+def job_main(name: str, args: argparse.Namespace, *, prog: str | None = None) -> int:
     """A ``jobs/`` entry point: build job ``name`` from ``args.config`` + ``args.set``, run it and
     print where the results are. Returns the exit status: 2 on a raypriv error, 1 on any other,
-    each printed as one line (:func:`raypriv.runtime.execute.run_entry_point`)."""
+    each printed as one line prefixed with ``prog`` (:func:`raypriv.runtime.execute.run_entry_point`)."""
     from raypriv.jobs.registry import get_job
     from raypriv.runtime.execute import run_entry_point
 
@@ -127,4 +131,4 @@ def job_main(name: str, args: argparse.Namespace) -> int:
         run_job(job, verbose=verbose)
         return 0
 
-    return run_entry_point(run, name=name.replace(".", "_"), verbose=verbose)
+    return run_entry_point(run, name=prog or name, verbose=verbose)

@@ -1,5 +1,6 @@
 """Image classifiers used as surrogates, victims, teachers and feature extractors, behind a
-small registry (:mod:`raypriv.models.registry`); payloads ship a model to Ray workers, and
+small registry (:mod:`raypriv.models.registry`); a :class:`ModelPayload` ships a model to Ray
+workers (:mod:`raypriv.models.payload`), and
 :func:`bn_layers` finds a network's BatchNorm layers.
 
 >>> from raypriv.models import build_model
@@ -12,17 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from raypriv.errors import ConfigError
+from raypriv.models.payload import ModelPayload
 from raypriv.models.registry import available_models, build_model, register_model
 
-__all__ = ["available_models", "bn_layers", "build_from_payload", "build_model", "register_model", "worker_device"]
+__all__ = ["ModelPayload", "available_models", "bn_layers", "build_from_payload", "build_model", "register_model",
+           "worker_device"]
 
 
-def build_from_payload(payload: dict, device):
-    """Rebuild a model from a payload ``{"model": name, "model_kwargs": ..., "state": state_dict}``
-    on ``device`` (the form every technique ships weights to Ray workers in)."""
-    model = build_model(payload["model"], **payload["model_kwargs"]).to(device)
-    model.load_state_dict(payload["state"])
-    return model
+def build_from_payload(payload, device):
+    """The model a :class:`ModelPayload` (or a mapping with its fields) describes, on ``device``."""
+    return ModelPayload.of(payload).build(device)
 
 
 def worker_device(use_gpu: bool):

@@ -72,7 +72,7 @@ class SynthWorker(PoolWorker):
         self.config = SynthConfig(**config)
         self.bn_loss = BNStatLoss(self.model, first_bn_weight=self.config.first_bn_weight)
         self.targets = payload["targets"]
-        k = payload["teacher"]["model_kwargs"]
+        k = payload["teacher"].model_kwargs
         self.image_shape = (k["image_size"], k["image_size"], k["in_channels"])
         self.staging = staging
 

@@ -33,6 +33,7 @@ from raypriv.runtime.pool import PoolWorker
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
+    from raypriv.models import ModelPayload
     from raypriv.synth.teacher import Teacher
 
 STATS_METHOD = "synth-bn-stats"
@@ -146,12 +147,12 @@ def class_partial_sums(inputs: list, labels, num_classes: int) -> dict:
 class StatsCollector(PoolWorker):
     """Actor-pool worker: per-class partial BN sums of a batch of corpus rows."""
 
-    def setup(self, payload: dict) -> None:
+    def setup(self, payload: "ModelPayload") -> None:
         from raypriv.models import build_from_payload
 
         self.model = build_from_payload(payload, self.device).eval()
         self.recorder = BNInputRecorder(self.model)
-        self.num_classes = payload["model_kwargs"]["num_classes"]
+        self.num_classes = payload.num_classes
 
     def __call__(self, batch: dict) -> dict:
         import torch

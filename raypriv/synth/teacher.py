@@ -69,9 +69,11 @@ class Teacher:
             h.update(t.numpy().tobytes())
         return h.hexdigest()[:32]
 
-    def payload(self) -> dict:
+    def payload(self) -> "ModelPayload":
         """What a Ray actor needs to rebuild the network (put it in the object store once)."""
-        return {"model": self.model, "model_kwargs": dict(self.model_kwargs), "state": self.state}
+        from raypriv.models import ModelPayload
+
+        return ModelPayload(model=self.model, model_kwargs=dict(self.model_kwargs), state=self.state)
 
     def check_corpus(self, corpus: "Corpus") -> None:
         """Raise :class:`DataError` unless ``corpus`` has the image shape and classes the teacher expects."""
@@ -87,10 +89,12 @@ class Teacher:
 
 
 def _model_kwargs(corpus: "Corpus") -> dict[str, int]:
-    h, w, c = (int(v) for v in corpus.info.image_shape)
+    from raypriv.models import ModelPayload
+
+    h, w, _ = (int(v) for v in corpus.info.image_shape)
     if h != w:
         raise DataError(f"teachers take square images, got {h}x{w}", item=corpus.info.source)
-    return {"in_channels": c, "num_classes": int(corpus.info.num_classes), "image_size": h}
+    return ModelPayload.image_kwargs(corpus.info.image_shape, corpus.info.num_classes)
 
 
 def train_teacher(train: "Corpus", test: "Corpus", *, output: str, config: "VictimConfig",

@@ -57,8 +57,12 @@ def _fresh_weights(cfg: UnlearnableConfig, model_kwargs: dict, round_index: int)
 
 
 def _fresh_state(corpus, cfg: UnlearnableConfig) -> dict:
+    from raypriv.models import ModelPayload
+
     h, w, c = corpus.info.image_shape
-    model_kwargs = dict(in_channels=c, num_classes=corpus.info.num_classes, image_size=h)
+    model_kwargs = ModelPayload.image_kwargs(corpus.info.image_shape, corpus.info.num_classes)
+    # the surrogate's payload fields (ModelPayload.of reads them) plus the class noise: one
+    # object in the store per pass, checkpointed as a whole between rounds
     payload = {"model": cfg.surrogate, "model_kwargs": model_kwargs, "state": _fresh_weights(cfg, model_kwargs, 0)}
     if cfg.mode == "classwise":
         payload["class_noise"] = initial_class_noise(num_classes=corpus.info.num_classes, shape=(h, w, c),

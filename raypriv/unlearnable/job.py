@@ -39,13 +39,14 @@ class ProtectJob(Job):
     def execute(self, reporter) -> Outcome:
         from raypriv.data import load_corpus
         from raypriv.unlearnable.protection import protect
+        from raypriv.unlearnable.report import round_table, run_metrics
 
         reporter(f"loading {self.source} ({self.split})")
         corpus = load_corpus(self.source, split=self.split, resize=self.resize)
         result = protect(corpus, output=self.output, config=self.unlearnable, resources=self.cluster(),
                          checkpoint_dir=self.checkpoint_dir, keep_checkpoints=self.keep_checkpoints,
                          overwrite=self.overwrite, progress=reporter)
-        m = result.manifest
+        if result.manifest.get("history"):
+            reporter(round_table(result.manifest["history"]))
         return Outcome(artifacts={"corpus": result.output, "manifest": f"{result.output}/manifest.json"},
-                       metrics={"rounds": m.get("rounds"), "epsilon_255": m.get("epsilon_255"),
-                                "final_perturbed_accuracy": m.get("final_perturbed_accuracy")})
+                       metrics=run_metrics(result.manifest))

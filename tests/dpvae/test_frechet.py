@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from raypriv.dpvae.evaluate import frechet_distance
+from raypriv.dpvae.report import frechet_distance
 
 
 def _scipy_reference(a, b):

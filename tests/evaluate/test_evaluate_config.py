@@ -4,7 +4,8 @@ import math
 import pytest
 
 from raypriv.errors import ConfigError
-from raypriv.evaluate import EvaluateConfig, VictimConfig
+from raypriv.classifier import VictimConfig
+from raypriv.evaluate import EvaluateConfig
 from raypriv.evaluate.report import plan_runs
 from raypriv.classifier.train import lr_at
 

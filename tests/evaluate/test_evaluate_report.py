@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from tests.evaluate.eval_synthetic import NUM_CLASSES, triple
-from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection, format_table, save_grid
+from raypriv.classifier import VictimConfig
+from raypriv.evaluate import EvaluateConfig, evaluate_protection, format_table, save_grid
 from raypriv.runtime import ResourceSpec
 
 # Four victims (~40 s each on a loaded 2-core machine): clean, clean under grayscale, protected,

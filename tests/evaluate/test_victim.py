@@ -6,7 +6,7 @@ import torch
 
 from raypriv.data import Corpus, load_corpus
 from raypriv.errors import DataError
-from raypriv.evaluate import VictimConfig
+from raypriv.classifier import VictimConfig
 from raypriv.classifier.train import epoch_batches, train_victim
 from raypriv.shards import SHARD_SALT, load_shard
 from raypriv.hashing import id_uniform

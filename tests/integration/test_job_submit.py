@@ -64,7 +64,7 @@ def readme_job_commands(readme: str) -> list[str]:
 def test_readme_job_commands_are_parsed_whole():
     cmds = readme_job_commands(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read())
     assert cmds[0] == "export RAY_AUTH_MODE=token" and cmds[2].startswith("ray start --head")
-    assert sum(c.startswith("ray job submit") for c in cmds) == 2
+    assert sum(c.startswith("ray job submit") for c in cmds) == 3
     assert all(" -- python jobs/" in c for c in cmds if c.startswith("ray job submit"))
 
 
@@ -99,13 +99,13 @@ def without_session_ray():
 @pytest.mark.slow
 def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
     """The README's cluster-job block, line by line as a new user types it, in a fresh home
-    directory (no token yet): both jobs succeed, with token authentication on."""
+    directory (no token yet): every job succeeds, with token authentication on."""
     bindir = os.path.dirname(sys.executable)
     home, temp_dir = tmp_path / "home", tempfile.mkdtemp(prefix="rp-", dir="/tmp")   # short AF_UNIX paths
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(HOME=str(home), PATH=bindir + os.pathsep + os.environ["PATH"], RAY_TMPDIR=temp_dir)
-    for out in ("/tmp/digits-ue", "/tmp/raypriv-smoke/digits-synth"):        # the jobs' own outputs
+    for out in ("/tmp/digits-ue", "/tmp/raypriv-smoke/digits-ue-eval", "/tmp/raypriv-smoke/digits-synth"):        # the jobs' own outputs
         shutil.rmtree(out, ignore_errors=True)
     logs = []
     try:
@@ -117,9 +117,13 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
             p = _run_line(line, env)
             logs.append(f"$ {line}\n{p.stdout[-3000:]}{p.stderr[-3000:]}")
             assert p.returncode == 0, "\n".join(logs) + "\n" + _log_tails(temp_dir)
-        assert "round   2" in logs[-2]                      # progress lines reach the submitter
+        assert "round   2" in logs[-3]                      # progress lines reach the submitter
         manifest = json.loads(open("/tmp/digits-ue/manifest.json").read())
         assert manifest["method"] == "unlearnable-samplewise" and manifest["rounds"] == 2
+        evaluation = json.loads(open("/tmp/raypriv-smoke/digits-ue-eval/manifest.json").read())
+        report = json.loads(open("/tmp/raypriv-smoke/digits-ue-eval/report.json").read())
+        assert evaluation["method"] == "unlearnable-evaluation" and len(report["results"]) == 2
+        assert report["data"]["protected"]["num_rows"] == manifest["rows"]
         synth = json.loads(open("/tmp/raypriv-smoke/digits-synth/synth/manifest.json").read())
         assert synth["method"] == "synth-bn-stats-generate" and os.path.exists("/tmp/raypriv-smoke/digits-synth/stats")
         anonymous = {**env, "RAY_AUTH_MODE": "disabled"}

@@ -9,7 +9,8 @@ release) does not do this: the victim then learns the digits.
 import pytest
 
 from raypriv.data import load_corpus
-from raypriv.evaluate import EvaluateConfig, VictimConfig, evaluate_protection
+from raypriv.classifier import VictimConfig
+from raypriv.evaluate import EvaluateConfig, evaluate_protection
 from raypriv.runtime import ResourceSpec
 from raypriv.unlearnable import UnlearnableConfig, protect
 
