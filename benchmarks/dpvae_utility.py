@@ -55,7 +55,8 @@ def main(args) -> dict:
 
     from raypriv.data import load_corpus
     from raypriv.dpvae import DPVAEConfig, evaluate_dpvae, model_dir, sample_dpvae, train_dpvae
-    from raypriv.dpvae.report import default_victim, reference_classifier
+    from raypriv.dpvae.config import default_victim
+    from raypriv.dpvae.report import reference_classifier
     from raypriv.dpvae.sample import DEFAULT_TEMPERATURE
     from raypriv.runtime import ResourceSpec, init_ray
 

@@ -8,25 +8,11 @@ training resumes from its last checkpoint and its ledger, which has charged ever
 ran, so ε is never exceeded; a run whose planned steps are all charged is refused.
 ``--set key=value`` overrides a key (``train.epsilon=1``).
 """
-from __future__ import annotations
-
-import os
 import sys
 
-JOB = "dpvae.pipeline"
+from raypriv.jobs.entry import job_script
 
-
-def get_args_parser():
-    from raypriv.jobs.entry import job_args_parser
-
-    return job_args_parser(__doc__.split("\n")[0], example="train.epsilon=1")
-
-
-def main(args) -> int:
-    from raypriv.jobs.entry import job_main
-
-    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
-
+get_args_parser, main = job_script("dpvae.pipeline", __doc__, example="train.epsilon=1", file=__file__)
 
 if __name__ == "__main__":
     sys.exit(main(get_args_parser().parse_args()))

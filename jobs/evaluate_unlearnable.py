@@ -7,25 +7,11 @@ written by ``jobs/protect_unlearnable.py``, the report directory and the victim 
 ``output/report.json`` is rewritten after every victim and ``manifest.json`` marks the report
 finished. ``--set key=value`` overrides a key (``evaluate.victim.epochs=3``).
 """
-from __future__ import annotations
-
-import os
 import sys
 
-JOB = "evaluate"
+from raypriv.jobs.entry import job_script
 
-
-def get_args_parser():
-    from raypriv.jobs.entry import job_args_parser
-
-    return job_args_parser(__doc__.split("\n")[0], example="evaluate.victim.epochs=3")
-
-
-def main(args) -> int:
-    from raypriv.jobs.entry import job_main
-
-    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
-
+get_args_parser, main = job_script("evaluate", __doc__, example="evaluate.victim.epochs=3", file=__file__)
 
 if __name__ == "__main__":
     sys.exit(main(get_args_parser().parse_args()))

@@ -6,25 +6,11 @@ The config names the source corpus, the output storage path (a local path or a p
 filesystem URI such as s3://bucket/prefix), the noise settings and the resources; see
 jobs/configs/. ``--set key=value`` overrides a top-level or dotted key (``unlearnable.mode=classwise``).
 """
-from __future__ import annotations
-
-import os
 import sys
 
-JOB = "protect"
+from raypriv.jobs.entry import job_script
 
-
-def get_args_parser():
-    from raypriv.jobs.entry import job_args_parser
-
-    return job_args_parser(__doc__.split("\n")[0], example="unlearnable.max_rounds=3")
-
-
-def main(args) -> int:
-    from raypriv.jobs.entry import job_main
-
-    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
-
+get_args_parser, main = job_script("protect", __doc__, example="unlearnable.max_rounds=3", file=__file__)
 
 if __name__ == "__main__":
     sys.exit(main(get_args_parser().parse_args()))

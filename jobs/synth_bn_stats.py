@@ -8,25 +8,11 @@ stage is reused and generation resumes its staged batches, so a failed job is re
 unchanged. ``output`` is a local path (on a cluster: a filesystem every node can write).
 ``--set key=value`` overrides a top-level or dotted key (``synth.images_per_class=50``).
 """
-from __future__ import annotations
-
-import os
 import sys
 
-JOB = "synth.pipeline"
+from raypriv.jobs.entry import job_script
 
-
-def get_args_parser():
-    from raypriv.jobs.entry import job_args_parser
-
-    return job_args_parser(__doc__.split("\n")[0], example="synth.iterations=100")
-
-
-def main(args) -> int:
-    from raypriv.jobs.entry import job_main
-
-    return job_main(JOB, args, prog=os.path.splitext(os.path.basename(__file__))[0])
-
+get_args_parser, main = job_script("synth.pipeline", __doc__, example="synth.iterations=100", file=__file__)
 
 if __name__ == "__main__":
     sys.exit(main(get_args_parser().parse_args()))

@@ -63,7 +63,3 @@ def load_shard(rows, *, rank: int = 0, world: int = 1, key: int = 0, what: str =
     order = np.argsort(np.concatenate(ids), kind="stable")
     return torch.from_numpy(np.concatenate(images)[order]), torch.from_numpy(np.concatenate(labels)[order])
 
-
-def to_float_nchw(images):
-    """uint8 ``(B, H, W, C)`` → float ``(B, C, H, W)`` in [0, 1]."""
-    return images.permute(0, 3, 1, 2).float().div_(255.0)

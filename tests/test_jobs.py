@@ -11,7 +11,7 @@ import pytest
 from raypriv.configs import resolved_type
 from raypriv.errors import ConfigError
 from raypriv.jobs import Job, Reporter, get_job, job_names
-from raypriv.jobs.flags import add_job_arguments, job_flags
+from raypriv.jobs.flags import job_flags
 
 JOBS = job_names()
 REQUIRED = {"source": "digits", "output": "/tmp/x", "clean": "digits", "protected": "/tmp/p", "teacher": "/tmp/t",
@@ -146,7 +146,8 @@ def test_nested_settings_override_the_jobs_own_defaults():
 
 
 def _req(cls) -> dict:
-    return {f.name: REQUIRED[f.name] for f in dataclasses.fields(cls) if f.name in REQUIRED}
+    return {f.name: REQUIRED[f.name] for f in dataclasses.fields(cls)
+            if f.name in REQUIRED and resolved_type(cls, f.name)[0] is str}
 
 
 def test_a_run_returns_its_result_and_reports_its_metrics(ray_local, tmp_path):
@@ -169,3 +170,24 @@ def test_a_run_returns_its_result_and_reports_its_metrics(ray_local, tmp_path):
 def test_most_flag_values_were_accepted_not_refused():
     """The per-flag test above proves little for a value the config refused; keep those few."""
     assert len(REFUSED) <= 6, REFUSED
+
+
+@pytest.mark.parametrize("name", JOBS)
+def test_a_uri_where_a_job_keeps_local_state_is_refused_when_the_job_is_built(name):
+    """One URI policy: corpora may be pyarrow URIs; checkpoints, ledgers, reports and teacher
+    weights live on a local or mounted filesystem, and a URI there is one ConfigError naming
+    the setting before any work, never a local directory called ``s3:``."""
+    cls = get_job(name)
+    for field in cls.LOCAL_PATHS:
+        with pytest.raises(ConfigError, match=f"invalid {field}: 's3://bucket/x' is a URI"):
+            cls.from_dict({**_req(cls), field: "s3://bucket/x"})
+    uri_ok = {f.name for f in dataclasses.fields(cls)} & {"output", "synthetic", "protected"} - set(cls.LOCAL_PATHS)
+    for field in uri_ok:
+        assert getattr(cls.from_dict({**_req(cls), field: "s3://bucket/x"}), field) == "s3://bucket/x"
+
+
+def test_the_uri_policy_lists_what_each_stage_keeps_locally():
+    assert get_job("protect").LOCAL_PATHS == ("checkpoint_dir",)           # its corpus may be a URI
+    assert "output" not in get_job("dpvae.sample").LOCAL_PATHS
+    assert all("output" in get_job(n).LOCAL_PATHS for n in ("evaluate", "synth.evaluate", "dpvae.train",
+                                                             "dpvae.evaluate", "synth.pipeline", "dpvae.pipeline"))

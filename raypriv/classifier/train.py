@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from raypriv.errors import DataError
 from raypriv.classifier.config import DistillConfig, VictimConfig
-from raypriv.shards import to_float_nchw
+from raypriv.models import to_float_nchw
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus

@@ -17,7 +17,7 @@ from raypriv.configs import setting
 from raypriv.dpvae.config import DEFAULT_TEMPERATURE, DPVAEConfig, default_victim
 from raypriv.jobs.base import Job, Outcome
 from raypriv.jobs.registry import register_group, register_job
-from raypriv.jobs.stages import Stage, run_stages
+from raypriv.jobs.stages import ReportStage, Stage, run_stages
 
 register_group("dpvae", help="differentially private (pre-trained) VAEs: train, sample, evaluate")
 
@@ -37,6 +37,7 @@ class TrainJob(Stage):
     """Train a DP²-VAE (or the DP-SGD / non-private baseline) with Ray Train."""
 
     name = "dpvae.train"
+    LOCAL_PATHS = ('output',)
     what = "trained model"
     source: str = setting(positional=True, help="corpus spec of the private training data")
     output: str = setting(short="-o", help="run directory (its release/ holds what may be published)")
@@ -76,6 +77,7 @@ class SampleJob(Stage):
     """Sample a labeled synthetic corpus from a trained conditional VAE."""
 
     name = "dpvae.sample"
+    LOCAL_PATHS = ('model',)
     what = "samples"
     model: str = setting(help="directory written by `raypriv dpvae train` (or its release/)")
     output: str = setting(short="-o", help="synthetic corpus directory")
@@ -93,17 +95,16 @@ class SampleJob(Stage):
                      progress=reporter)
         return self.collect()
 
-    def metrics_of(self, manifest: dict) -> dict[str, Any]:
-        return {"rows": manifest.get("rows")}
-
 
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DPVAEEvalJob(Stage):
+class DPVAEEvalJob(ReportStage):
     """Downstream accuracy and classifier-feature Fréchet distance of a sample."""
 
     name = "dpvae.evaluate"
+    LOCAL_PATHS = ('output',)
     what = "evaluation"
+    files = {"samples": "samples.png"}
     synthetic: str = setting(help="directory written by `raypriv dpvae sample`")
     real: str = setting(help="corpus spec of the real data (train and test splits)")
     output: str = setting(short="-o", help="report directory")
@@ -125,19 +126,9 @@ class DPVAEEvalJob(Stage):
         reporter(f"this report is not covered by ε: {report['privacy']['note']}")
         return self.collect()
 
-    @classmethod
-    def what_key(cls) -> str:
-        return "report"
-
-    def collect(self) -> Outcome:
-        import json
-
-        path = os.path.join(self.output, "report.json")
-        with open(path, encoding="utf-8") as f:
-            report = json.load(f)
+    def metrics_of_report(self, report: dict[str, Any]) -> dict[str, Any]:
         keys = ("downstream_test_acc", "real_data_test_acc", "frechet_distance", "label_agreement")
-        return Outcome(artifacts={"report": path, "samples": os.path.join(self.output, "samples.png")},
-                       metrics={k: report.get(k) for k in keys})
+        return {k: report.get(k) for k in keys}
 
 
 @register_job
@@ -150,6 +141,7 @@ class DPVAEPipelineJob(Job):
     ``evaluate`` is set (a victim recipe), ``output/eval``."""
 
     name = "dpvae.pipeline"
+    LOCAL_PATHS = ('output',)
     source: str = setting(positional=True, help="corpus spec of the private training data")
     output: str = setting(short="-o", help="pipeline directory (one sub-directory per stage)")
     test_split: str = setting("test", help="split of the source that is the test set")

@@ -20,7 +20,7 @@ agreement, the real-data accuracy) is trained without privacy on the real traini
 the downstream accuracy is measured on the real test set: the report is for the data owner,
 not for release (``report["privacy"]`` says so, and the CLI prints it).
 
-Both classifiers default to :data:`VICTIM_DEFAULTS`: ``plain_cnn`` (no BatchNorm), Adam at
+Both classifiers default to :data:`raypriv.dpvae.config.VICTIM_DEFAULTS`: ``plain_cnn`` (no BatchNorm), Adam at
 1e-3, constant rate, no augmentation; the recipe every DP-VAE setting was chosen with (on a
 validation split). The evaluation harness's ``small_cnn`` does not transfer from generated to
 real images (its BatchNorm statistics and global pooling fit the smooth samples), which would
@@ -42,7 +42,6 @@ SAMPLES_PNG = "samples.png"
 #: The manifest method of a finished DP-VAE sample evaluation.
 EVALUATION_METHOD = "dpvae-evaluation"
 from raypriv.classifier.config import VictimConfig
-from raypriv.dpvae.config import VICTIM_DEFAULTS, default_victim  # noqa: F401 (public here too)
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -108,7 +107,7 @@ class _Features(PoolWorker):
     def __call__(self, batch: dict) -> dict:
         import torch
 
-        from raypriv.shards import to_float_nchw
+        from raypriv.models import to_float_nchw
 
         x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
         feats, logits = last_linear_inputs(self.model, x)

@@ -119,7 +119,6 @@ def sample_dpvae(model_dir: str, *, output: str, images_per_class: int, seed: in
     from raypriv.data.corpus import CorpusInfo
     from raypriv.data.writer import write_corpus
     from raypriv.manifest import build_manifest
-    from raypriv.models import ModelPayload
     from raypriv.runtime import ResourceSpec
     from raypriv.runtime.execute import run
     from raypriv.runtime.pool import pool_map

@@ -18,7 +18,7 @@ def load_worker_shard(worker, name: str, *, key: int, rows: int) -> tuple:
     keyed hash of its id: :meth:`raypriv.runtime.train.WorkerContext.shard`) as float NCHW
     images in [0, 1] and labels. Checks that the shards add up to all ``rows`` (no row
     dropped, none twice)."""
-    from raypriv.shards import to_float_nchw
+    from raypriv.models import to_float_nchw
 
     device, world = worker.device, worker.world
     images, labels = worker.shard(name, key=key, what=f"DP-VAE {name} set")

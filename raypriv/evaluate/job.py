@@ -25,6 +25,7 @@ class EvaluateJob(Job):
     ``manifest.json``."""
 
     name = "evaluate"
+    LOCAL_PATHS = ('output',)
     clean: str = setting(help="spec of the clean corpus (its test split is the test set)")
     protected: str = setting(help="directory written by `raypriv protect`")
     output: str = setting(short="-o", help="where report.json and grid.png go")

@@ -108,8 +108,19 @@ class Job:
     settings, and :meth:`execute`."""
 
     name: ClassVar[str] = ""
+    #: Settings that name local (or mounted) directories: checkpoints, ledgers, reports, teacher
+    #: weights. A URI there is refused when the job is built, before any work (a corpus written
+    #: through pyarrow may be a URI: those settings are not listed).
+    LOCAL_PATHS: ClassVar[tuple[str, ...]] = ()
     resources: ResourceSpec | None = setting(
         None, flag=False, help="workers and what each holds (default: chosen from the connected cluster)")
+
+    def __post_init__(self):
+        from raypriv.files import local_dir
+
+        for name in self.LOCAL_PATHS:
+            if getattr(self, name) is not None:
+                local_dir(getattr(self, name), what=name)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Job":

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from raypriv.errors import ConfigError
 
-__all__ = ["apply_overrides", "job_args_parser", "job_main", "load_job_config", "merge", "parse_yaml", "run_job"]
+__all__ = ["apply_overrides", "job_args_parser", "job_main", "job_script", "load_job_config", "merge", "parse_yaml",
+           "run_job"]
 
 
 def _yaml_loader():
@@ -132,3 +133,19 @@ def job_main(name: str, args: argparse.Namespace, *, prog: str | None = None) ->
         return 0
 
     return run_entry_point(run, name=prog or name, verbose=verbose)
+
+
+def job_script(name: str, doc: str, *, example: str, file: str):
+    """``(get_args_parser, main)`` of a ``jobs/`` script that runs job ``name``: the parser is
+    described by the script's docstring's first line, errors are prefixed with its file name."""
+    import os
+
+    prog = os.path.splitext(os.path.basename(file))[0]
+
+    def get_args_parser() -> argparse.ArgumentParser:
+        return job_args_parser(doc.split("\n")[0], example=example)
+
+    def main(args: argparse.Namespace) -> int:
+        return job_main(name, args, prog=prog)
+
+    return get_args_parser, main

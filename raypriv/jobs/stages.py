@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from raypriv.jobs.base import Job, Outcome
 
-__all__ = ["Stage", "run_stages"]
+__all__ = ["ReportStage", "Stage", "run_stages"]
 
 
 class Stage(Job):
@@ -31,11 +31,44 @@ class Stage(Job):
         return Outcome(artifacts={self.what_key(): self.output}, metrics=self.metrics_of(m))
 
     def metrics_of(self, manifest: dict) -> dict[str, Any]:
-        return {}
+        """The stage's metrics from its manifest (default: the rows of a written corpus)."""
+        return {"rows": manifest["rows"]} if "rows" in manifest else {}
 
     @classmethod
     def what_key(cls) -> str:
         return cls.name.rsplit(".", 1)[-1]
+
+
+class ReportStage(Stage):
+    """A stage whose output is an evaluation: ``report.json`` (plus pictures) and its manifest.
+    Subclasses say which files it holds (``files``) and which report keys are metrics (:meth:`metrics_of_report`)."""
+
+    files: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def what_key(cls) -> str:
+        return "report"
+
+    def read_report(self) -> dict[str, Any]:
+        import json
+        import os
+
+        from raypriv.manifest import REPORT_NAME
+
+        with open(os.path.join(self.output, REPORT_NAME), encoding="utf-8") as f:
+            return json.load(f)
+
+    def metrics_of_report(self, report: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def collect(self) -> Outcome:
+        import os
+
+        from raypriv.manifest import REPORT_NAME
+
+        artifacts = {"report": os.path.join(self.output, REPORT_NAME),
+                     **{role: os.path.join(self.output, name) for role, name in self.files.items()}}
+        return Outcome(artifacts=artifacts, metrics=self.metrics_of_report(self.read_report()))
 
 
 def run_stages(stages: list[tuple[str, Stage]], reporter) -> Outcome:

@@ -17,12 +17,20 @@ from raypriv.models.payload import ModelPayload
 from raypriv.models.registry import available_models, build_model, register_model
 
 __all__ = ["ModelPayload", "available_models", "bn_layers", "build_from_payload", "build_model", "register_model",
-           "worker_device"]
+           "to_float_nchw", "worker_device"]
 
 
 def build_from_payload(payload, device):
     """The model a :class:`ModelPayload` (or a mapping with its fields) describes, on ``device``."""
     return ModelPayload.of(payload).build(device)
+
+
+def to_float_nchw(images, device=None):
+    """uint8 images ``(B, H, W, C)`` (a tensor or an array) → float ``(B, C, H, W)`` in [0, 1],
+    on ``device`` (default: where they are): what every model here takes."""
+    import torch
+
+    return torch.as_tensor(images, device=device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def worker_device(use_gpu: bool):

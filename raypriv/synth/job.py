@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, ClassVar
+from typing import Any
 
 from raypriv.classifier.config import VictimConfig
 from raypriv.configs import setting
 from raypriv.jobs.base import Job, Outcome
-from raypriv.jobs.stages import Stage, run_stages
+from raypriv.jobs.stages import ReportStage, Stage, run_stages
 from raypriv.jobs.registry import register_group, register_job
 from raypriv.synth.config import SynthConfig, SynthEvalConfig
 
@@ -40,6 +40,7 @@ class TeacherJob(Stage):
     """Train a BatchNorm teacher on the private corpus (Ray Train), or import one."""
 
     name = "synth.teacher"
+    LOCAL_PATHS = ('output',)
     what = "teacher"
     source: str = setting(positional=True, help=REAL_HELP)
     output: str = setting(short="-o", help="teacher directory")
@@ -75,6 +76,7 @@ class StatsJob(Stage):
     """Record class-wise BN statistics of the teacher over the private corpus."""
 
     name = "synth.stats"
+    LOCAL_PATHS = ('output', 'teacher')
     what = "statistics"
     source: str = setting(positional=True, help=REAL_HELP)
     teacher: str = setting(help="directory written by `raypriv synth teacher`")
@@ -98,6 +100,7 @@ class GenerateJob(Stage):
     """Optimize noise into a labeled synthetic corpus."""
 
     name = "synth.generate"
+    LOCAL_PATHS = ('output', 'teacher', 'stats')
     what = "synthetic corpus"
     teacher: str = setting(help="directory written by `raypriv synth teacher`")
     stats: str = setting(help="directory written by `raypriv synth stats`")
@@ -118,17 +121,16 @@ class GenerateJob(Stage):
     def what_key(cls) -> str:
         return "synth"
 
-    def metrics_of(self, manifest: dict) -> dict[str, Any]:
-        return {"rows": manifest.get("rows")}
-
 
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SynthEvalJob(Stage):
+class SynthEvalJob(ReportStage):
     """Utility, nearest-real similarity and membership inference of a synthetic set."""
 
     name = "synth.evaluate"
+    LOCAL_PATHS = ('output', 'teacher')
     what = "evaluation"
+    files = {"nearest": "nearest.png", "samples": "samples.png"}
     synthetic: str = setting(help="directory written by `raypriv synth generate`")
     real: str = setting(help="corpus spec of the real data (train and test splits)")
     output: str = setting(short="-o", help="report directory")
@@ -148,23 +150,12 @@ class SynthEvalJob(Stage):
         reporter(format_table(report))
         return self.collect()
 
-    @classmethod
-    def what_key(cls) -> str:
-        return "eval"
-
-    def collect(self) -> Outcome:
-        import json
-
-        with open(os.path.join(self.output, "report.json"), encoding="utf-8") as f:
-            report = json.load(f)
+    def metrics_of_report(self, report: dict[str, Any]) -> dict[str, Any]:
         utility = {("real" if u["train_set"] == "real" else f"synthetic_{u['images_per_class']}"): u["test_acc"]
                    for u in report["utility"]}
         near = report.get("nearest_real") or {}
-        metrics = {"test_acc": utility, "nearest_ssim_median": (near.get("ssim") or {}).get("median"),
-                   "mia_auc": {k: v.get("auc") for k, v in (report.get("membership_inference") or {}).items()}}
-        return Outcome(artifacts={"report": os.path.join(self.output, "report.json"),
-                                  "nearest": os.path.join(self.output, "nearest.png"),
-                                  "samples": os.path.join(self.output, "samples.png")}, metrics=metrics)
+        return {"test_acc": utility, "nearest_ssim_median": (near.get("ssim") or {}).get("median"),
+                "mia_auc": {k: v.get("auc") for k, v in (report.get("membership_inference") or {}).items()}}
 
 
 @register_job
@@ -177,6 +168,7 @@ class SynthPipelineJob(Job):
     stage is reused on a re-run and generation resumes its staged batches."""
 
     name = "synth.pipeline"
+    LOCAL_PATHS = ('output',)
     source: str = setting(positional=True, help=REAL_HELP)
     output: str = setting(short="-o", help="pipeline directory (one sub-directory per stage)")
     test_split: str = setting("test", help="split of the source that is the test set")

@@ -30,7 +30,7 @@ from raypriv.runtime.pool import PoolWorker
 SAMPLES_PNG = "samples.png"
 #: The manifest method of a finished synthetic-data evaluation.
 EVALUATION_METHOD = "synth-evaluation"
-from raypriv.synth.config import LABELS, SynthEvalConfig
+from raypriv.synth.config import SynthEvalConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
@@ -71,7 +71,7 @@ class _LossScorer(PoolWorker):
         import torch
         import torch.nn.functional as F
 
-        from raypriv.shards import to_float_nchw
+        from raypriv.models import to_float_nchw
 
         x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
         y = torch.as_tensor(batch["label"]).long().to(self.device)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from raypriv.errors import ArtifactError, ConfigError, DataError
+from raypriv.errors import ConfigError, DataError
 from raypriv.models import bn_layers
 from raypriv.runtime.pool import PoolWorker
 
@@ -157,7 +157,7 @@ class StatsCollector(PoolWorker):
     def __call__(self, batch: dict) -> dict:
         import torch
 
-        from raypriv.shards import to_float_nchw
+        from raypriv.models import to_float_nchw
 
         x = to_float_nchw(torch.as_tensor(np.asarray(batch["image"]))).to(self.device)
         self.recorder.clear()

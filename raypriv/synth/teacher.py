@@ -27,6 +27,7 @@ from raypriv.files import local_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from raypriv.data.corpus import Corpus
+    from raypriv.models import ModelPayload
     from raypriv.classifier.config import VictimConfig
     from raypriv.runtime import ResourceSpec
 

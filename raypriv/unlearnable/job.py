@@ -26,6 +26,7 @@ class ProtectJob(Job):
     from the last finished round's checkpoint."""
 
     name = "protect"
+    LOCAL_PATHS = ('checkpoint_dir',)
     source: str = setting(positional=True, help=SOURCE_HELP)
     output: str = setting(short="-o", help="output directory (local path or pyarrow filesystem URI)")
     split: str = setting("train", help="split of the source to protect")

@@ -37,9 +37,10 @@ def per_sample_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.
 
 
 def to_float(images_uint8, device) -> torch.Tensor:
-    """N×H×W×C uint8 (numpy or tensor) → N×C×H×W float in [0, 1]."""
-    t = torch.as_tensor(images_uint8, device=device)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
+    """N×H×W×C uint8 (numpy or tensor) → N×C×H×W float in [0, 1] (:func:`raypriv.models.to_float_nchw`)."""
+    from raypriv.models import to_float_nchw
+
+    return to_float_nchw(images_uint8, device)
 
 
 def release(images_uint8, noise_nhwc):

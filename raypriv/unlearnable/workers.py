@@ -9,7 +9,7 @@ import numpy as np
 
 from raypriv.errors import DataError
 from raypriv.hashing import id_uniform
-from raypriv.models import build_from_payload, worker_device
+from raypriv.models import build_from_payload, to_float_nchw, worker_device
 from raypriv.runtime.pool import PoolWorker
 
 
@@ -111,7 +111,7 @@ def train_surrogate_round(sample_refs: list, *, payload: dict, optim_state: dict
         raise DataError("no rows drawn for surrogate training: the corpus is empty")
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(rows["order"], kind="stable")
-    x = torch.as_tensor(rows["image"][order]).permute(0, 3, 1, 2).float().div_(255.0)
+    x = to_float_nchw(rows["image"][order])
     y = torch.as_tensor(rows["label"][order]).long()
     if cfg["mode"] == "samplewise":
         noise = torch.as_tensor(rows["noise"][order]).permute(0, 3, 1, 2)

@@ -93,7 +93,7 @@ def test_ghost_clipping_gives_the_same_clipped_update_as_per_example_gradients()
 def test_the_report_scores_synthetic_data_with_a_classifier_without_batchnorm():
     """BatchNorm statistics of generated images do not transfer to real ones (README), so the
     report's classifier has none, in the API, the CLI default and job specs alike."""
-    from raypriv.dpvae.report import default_victim
+    from raypriv.dpvae.config import default_victim
     from raypriv.dpvae.job import DPVAEPipelineJob as DPVAEJob
     from raypriv.models import build_model
 

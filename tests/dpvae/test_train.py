@@ -157,7 +157,7 @@ def test_sample_and_evaluate_through_the_cli(trained, tmp_path, capsys):
     # while the real-data reference (reused) does not move
     from raypriv.data import Corpus
     from raypriv.dpvae import evaluate_dpvae
-    from raypriv.dpvae.report import default_victim
+    from raypriv.dpvae.config import default_victim
 
     def shuffle_labels(batch):
         import numpy as np

@@ -114,7 +114,7 @@ def test_classwise_generation_matches_class_statistics_better_than_noise(digits_
 def test_bad_settings_and_mismatched_statistics(digits_teacher, digits_stats, tmp_path):
     with pytest.raises(ConfigError, match="images_per_class"):
         SynthConfig(images_per_class=0)
-    with pytest.raises(ConfigError, match="unknown generation setting"):
+    with pytest.raises(ConfigError, match="invalid iters: unknown setting"):
         SynthConfig.from_dict({"iters": 3})
     from tests.synth.synth_helpers import quick_teacher
 
