@@ -44,6 +44,7 @@ EVALUATION_METHOD = "dpvae-evaluation"
 from raypriv.classifier.config import VictimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.models import ModelPayload
     from raypriv.data.corpus import Corpus
     from raypriv.runtime import ResourceSpec
 
@@ -115,7 +116,7 @@ class _Features(PoolWorker):
                 "agrees": logits.argmax(1).cpu().numpy() == np.asarray(batch["label"])}
 
 
-def features(payload: dict, corpus: "Corpus", *, resources: "ResourceSpec") -> tuple[np.ndarray, float]:
+def features(payload: "ModelPayload", corpus: "Corpus", *, resources: "ResourceSpec") -> tuple[np.ndarray, float]:
     """Feature rows of every image of ``corpus`` and the share of images the classifier assigns
     to their label (an actor-pool pass; the model is shipped once)."""
     from raypriv.runtime.execute import run

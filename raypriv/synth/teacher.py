@@ -48,11 +48,7 @@ class Teacher:
 
     def build(self):
         """The network with the teacher's weights (in train mode; call ``.eval()``)."""
-        from raypriv.models import build_model
-
-        net = build_model(self.model, **self.model_kwargs)
-        net.load_state_dict(self.state)
-        return net
+        return self.payload().build("cpu")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -68,7 +68,7 @@ def test_every_epoch_is_a_fresh_permutation_that_mixes_the_classes():
     assert len(set(shorter.tolist())) == 20
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [2])      # 2 workers: each shard, and the order within it, must not move
 def test_the_same_seed_trains_the_same_model_from_differently_ordered_blocks(digits, workers, tmp_path):
     test = load_corpus("digits", split="test").head(100)
     kw = dict(config=VictimConfig(model="plain_cnn", optimizer="adam", lr=1e-3, epochs=2, batch_size=32),
