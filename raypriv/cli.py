@@ -33,6 +33,7 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_job_parser(sub, name: str, command: str) -> None:
+    from raypriv.jobs.entry import add_settings_file_args
     from raypriv.jobs.flags import add_job_arguments
     from raypriv.jobs.registry import get_job
 
@@ -40,10 +41,7 @@ def _add_job_parser(sub, name: str, command: str) -> None:
     p = sub.add_parser(command, help=cls.summary(), description=(cls.__doc__ or "").strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_job_arguments(p, cls)
-    g = p.add_argument_group("settings files")
-    g.add_argument("--config", metavar="FILE.yaml", help="read the settings from a YAML job config first")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting last (dotted keys reach nested settings, values are YAML)")
+    add_settings_file_args(p.add_argument_group("settings files"))
     _add_cluster_args(p)
     p.set_defaults(job=name)
 

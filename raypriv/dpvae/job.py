@@ -174,6 +174,7 @@ class DPVAEPipelineJob(Job):
 
     def execute(self, reporter) -> Outcome:
         stages = self.stages()
-        if os.path.exists(os.path.join(self.output, "model")) and stages[0][1].resume and not stages[0][1].finished():
-            reporter(f"resuming {stages[0][1].output} from its privacy ledger and last checkpoint")
+        train = stages[0][1]
+        if train.resume and not train.finished():
+            reporter(f"resuming {train.output} from its privacy ledger and last checkpoint")
         return run_stages(stages, reporter)

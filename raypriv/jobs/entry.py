@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from raypriv.errors import ConfigError
 
-__all__ = ["apply_overrides", "job_args_parser", "job_main", "job_script", "load_job_config", "merge", "parse_yaml",
+__all__ = ["add_settings_file_args", "apply_overrides", "job_args_parser", "job_main", "job_script", "load_job_config", "merge", "parse_yaml",
            "run_job"]
 
 
@@ -108,12 +108,19 @@ def run_job(job, *, address: str | None = None, workers: int | None = None, gpus
     return result
 
 
+def add_settings_file_args(p, *, required: bool = False, example: str = "output=/tmp/x") -> None:
+    """``--config FILE.yaml`` and repeated ``--set KEY=VALUE``: how the CLI and the ``jobs/``
+    entry points read settings beside (or instead of) flags."""
+    p.add_argument("--config", required=required, metavar="FILE.yaml",
+                   help="YAML job config (see jobs/configs/); read first")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a setting last (dotted keys reach nested settings, values are YAML), e.g. {example}")
+
+
 def job_args_parser(description: str, *, example: str) -> argparse.ArgumentParser:
     """The arguments every ``jobs/`` entry point takes: ``--config`` and repeated ``--set``."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--config", required=True, help="YAML job config (see jobs/configs/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a config key, e.g. output=/tmp/x or {example}")
+    add_settings_file_args(p, required=True, example=example)
     p.add_argument("--verbose", action="store_true", help="show Ray's own logs and an error's whole traceback")
     return p
 

@@ -36,6 +36,7 @@ class Flag:
     option: str                 # "--pgd-steps", or the argument's name when positional
     positional: bool
     kwargs: dict[str, Any]
+    short: str | None = None    # e.g. "-o"
 
     @property
     def dest(self) -> str:
@@ -86,7 +87,7 @@ def _option(f: dataclasses.Field, tp: Any, default: Any, *, path: tuple[str, ...
     if required:
         kwargs["help"] += " (required, here or in --config)"
     kwargs["default"] = None
-    return Flag(path=path, option="--" + name, positional=False, kwargs=kwargs)
+    return Flag(path=path, option="--" + name, positional=False, kwargs=kwargs, short=meta.get("short"))
 
 
 def _walk(cls, default: Any, *, path: tuple[str, ...], prefix: str, rename: dict[str, str]) -> Iterator[Flag]:
@@ -129,18 +130,7 @@ def add_job_arguments(parser: argparse.ArgumentParser, job_cls) -> None:
         if flag.positional:
             parser.add_argument(flag.option, **flag.kwargs)
             continue
-        f = _field(job_cls, flag.path)
-        options = [flag.option] + ([f.metadata["short"]] if f is not None and f.metadata.get("short") else [])
-        parser.add_argument(*options, dest=flag.dest, **flag.kwargs)
-
-
-def _field(cls, path: tuple[str, ...]) -> dataclasses.Field | None:
-    for i, name in enumerate(path):
-        f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
-        if f is None or i == len(path) - 1:
-            return f
-        cls = resolved_type(cls, name)[0]
-    return None
+        parser.add_argument(flag.option, *([flag.short] if flag.short else []), dest=flag.dest, **flag.kwargs)
 
 
 def settings_from_args(job_cls, args: argparse.Namespace) -> dict[str, Any]:
