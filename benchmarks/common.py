@@ -33,6 +33,35 @@ def load_benchmark_corpus(name: str):
     return load_corpus(name, split="train"), load_corpus(name, split="test")
 
 
+#: Share of the training split held out as the validation split (see ``evaluation_split``).
+VALIDATION_FRACTION = 0.2
+
+
+def add_holdout_args(parser) -> None:
+    """``--holdout validation|test``: where a benchmark measures (settings are chosen on validation)."""
+    parser.add_argument("--holdout", default="validation", choices=["validation", "test"],
+                        help="measure on a validation split cut from the training data (default: choose settings "
+                             "here) or on the test split (once, for the settings chosen on validation)")
+    parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION,
+                        help="share of the training split held out as validation")
+
+
+def evaluation_split(name: str, args):
+    """(train, held_out) for a benchmark: with ``--holdout validation`` the training split cut in two
+    (:func:`raypriv.data.holdout.holdout`), with ``--holdout test`` the full training and test splits."""
+    from raypriv.data.holdout import holdout
+
+    train, test = load_benchmark_corpus(name)
+    if args.holdout == "test":
+        print(f"{name}: measuring on the TEST split ({test.info.num_rows} rows): do this once, for settings "
+              "chosen with --holdout validation", flush=True)
+        return train, test
+    rest, val = holdout(train, fraction=args.validation_fraction)
+    print(f"{name}: measuring on a validation split cut from training ({rest.info.num_rows} train / "
+          f"{val.info.num_rows} validation); the test split is not read", flush=True)
+    return rest, val
+
+
 def synthetic_corpus(n: int, *, size: int = 16, channels: int = 3, num_classes: int = 10, seed: int = 0):
     """``n`` random images generated on Ray workers (the driver never holds them)."""
     import ray

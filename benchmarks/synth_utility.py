@@ -8,8 +8,11 @@ Steps: a teacher (Ray Train) on the real training split; class-wise statistics (
 for each statistics kind, ``max(ipc)`` images per class (Ray Data actor pool); then
 ``evaluate_synthetic`` (victims on the first k per class for every k, and on the real set;
 nearest-real search; loss-threshold MIA against the synthetic- and the real-trained model).
-The test set is always real: mnist5k's fixed test split, or for the CIFAR-10 subset the 761
-images of data_batch_5 (held out).
+The held-out set is always real. By default (``--holdout validation``) it is a validation
+split cut from the training data (20 %, by id hash): the teacher, statistics and synthetic
+images come from the rest, and settings are compared and chosen there; ``--holdout test``
+uses the full training split and measures on the test split (mnist5k's fixed test split; for
+the CIFAR-10 subset the 761 images of data_batch_5), once, for the settings chosen.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import add_holdout_args  # noqa: E402
 
 
 def get_args_parser():
@@ -39,12 +44,13 @@ def get_args_parser():
     p.add_argument("--reuse", action="store_true",
                    help="reuse a synthetic set already generated in --out with the same settings")
     p.add_argument("--out", default="bench-out/synth")
+    add_holdout_args(p)
     return p
 
 
 def main(args) -> dict:
     from raypriv.jobs.entry import parse_yaml
-    from common import load_benchmark_corpus, save_result
+    from common import evaluation_split, save_result
 
     from raypriv.classifier import VictimConfig
     from raypriv.data import load_corpus
@@ -54,10 +60,10 @@ def main(args) -> dict:
 
     init_ray(num_cpus=4)
     say = lambda m: print(m, flush=True)  # noqa: E731
-    train, test = load_benchmark_corpus(args.dataset)
+    train, test = evaluation_split(args.dataset, args)
     res = ResourceSpec(workers=args.workers)
     ipc = tuple(int(k) for k in args.ipc.split(","))
-    root = os.path.join(args.out, args.dataset)
+    root = os.path.join(args.out, f"{args.dataset}-{args.holdout}")
     teacher_dir = os.path.join(root, "teacher")
     t0 = time.time()
     if os.path.exists(os.path.join(teacher_dir, "manifest.json")):
@@ -67,7 +73,8 @@ def main(args) -> dict:
         teacher = train_teacher(train, test, output=teacher_dir, resources=res, progress=say,
                                 config=VictimConfig(model=args.teacher, epochs=args.teacher_epochs))
     stats = compute_class_stats(train, teacher, resources=res, progress=say)
-    out = {"dataset": args.dataset, "train_rows": train.info.num_rows, "test_rows": test.info.num_rows,
+    out = {"dataset": args.dataset, "holdout": args.holdout, "train_rows": train.info.num_rows,
+           "held_out_rows": test.info.num_rows,
            "teacher_test_acc": teacher.manifest["test_acc"], "ipc": ipc, "runs": []}
     saved = None
     overrides = {k: parse_yaml(v) for k, _, v in (s.partition("=") for s in args.set)}

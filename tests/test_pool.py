@@ -3,6 +3,7 @@ CPUs an actor reserved, every actor gets blocks, the shared object reaches each 
 raypriv error reaches the caller as itself, and a pool that holds every CPU does not deadlock
 on a lazy input."""
 import os
+import time
 
 import numpy as np
 import pytest
@@ -16,14 +17,23 @@ from raypriv.runtime.pool import PoolWorker, pool_map
 class Probe(PoolWorker):
     uses_gpu = False
 
-    def setup(self, shared, *, fail_on=None):
-        self.shared, self.fail_on = shared, fail_on
+    def setup(self, shared, *, fail_on=None, barrier=None):
+        self.shared, self.fail_on, self.barrier = shared, fail_on, barrier
+
+    def _meet(self, deadline_s=60):
+        """Wait (up to ``deadline_s``) until two actors have each been handed a batch."""
+        open(os.path.join(self.barrier, str(os.getpid())), "w").close()
+        deadline = time.time() + deadline_s
+        while len(os.listdir(self.barrier)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
 
     def __call__(self, batch):
         import torch
 
         if self.fail_on is not None and self.fail_on in batch["id"]:
             raise DataError("bad row", item=f"row {self.fail_on}")
+        if self.barrier:
+            self._meet()
         n = len(batch["id"])
         return {"pid": np.full(n, os.getpid()), "threads": np.full(n, torch.get_num_threads()),
                 "shared": np.full(n, self.shared["k"]), "device": np.array([str(self.device)] * n)}
@@ -34,9 +44,12 @@ def rows(ray_local):
     return ray_local.data.range(400, override_num_blocks=2).materialize()
 
 
-def test_threads_follow_cpus_and_every_actor_gets_blocks(rows):
+def test_threads_follow_cpus_and_every_actor_gets_blocks(rows, tmp_path):
+    """Each actor's first batch waits until the other actor has one too: only a pass that hands
+    an actor one block at a time, from a two-block input split into more, gets past it whatever
+    the actors' start-up order (a queue of every block on the first actor would time out)."""
     out = run(pool_map(rows, Probe, resources=ResourceSpec(workers=2, cpus_per_worker=2.0), batch_size=50,
-                       shared={"k": 7}), lambda d: d.take_all())
+                       shared={"k": 7}, options={"barrier": str(tmp_path)}), lambda d: d.take_all())
     assert len(out) == 400 and {int(r["threads"]) for r in out} == {2} and {int(r["shared"]) for r in out} == {7}
     assert len({int(r["pid"]) for r in out}) == 2          # a two-block input still reaches both actors
     assert {r["device"] for r in out} == {"cpu"}

@@ -114,8 +114,9 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
                 key, _, value = line[len("export "):].partition("=")
                 env[key] = value
                 continue
+            t0 = time.time()
             p = _run_line(line, env)
-            logs.append(f"$ {line}\n{p.stdout[-3000:]}{p.stderr[-3000:]}")
+            logs.append(f"$ {line}  ({time.time() - t0:.0f} s)\n{p.stdout[-3000:]}{p.stderr[-3000:]}")
             assert p.returncode == 0, "\n".join(logs) + "\n" + _log_tails(temp_dir)
         assert "round   2" in logs[-3]                      # progress lines reach the submitter
         manifest = json.loads(open("/tmp/digits-ue/manifest.json").read())
@@ -132,6 +133,7 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
                                  timeout=120)
         assert refused.returncode != 0 and "Authentication" in refused.stderr   # token auth is really on
         assert os.path.exists(home / ".ray" / "auth_token")
+        print("\n".join(log.splitlines()[0] for log in logs))   # the time each README line took (-s shows it)
     finally:
         _stop_head(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
