@@ -22,7 +22,7 @@ def _entry_point():
 
 def test_smoke_config_parses_and_bad_keys_are_named():
     job = SynthJob.from_dict(load_job_config(SMOKE, ["synth.iterations=7", "resources.workers=1"]))
-    assert job.synth.iterations == 7 and job.teacher.epochs == 2 and job.evaluate.images_per_class == (10, 20)
+    assert job.synth.iterations == 7 and job.teacher.epochs == 1 and job.evaluate.images_per_class == (5, 10)
     assert job.resources.workers == 1
     for bad, field in (({"synth": {"iters": 3}}, "synth.iters"), ({"teacher": {"epoch": 3}}, "teacher.epoch"),
                        ({"evaluate": {"victim": {"lr": 0}}}, "lr"), ({"outputs": "x"}, "outputs")):
