@@ -27,11 +27,13 @@ Example::
 
 Errors name the offending item: :class:`~raypriv.errors.DataError` for bad data
 (corrupt files, mixed sizes or channels, labels out of range, empty corpora, duplicate
-ids), :class:`~raypriv.errors.ConfigError` for bad arguments.
+ids), :class:`~raypriv.errors.ConfigError` for bad arguments. :func:`holdout` cuts a validation
+split from a training corpus (choose settings there, not on the test split).
 """
 from __future__ import annotations
 
 from raypriv.data.corpus import Corpus, CorpusInfo
+from raypriv.data.holdout import holdout
 from raypriv.data.sources import SourceInfo, list_sources, load_corpus, register_source
 from raypriv.data.validate import validate_corpus
 from raypriv.data.writer import export_imagefolder, write_corpus
@@ -42,6 +44,7 @@ __all__ = [
     "CorpusInfo",
     "SourceInfo",
     "export_imagefolder",
+    "holdout",
     "list_sources",
     "load_corpus",
     "read_manifest",

@@ -9,8 +9,7 @@ up to sampling noise (the hash is uniform and ignores the label).
 
 Example::
 
-    from raypriv.data import load_corpus
-    from raypriv.data.holdout import holdout
+    from raypriv.data import holdout, load_corpus
 
     train, val = holdout(load_corpus("mnist5k", split="train"), fraction=0.2)
     train.info.num_rows + val.info.num_rows                   # 4000
