@@ -1,4 +1,4 @@
-"""The MTK jobs: ``raypriv mtk keys|train`` (and their ``jobs/`` entry point).
+"""The MTK jobs: ``raypriv mtk keys|train|predict|evaluate`` (and the ``jobs/`` entry point).
 
 The roles of the paper map onto separate commands: the secret-key distributor runs ``keys``
 (the key file never leaves it but to authorized users), the model keeper runs ``train`` with
@@ -16,6 +16,7 @@ import dataclasses
 from raypriv.configs import setting
 from raypriv.jobs.base import Job, Outcome
 from raypriv.jobs.registry import register_group, register_job
+from raypriv.jobs.stages import ReportStage
 from raypriv.mtk.config import MtkConfig
 from raypriv.mtk.keys import KeySpec
 
@@ -76,3 +77,73 @@ class MtkTrainJob(Job):
         last = model.manifest["history"][-1]
         return Outcome(artifacts={"model": model.path, "manifest": f"{model.path}/manifest.json"},
                        metrics={"loss": last["loss"], "train_acc": last["acc"]})
+
+
+@register_job
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MtkEvaluateJob(ReportStage):
+    """Per task, accuracy with the right key, without one, with a forged key and with other
+    tasks' keys; leakage of the secured tasks through un-keyed outputs."""
+
+    name = "mtk.evaluate"
+    LOCAL_PATHS = ("model", "keys", "output")
+    what = "MTK evaluation"
+    files = {"table": "report.txt"}
+    model: str = setting(positional=True, help="model directory written by `raypriv mtk train`")
+    source: str = setting(positional=True, help="held-out multi-task corpus spec (its test split by default)")
+    keys: str = setting(help="the model's key file (refused unless it holds this model's keys)")
+    output: str = setting(short="-o", help="report directory (report.json, report.txt, manifest.json)")
+    split: str = setting("test", help="split of the source to evaluate on")
+    seed: int = setting(0, help="seeds the forged keys")
+
+    def execute(self, reporter) -> Outcome:
+        import os
+
+        from raypriv.data import load_corpus
+        from raypriv.files import write_text_atomic
+        from raypriv.manifest import finish_report
+        from raypriv.mtk.evaluate import evaluate_mtk, format_report
+        from raypriv.mtk.train import load_model
+
+        model = load_model(self.model)
+        keys = model.load_keys(self.keys)
+        test = load_corpus(self.source, split=self.split)
+        reporter(f"scoring {test.info.num_rows:,} images of {test.info.source} under every key condition")
+        report = evaluate_mtk(model, test, keys, resources=self.cluster(), seed=self.seed)
+        table = format_report(report)
+        reporter(table)
+        os.makedirs(self.output, exist_ok=True)
+        write_text_atomic(os.path.join(self.output, "report.txt"), table + "\n")
+        finish_report(self.output, report, method="mtk-evaluate", params={"model": model.path, "seed": self.seed},
+                      input_fingerprint=test.keyed_fingerprint(), files=("report.txt",))
+        return self.collect()
+
+    def metrics_of_report(self, report: dict) -> dict:
+        return {"accuracy": report["accuracy"], "leakage": report["leakage"]}
+
+
+@register_job
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MtkPredictJob(Job):
+    """Per-task predictions for a corpus of images, with the key file's keys applied if given."""
+
+    name = "mtk.predict"
+    LOCAL_PATHS = ("model", "keys", "output")
+    model: str = setting(positional=True, help="model directory written by `raypriv mtk train`")
+    source: str = setting(positional=True, help="corpus spec of the images to label")
+    keys: str | None = setting(None, help="key file: its keys are added to every image (without: un-keyed)")
+    output: str = setting(short="-o", help="CSV file: id, then one column per task")
+    split: str = setting("test", help="split of the source")
+
+    def execute(self, reporter) -> Outcome:
+        from raypriv.data import load_corpus
+        from raypriv.mtk.evaluate import predict_corpus, write_predictions
+        from raypriv.mtk.train import load_model
+
+        model = load_model(self.model)
+        keys = model.load_keys(self.keys) if self.keys else None
+        corpus = load_corpus(self.source, split=self.split, validate=False)
+        preds = predict_corpus(model, corpus, keys, resources=self.cluster())
+        path = write_predictions(self.output, preds, model)
+        reporter(f"wrote predictions for {len(preds['id']):,} images ({'with' if keys else 'without'} keys) to {path}")
+        return Outcome(artifacts={"predictions": path}, metrics={"rows": len(preds["id"])})
