@@ -3,8 +3,11 @@
 On a held-out multi-task corpus, every image is scored (Ray Data actor pool) under each key
 condition: no key, all keys, each secured task's key alone, and a **forged** key per secured
 task (a random pattern of the same form and amplitude, not the secret). Reported per task and
-condition: accuracy. A secured task should be at chance without its key and with a forged or
-another task's key, and near the unsecured model's accuracy with it.
+condition: accuracy, and the share of *locked* answers (models trained with ``target="locked"``).
+A locked answer says nothing about the image and is scored as a uniform guess (1/K correct),
+the accuracy of a user who guesses when the model will not answer. A secured task should be
+at chance without its key and with a forged or another task's key, and near the unsecured
+model's accuracy with it.
 
 **Leakage** (un-keyed inputs): a logistic-regression probe learns each secured label from the
 model's un-keyed outputs, once from the unsecured heads' logits and once from every head's
@@ -92,21 +95,34 @@ def score(model: "MtkModel", corpus: "Corpus", keys: "KeySet | None", *, resourc
     return out
 
 
-def _split_logits(flat: np.ndarray, num_classes: tuple[int, ...]) -> list[np.ndarray]:
-    edges = np.cumsum((0,) + tuple(num_classes))
+def split_logits(flat: np.ndarray, layout) -> list[np.ndarray]:
+    """Concatenated logits ``(B, Σ head sizes)`` as one array per head."""
+    edges = np.cumsum((0,) + tuple(layout.head_sizes))
     return [flat[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
-def accuracy_table(scores: dict, layout) -> dict[str, dict[str, float]]:
-    """``{condition: {task: accuracy}}``."""
-    table = {}
+def answers(flat: np.ndarray, layout) -> list[np.ndarray]:
+    """Per task, the predicted class of each row; ``-1`` where a secured head answers locked."""
+    out = []
+    for k, h in zip(layout.num_classes, split_logits(flat, layout)):
+        a = h.argmax(1)
+        out.append(np.where(a >= k, -1, a))
+    return out
+
+
+def accuracy_table(scores: dict, layout) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``{condition: {task: accuracy}}`` (a locked answer counts 1/K) and ``{condition: {task:
+    share of locked answers}}``."""
+    table, locked = {}, {}
     for name, flat in scores.items():
         if name in ("id", "labels"):
             continue
-        heads = _split_logits(flat, layout.num_classes)
-        table[name] = {t: float((h.argmax(1) == scores["labels"][:, i]).mean())
-                       for i, (t, h) in enumerate(zip(layout.names, heads))}
-    return table
+        table[name], locked[name] = {}, {}
+        for i, (t, k, a) in enumerate(zip(layout.names, layout.num_classes, answers(flat, layout))):
+            shut = a < 0
+            table[name][t] = float(((a == scores["labels"][:, i]).sum() + shut.sum() / k) / max(len(a), 1))
+            locked[name][t] = float(shut.mean()) if len(a) else 0.0
+    return table, locked
 
 
 def _probe(x_fit, y_fit, x_test, y_test) -> float:
@@ -126,7 +142,7 @@ def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
     from raypriv.hashing import id_uniform
 
     fit = id_uniform(scores["id"], seed=0, salt=PROBE_SALT) < 0.5
-    heads = _split_logits(scores[NO_KEY], layout.num_classes)
+    heads = split_logits(scores[NO_KEY], layout)
     unsecured = layout.unsecured_index
     labels = scores["labels"]
     truth = np.concatenate([np.eye(layout.num_classes[i])[labels[:, i]] for i in unsecured], axis=1) \
@@ -149,8 +165,9 @@ def evaluate_mtk(model: "MtkModel", test: "Corpus", keys: "KeySet | None", *, re
                  seed: int = 0) -> dict[str, Any]:
     """Accuracy under every key condition and leakage (see the module docstring) as a report dict."""
     scores = score(model, test, keys, resources=resources, seed=seed)
+    accuracy, locked = accuracy_table(scores, model.layout)
     return {"tasks": model.layout.to_dict(), "rows": int(len(scores["id"])),
-            "accuracy": accuracy_table(scores, model.layout), "leakage": leakage(scores, model.layout)}
+            "accuracy": accuracy, "locked": locked, "leakage": leakage(scores, model.layout)}
 
 
 def format_report(report: dict) -> str:
@@ -163,6 +180,10 @@ def format_report(report: dict) -> str:
         tag = f"{t}{' *' if t in secured else ''}"
         lines.append(tag.ljust(14) + "".join(f"{report['accuracy'][c][t]:>16.1%} " for c in conds))
     lines.append("(* secured)")
+    if report.get("locked") and report["tasks"].get("locked"):
+        lines.append("share of locked answers (secured tasks; scored as a uniform guess above)")
+        for t in report["tasks"]["secured"]:
+            lines.append(f"{t:<14}" + "".join(f"{report['locked'][c][t]:>16.1%} " for c in conds))
     if report["leakage"]:
         lines.append("")
         lines.append("leakage (un-keyed)  base rate  irreducible  from unsecured outputs  from all outputs")

@@ -18,13 +18,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from raypriv.runtime import ResourceSpec
 
 
+#: The predicted class of a secured task that answers "locked" (its key is absent).
+LOCKED = -1
+
+
 def _by_task(flat: np.ndarray, model: "MtkModel") -> dict[str, np.ndarray]:
-    edges = np.cumsum((0,) + tuple(model.layout.num_classes))
-    return {t: flat[:, a:b].argmax(1) for t, a, b in zip(model.layout.names, edges[:-1], edges[1:])}
+    from raypriv.mtk.evaluate import answers
+
+    return dict(zip(model.layout.names, answers(flat, model.layout)))
 
 
 def predict(model: "MtkModel", images: np.ndarray, keys: "KeySet | None" = None) -> dict[str, np.ndarray]:
-    """``{task: predicted class}`` for uint8 ``(B, H, W, C)`` images, with all of ``keys`` added."""
+    """``{task: predicted class}`` for uint8 ``(B, H, W, C)`` images, with all of ``keys`` added;
+    a secured task without its key answers :data:`LOCKED` (models trained with ``target="locked"``)."""
     import torch
 
     from raypriv.models import to_float_nchw
@@ -52,7 +58,7 @@ def predict_corpus(model: "MtkModel", corpus: "Corpus", keys: "KeySet | None", *
                   options={"columns": ("label",)})
     rows = run(ds, lambda d: d.take_all())
     rows.sort(key=lambda r: r["id"])
-    flat = np.stack([r["logits:chosen"] for r in rows]) if rows else np.zeros((0, sum(model.layout.num_classes)))
+    flat = np.stack([r["logits:chosen"] for r in rows]) if rows else np.zeros((0, sum(model.layout.head_sizes)))
     return {"id": np.array([r["id"] for r in rows]), **_by_task(flat, model)}
 
 
@@ -73,4 +79,6 @@ def write_predictions(path: str, preds: dict, model: "MtkModel") -> str:
 
 
 def _name(class_names, k: int) -> str:
+    if k == LOCKED:
+        return "locked"
     return str(class_names[k]) if class_names and k < len(class_names) else str(k)

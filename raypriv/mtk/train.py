@@ -114,7 +114,7 @@ def model_kwargs(info, layout: TaskLayout) -> dict:
     from raypriv.models import ModelPayload
 
     h, w, _ = (int(v) for v in info.image_shape)
-    return {**ModelPayload.image_kwargs(info.image_shape, layout.num_classes), "image_width": w}
+    return {**ModelPayload.image_kwargs(info.image_shape, layout.head_sizes), "image_width": w}
 
 
 def train_mtk(train: "Corpus", keys: "KeySet", *, config: MtkConfig, output: str,
@@ -132,7 +132,7 @@ def train_mtk(train: "Corpus", keys: "KeySet", *, config: MtkConfig, output: str
     resources = resources or ResourceSpec.auto()
     if is_finished(output) and not overwrite:
         raise ArtifactError(f"{output} already holds a finished MTK model; pass overwrite=True (--overwrite)")
-    layout = task_layout(train.info, tasks=config.tasks, secured=keys.tasks)
+    layout = task_layout(train.info, tasks=config.tasks, secured=keys.tasks, locked=config.target == "locked")
     check_keys(keys, layout, train.info.image_shape)
     kwargs = model_kwargs(train.info, layout)
     build_model(config.train.model, **kwargs)      # an unknown or single-head model fails here, before any work

@@ -4,8 +4,9 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
 
 * unsecured task t: ``CE(head_t(x), y_t)``;
 * secured task s, on rows whose key mask has s: ``CE(head_s(x), y_s)``; on the others an
-  uninformative target: a uniformly random class drawn afresh each time the row is seen
-  (``target="random"``) or the uniform distribution (``target="uniform"``);
+  uninformative target: the extra *locked* output (``target="locked"``), a uniformly random
+  class drawn afresh each time the row is seen (``target="random"``) or the uniform
+  distribution (``target="uniform"``);
 * with λ > 0, on rows carrying no true key (un-keyed and decoy rows): an adversary, one linear
   layer per secured task over the concatenated logits of the unsecured heads, learns ``y_s``;
   a gradient-reversal layer between the heads and the adversary hands the network ``-λ`` times
@@ -77,7 +78,8 @@ def secured_targets(labels, mask, layout: TaskLayout, *, gen) -> tuple[list, lis
     """Per task, the targets of a batch and which rows' targets are the true labels.
 
     ``labels`` is ``(B, T)`` in head order, ``mask`` the key masks; a secured task's rows without
-    its key get a uniformly random class from ``gen`` (used as such by ``target="random"``)."""
+    its key get the locked output when ``layout.locked``, else a uniformly random class from
+    ``gen`` (used as such by ``target="random"``)."""
     import torch
 
     targets, true = [], []
@@ -89,7 +91,10 @@ def secured_targets(labels, mask, layout: TaskLayout, *, gen) -> tuple[list, lis
             true.append(torch.ones_like(y, dtype=torch.bool))
             continue
         keyed = ((mask >> secured[t]) & 1).bool()
-        noise = torch.randint(0, layout.num_classes[t], y.shape, generator=gen).to(y.device)
+        if layout.locked:
+            noise = torch.full_like(y, layout.num_classes[t])
+        else:
+            noise = torch.randint(0, layout.num_classes[t], y.shape, generator=gen).to(y.device)
         targets.append(torch.where(keyed, y, noise))
         true.append(keyed)
     return targets, true
