@@ -25,7 +25,14 @@ Why ``locked`` is the default (measured, README "MTK"): ``random`` and ``uniform
 the un-keyed logits toward uniform, and their argmax still follows the shared features, which
 know the digit: on mnist5k-tasks the un-keyed digit stayed at 79 % (random) and 68 % (uniform)
 accuracy, far from the 10 % of chance. A fixed answer is learned with a margin, so its argmax
-does not drift with the features. Unsecured tasks always learn
+does not drift with the features.
+
+**Gate hardening** (``gate_attack_steps`` > 0): random wrong keys teach the gate that the form
+and amplitude are not enough, but an attacker with the model can *search* for a pattern that
+unlocks (:mod:`raypriv.mtk.audit`). With hardening, each batch also runs that search (projected
+gradient ascent on the secured tasks' true labels, from a random start on the keys' supports)
+on ``gate_attack_share`` of its un-keyed rows, and the patterns it finds learn "locked", the
+adversarial training of the gate. Unsecured tasks always learn
 their true labels. With ``decoupling`` λ > 0, an adversary reads the unsecured heads' logits of
 un-keyed inputs and learns to predict each secured label; its gradient reaches the network
 reversed (a gradient-reversal layer), so the network learns unsecured outputs that reveal less
@@ -67,6 +74,10 @@ class MtkConfig:
                                                           "answer, random labels re-drawn every epoch, or the "
                                                           "uniform distribution")
     decoupling: float = setting(0.0, help="weight λ of the decoupling adversary (0: off)")
+    gate_attack_steps: int = setting(0, help="gradient steps of the in-training key search whose patterns learn "
+                                             "'locked' (hardens the gate against key recovery; 0: off)")
+    gate_attack_share: float = setting(0.25, help="share of each batch's un-keyed rows the in-training key "
+                                                  "search perturbs")
     train: VictimConfig = setting(default_factory=_recipe, help="the training recipe (model: a multi-head model)")
     seed: int = setting(0, help="seeds the expansion's key subsets and decoys, and the random targets")
 
@@ -75,7 +86,9 @@ class MtkConfig:
         if len(set(value)) != len(value) or not all(isinstance(t, str) and t for t in value):
             raise ConfigError("tasks", f"must be distinct task names, got {value!r}")
         object.__setattr__(self, "tasks", value)
-        for name in ("keyed_copies", "decoy_copies"):
+        if not 0 < self.gate_attack_share <= 1:
+            raise ConfigError("gate_attack_share", f"must be in (0, 1], got {self.gate_attack_share}")
+        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")

@@ -16,7 +16,8 @@ import dataclasses
 from raypriv.configs import setting
 from raypriv.jobs.base import Job, Outcome
 from raypriv.jobs.registry import register_group, register_job
-from raypriv.jobs.stages import ReportStage
+from raypriv.jobs.stages import ReportStage, Stage, run_stages
+from raypriv.mtk.audit import AuditConfig
 from raypriv.mtk.config import MtkConfig
 from raypriv.mtk.keys import KeySpec
 
@@ -54,11 +55,12 @@ class MtkKeysJob(Job):
 
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MtkTrainJob(Job):
+class MtkTrainJob(Stage):
     """Train a multi-task model whose secured tasks answer only with their key (Ray Train)."""
 
     name = "mtk.train"
     LOCAL_PATHS = ("output", "keys")
+    what = "MTK model"
     source: str = setting(positional=True, help=SOURCE_HELP)
     keys: str = setting(help="key file written by `raypriv mtk keys`")
     output: str = setting(short="-o", help="model directory")
@@ -74,9 +76,12 @@ class MtkTrainJob(Job):
         keys = KeySet.load(self.keys)
         model = train_mtk(load_corpus(self.source, split=self.split), keys, config=self.mtk, output=self.output,
                           resources=self.cluster(), overwrite=self.overwrite, progress=reporter)
-        last = model.manifest["history"][-1]
         return Outcome(artifacts={"model": model.path, "manifest": f"{model.path}/manifest.json"},
-                       metrics={"loss": last["loss"], "train_acc": last["acc"]})
+                       metrics=self.metrics_of(model.manifest))
+
+    def metrics_of(self, manifest: dict) -> dict:
+        last = manifest["history"][-1]
+        return {"loss": last["loss"], "train_acc": last["acc"], "wall_time_s": manifest.get("wall_time_s")}
 
 
 @register_job
@@ -95,6 +100,10 @@ class MtkEvaluateJob(ReportStage):
     output: str = setting(short="-o", help="report directory (report.json, report.txt, manifest.json)")
     split: str = setting("test", help="split of the source to evaluate on")
     seed: int = setting(0, help="seeds the forged keys")
+    audit: AuditConfig | None = setting(default_factory=AuditConfig,
+                                        help="key-recovery audit (null: skip it)")
+    attacker: str | None = setting(None, help="corpus spec the audit's attacker draws its labeled images from "
+                                              "(default: half of the held-out corpus)")
 
     def execute(self, reporter) -> Outcome:
         import os
@@ -110,16 +119,26 @@ class MtkEvaluateJob(ReportStage):
         test = load_corpus(self.source, split=self.split)
         reporter(f"scoring {test.info.num_rows:,} images of {test.info.source} under every key condition")
         report = evaluate_mtk(model, test, keys, resources=self.cluster(), seed=self.seed)
+        if self.audit is not None:
+            from raypriv.mtk.audit import audit_keys
+
+            reporter(f"key-recovery audit: attackers with {', '.join(map(str, self.audit.sizes))} labeled images, "
+                     f"{self.audit.restarts} restarts of {self.audit.steps} steps")
+            attacker = load_corpus(self.attacker) if self.attacker else None
+            report["audit"] = audit_keys(model, test, keys.spec, config=self.audit, resources=self.cluster(),
+                                         attacker=attacker)
         table = format_report(report)
         reporter(table)
         os.makedirs(self.output, exist_ok=True)
         write_text_atomic(os.path.join(self.output, "report.txt"), table + "\n")
-        finish_report(self.output, report, method="mtk-evaluate", params={"model": model.path, "seed": self.seed},
+        params = {"model": model.path, "seed": self.seed, "audit": None if self.audit is None else
+                  dataclasses.asdict(self.audit), "attacker": self.attacker}
+        finish_report(self.output, report, method="mtk-evaluate", params=params,
                       input_fingerprint=test.keyed_fingerprint(), files=("report.txt",))
         return self.collect()
 
     def metrics_of_report(self, report: dict) -> dict:
-        return {"accuracy": report["accuracy"], "leakage": report["leakage"]}
+        return {k: report[k] for k in ("accuracy", "locked", "leakage", "audit") if k in report}
 
 
 @register_job
@@ -137,7 +156,7 @@ class MtkPredictJob(Job):
 
     def execute(self, reporter) -> Outcome:
         from raypriv.data import load_corpus
-        from raypriv.mtk.evaluate import predict_corpus, write_predictions
+        from raypriv.mtk.predict import predict_corpus, write_predictions
         from raypriv.mtk.train import load_model
 
         model = load_model(self.model)
@@ -147,3 +166,35 @@ class MtkPredictJob(Job):
         path = write_predictions(self.output, preds, model)
         reporter(f"wrote predictions for {len(preds['id']):,} images ({'with' if keys else 'without'} keys) to {path}")
         return Outcome(artifacts={"predictions": path}, metrics={"rows": len(preds["id"])})
+
+
+@register_job
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MtkPipelineJob(Job):
+    """Keys (if the key file does not exist yet), training and evaluation: ``keys`` (mode 0600,
+    outside the model), ``output/model`` and ``output/eval``. A re-run reuses finished stages."""
+
+    name = "mtk.pipeline"
+    LOCAL_PATHS = ("output", "keys")
+    source: str = setting(positional=True, help=SOURCE_HELP)
+    keys: str = setting(help="key file: generated when absent, else used as it is")
+    output: str = setting(short="-o", help="pipeline directory (model/, eval/)")
+    secured: tuple[str, ...] = setting((), help="tasks to secure (default: the corpus's main label)")
+    key: KeySpec = setting(default_factory=KeySpec, help="the keys' form (when the key file is generated)")
+    mtk: MtkConfig = setting(default_factory=MtkConfig, help="MTK settings")
+    audit: AuditConfig | None = setting(default_factory=AuditConfig, help="key-recovery audit (null: skip it)")
+    attacker: str | None = setting(None, help="corpus spec of the audit attacker's labeled images")
+    test_split: str = setting("test", help="split of the source to evaluate on")
+
+    def execute(self, reporter) -> Outcome:
+        import os
+
+        if not os.path.exists(self.keys):
+            MtkKeysJob(source=self.source, output=self.keys, secured=self.secured, key=self.key).execute(reporter)
+        common = {"resources": self.resources}
+        model, report = (os.path.join(self.output, s) for s in ("model", "eval"))
+        return run_stages([
+            ("model", MtkTrainJob(source=self.source, keys=self.keys, output=model, mtk=self.mtk, **common)),
+            ("eval", MtkEvaluateJob(model=model, source=self.source, keys=self.keys, output=report,
+                                    split=self.test_split, audit=self.audit, attacker=self.attacker, **common)),
+        ], reporter)

@@ -25,6 +25,8 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from raypriv.errors import ArtifactError
 from raypriv.mtk.config import MtkConfig, TaskLayout, column_of, task_layout
 from raypriv.mtk.expand import DECOY, KEY_MASK
@@ -145,7 +147,9 @@ def train_mtk(train: "Corpus", keys: "KeySet", *, config: MtkConfig, output: str
                              seed=config.seed)
     expanded = run(expanded.select_columns(["id", "image", *columns, KEY_MASK, DECOY]), lambda d: d.materialize())
     rows = expanded.count()
+    support = np.any([keys.spec.support(i, train.info.image_shape) for i in range(len(keys.tasks))], axis=0)
     loop_cfg = {"mtk": config.to_dict(), "layout": layout.to_dict(), "model_kwargs": kwargs,
+                "key_support": support.astype(np.uint8).tolist(), "key_amplitude": keys.spec.amplitude,
                 "columns": list(columns), "rows_per_epoch": max(1, rows // resources.workers),
                 "batch_per_worker": max(1, config.train.batch_size // resources.workers)}
     from raypriv.mtk.worker import train_loop

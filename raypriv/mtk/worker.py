@@ -100,6 +100,41 @@ def secured_targets(labels, mask, layout: TaskLayout, *, gen) -> tuple[list, lis
     return targets, true
 
 
+def gate_attack(net, x, labels, layout: TaskLayout, *, support, amplitude: float, steps: int, gen):
+    """Images ``x`` (float NCHW in [0, 1]) with the patterns a key search finds: ``steps`` signed
+    gradient steps from a random start on ``support`` (a ``C x H x W`` 0/1 tensor) within
+    ``±amplitude`` (in [0, 1] units), raising the secured heads' true-label likelihood."""
+    import torch
+    import torch.nn.functional as F
+
+    delta = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * amplitude * support
+    for _ in range(steps):
+        d = delta.detach().requires_grad_(True)
+        out = net((x + d).clamp(0, 1))
+        loss = sum(F.cross_entropy(out[s], labels[:, s]) for s in layout.secured_index)
+        (grad,) = torch.autograd.grad(loss, d)
+        delta = ((delta - amplitude / 4 * grad.sign()) * support).clamp(-amplitude, amplitude)
+    return (x + delta.detach()).clamp(0, 1)
+
+
+def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, support, amplitude: float, gen):
+    """The batch with hardening rows appended: a ``gate_attack_share`` of its un-keyed rows with
+    the key search's patterns, and key mask 0 (so their secured targets are 'locked')."""
+    import torch
+
+    plain = torch.nonzero(rows[:, -1] == 0).flatten()
+    take = plain[torch.randperm(len(plain), generator=gen)[:max(1, int(len(plain) * mc.gate_attack_share))]
+                 .to(plain.device)]
+    if not len(take):
+        return x, rows
+    was = inner.training
+    inner.eval()
+    attacked = gate_attack(inner, x[take], rows[take, :-1], layout, support=support, amplitude=amplitude,
+                           steps=mc.gate_attack_steps, gen=gen)
+    inner.train(was)
+    return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
+
+
 def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets."""
     import torch
@@ -147,6 +182,8 @@ def train_loop(cfg: dict) -> None:
         inner.load_state_dict(state["trainee"])
         opt.load_state_dict(state["optim"])
     device = next(inner.parameters()).device
+    support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
+    amplitude = cfg["key_amplitude"] / 255.0
     for epoch in range(state["epoch"], vc.epochs):
         # generators per epoch, so a resumed run draws what the uninterrupted one would have
         order_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank) * 1_000 + epoch)
@@ -159,6 +196,9 @@ def train_loop(cfg: dict) -> None:
                                  rows_per_epoch=cfg["rows_per_epoch"]):
             x = to_float_nchw(images[idx].to(device))
             rows = table[idx].to(device)
+            if mc.gate_attack_steps:
+                x, rows = with_gate_attack(inner.net, x, rows, layout, mc, support=support, amplitude=amplitude,
+                                           gen=target_gen)
             logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
                                               gen=target_gen)
