@@ -78,6 +78,8 @@ class MtkConfig:
                                              "'locked' (hardens the gate against key recovery; 0: off)")
     gate_attack_share: float = setting(0.25, help="share of each batch's un-keyed rows the in-training key "
                                                   "search perturbs")
+    gate_attack_from: int = setting(0, help="first epoch (0-based) of the in-training key search: the gate is "
+                                            "learned before it is hardened")
     train: VictimConfig = setting(default_factory=_recipe, help="the training recipe (model: a multi-head model)")
     seed: int = setting(0, help="seeds the expansion's key subsets and decoys, and the random targets")
 
@@ -88,7 +90,7 @@ class MtkConfig:
         object.__setattr__(self, "tasks", value)
         if not 0 < self.gate_attack_share <= 1:
             raise ConfigError("gate_attack_share", f"must be in (0, 1], got {self.gate_attack_share}")
-        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps"):
+        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps", "gate_attack_from"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
@@ -146,13 +148,14 @@ class TaskLayout:
                    locked=bool(d.get("locked", False)))
 
 
-def task_layout(info, *, tasks: tuple[str, ...] = (), secured: tuple[str, ...] = (), locked: bool = False) -> TaskLayout:
-    """The ``tasks`` (default: all) and ``secured`` tasks (default: the main label) on a corpus
-    with ``info`` (a :class:`raypriv.data.CorpusInfo`): the main label is the task
-    ``info.label_name``, each label column a task of its own name."""
+def task_layout(info, *, tasks: tuple[str, ...] = (), secured: tuple[str, ...] | None = None,
+                locked: bool = False) -> TaskLayout:
+    """The ``tasks`` (default: all) and ``secured`` tasks (default ``None``: the main label; ``()``:
+    none, an ordinary multi-task model) on a corpus with ``info`` (a :class:`raypriv.data.CorpusInfo`):
+    the main label is the task ``info.label_name``, each label column a task of its own name."""
     available = {info.label_name: int(info.num_classes), **{c.name: int(c.num_classes) for c in info.label_columns}}
     names = tuple(tasks) or tuple(available)
-    secured = tuple(secured) or (info.label_name,)
+    secured = (info.label_name,) if secured is None else tuple(secured)
     for field, chosen in (("tasks", names), ("secured", secured)):
         unknown = [t for t in chosen if t not in available or (field == "secured" and t not in names)]
         if unknown:

@@ -162,12 +162,19 @@ def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
 
 
 def evaluate_mtk(model: "MtkModel", test: "Corpus", keys: "KeySet | None", *, resources: "ResourceSpec",
-                 seed: int = 0) -> dict[str, Any]:
-    """Accuracy under every key condition and leakage (see the module docstring) as a report dict."""
+                 seed: int = 0, leakage_of: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Accuracy under every key condition and leakage (see the module docstring) as a report dict.
+
+    ``leakage_of`` names the tasks whose leakage through the *other* heads is measured (default:
+    the secured ones); an ordinary multi-task model (no key) is measured with the tasks its MTK
+    counterpart secures."""
+    import dataclasses
+
     scores = score(model, test, keys, resources=resources, seed=seed)
     accuracy, locked = accuracy_table(scores, model.layout)
+    leak_layout = model.layout if leakage_of is None else dataclasses.replace(model.layout, secured=tuple(leakage_of))
     return {"tasks": model.layout.to_dict(), "rows": int(len(scores["id"])),
-            "accuracy": accuracy, "locked": locked, "leakage": leakage(scores, model.layout)}
+            "accuracy": accuracy, "locked": locked, "leakage": leakage(scores, leak_layout)}
 
 
 def format_report(report: dict) -> str:

@@ -45,7 +45,7 @@ class MtkKeysJob(Job):
         from raypriv.mtk.keys import KeySet
 
         corpus = load_corpus(self.source, validate=False)
-        layout = task_layout(corpus.info, secured=self.secured)
+        layout = task_layout(corpus.info, secured=self.secured or None)
         keys = KeySet.generate(layout.secured, image_shape=corpus.info.image_shape, spec=self.key)
         path = keys.save(self.output, overwrite=self.overwrite)
         reporter(f"wrote {len(keys.tasks)} {keys.spec.form} key(s) (amplitude {keys.spec.amplitude}) for "

@@ -63,8 +63,12 @@ class MtkModel:
         """The key file at ``path``, refused unless it holds exactly this model's keys."""
         from raypriv.mtk.keys import KeySet
 
-        keys = KeySet.load(path, digests=self.manifest["key_digests"], salt=self.manifest["key_salt"])
-        return keys
+        from raypriv.mtk.keys import KeyFileError
+
+        if not self.layout.secured:
+            raise KeyFileError(f"{self.path or 'this model'} secures no task (an ordinary multi-task model): "
+                               "it takes no key file")
+        return KeySet.load(path, digests=self.manifest["key_digests"], salt=self.manifest["key_salt"])
 
     def save(self, output: str, *, overwrite: bool = False) -> str:
         import torch
@@ -119,14 +123,17 @@ def model_kwargs(info, layout: TaskLayout) -> dict:
     return {**ModelPayload.image_kwargs(info.image_shape, layout.head_sizes), "image_width": w}
 
 
-def train_mtk(train: "Corpus", keys: "KeySet", *, config: MtkConfig, output: str,
+def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, output: str,
               resources: "ResourceSpec | None" = None, overwrite: bool = False, max_failures: int = 0,
               progress: Callable[[str], None] = print) -> MtkModel:
-    """Train an MTK model on ``train`` with ``keys`` and save it to ``output`` (see the module docstring)."""
+    """Train an MTK model on ``train`` with ``keys`` and save it to ``output`` (see the module docstring).
+
+    ``keys=None`` trains the ordinary multi-task model of the same recipe (no task secured, no
+    expansion): the baseline MTK's keyed and unsecured accuracy and its leakage are compared with."""
     from raypriv.manifest import build_manifest, is_finished
     from raypriv.models import ModelPayload, build_model
     from raypriv.mtk.expand import expand_corpus
-    from raypriv.mtk.keys import key_digests, new_salt
+    from raypriv.mtk.keys import KeySet, KeySpec, key_digests, new_salt
     from raypriv.runtime import ResourceSpec
     from raypriv.runtime.execute import run
     from raypriv.runtime.train import fit, load_checkpoint
@@ -134,20 +141,28 @@ def train_mtk(train: "Corpus", keys: "KeySet", *, config: MtkConfig, output: str
     resources = resources or ResourceSpec.auto()
     if is_finished(output) and not overwrite:
         raise ArtifactError(f"{output} already holds a finished MTK model; pass overwrite=True (--overwrite)")
-    layout = task_layout(train.info, tasks=config.tasks, secured=keys.tasks, locked=config.target == "locked")
-    check_keys(keys, layout, train.info.image_shape)
+    plain = keys is None
+    layout = task_layout(train.info, tasks=config.tasks, secured=() if plain else keys.tasks,
+                         locked=not plain and config.target == "locked")
+    if plain:
+        keys = KeySet({}, spec=KeySpec(), image_shape=train.info.image_shape)
+    else:
+        check_keys(keys, layout, train.info.image_shape)
     kwargs = model_kwargs(train.info, layout)
     build_model(config.train.model, **kwargs)      # an unknown or single-head model fails here, before any work
     columns = tuple(column_of(train.info, t) for t in layout.names)
+    secured = "no task secured (the ordinary multi-task baseline)" if plain else \
+        f"secured {', '.join(layout.secured)} ({keys.spec.form} keys, amplitude {keys.spec.amplitude})"
     progress(f"training MTK ({config.train.model}) on {train.info.num_rows:,} images of {train.info.source}: tasks "
-             f"{', '.join(layout.names)}; secured {', '.join(layout.secured)} ({keys.spec.form} keys, "
-             f"amplitude {keys.spec.amplitude}); decoupling λ = {config.decoupling:g}; {resources.workers} worker(s)")
+             f"{', '.join(layout.names)}; {secured}; decoupling λ = {config.decoupling:g}; {resources.workers} worker(s)")
     t0 = time.time()
-    expanded = expand_corpus(train, keys, keyed_copies=config.keyed_copies, decoy_copies=config.decoy_copies,
-                             seed=config.seed)
+    expanded = expand_corpus(train, keys, keyed_copies=0 if plain else config.keyed_copies,
+                             decoy_copies=0 if plain else config.decoy_copies, seed=config.seed)
     expanded = run(expanded.select_columns(["id", "image", *columns, KEY_MASK, DECOY]), lambda d: d.materialize())
     rows = expanded.count()
-    support = np.any([keys.spec.support(i, train.info.image_shape) for i in range(len(keys.tasks))], axis=0)
+    support = np.zeros(train.info.image_shape, dtype=bool)
+    for i in range(len(keys.tasks)):
+        support |= keys.spec.support(i, train.info.image_shape)
     loop_cfg = {"mtk": config.to_dict(), "layout": layout.to_dict(), "model_kwargs": kwargs,
                 "key_support": support.astype(np.uint8).tolist(), "key_amplitude": keys.spec.amplitude,
                 "columns": list(columns), "rows_per_epoch": max(1, rows // resources.workers),
@@ -167,7 +182,8 @@ def train_mtk(train: "Corpus", keys: "KeySet", *, config: MtkConfig, output: str
         extra={"source": train.info.source, "tasks": layout.to_dict(), "model": config.train.model,
                "model_kwargs": kwargs, "image_shape": list(train.info.image_shape),
                "class_names": {t: _class_names(train.info, t) for t in layout.names},
-               "key_spec": keys.spec.to_dict(), "key_salt": salt, "key_digests": key_digests(keys, salt=salt),
+               "key_spec": None if plain else keys.spec.to_dict(), "key_salt": salt,
+               "key_digests": key_digests(keys, salt=salt),
                "training_rows": rows, "history": history, "wall_time_s": round(time.time() - t0, 1)})
     payload = ModelPayload(model=config.train.model, model_kwargs=kwargs, state=state["model"])
     model = MtkModel(payload=payload, layout=layout, manifest=manifest)

@@ -23,6 +23,7 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from raypriv.mtk.config import MtkConfig, TaskLayout
@@ -191,12 +192,13 @@ def train_loop(cfg: dict) -> None:
         for group in opt.param_groups:
             group["lr"] = lr_at(vc, epoch)
         trainee.train()
+        started = time.perf_counter()
         stats = torch.zeros(2 + 2 * len(layout.names), dtype=torch.float64)
         for idx in epoch_batches(len(table), batch_size=cfg["batch_per_worker"], drop_last=True, gen=order_gen,
                                  rows_per_epoch=cfg["rows_per_epoch"]):
             x = to_float_nchw(images[idx].to(device))
             rows = table[idx].to(device)
-            if mc.gate_attack_steps:
+            if mc.gate_attack_steps and layout.secured and epoch >= mc.gate_attack_from:
                 x, rows = with_gate_attack(inner.net, x, rows, layout, mc, support=support, amplitude=amplitude,
                                            gen=target_gen)
             logits, adversary = trainee(x)
@@ -208,7 +210,7 @@ def train_loop(cfg: dict) -> None:
             stats += torch.tensor([loss.item() * len(idx), len(idx), *correct, *counted], dtype=torch.float64)
         if worker.world > 1:
             torch.distributed.all_reduce(stats)
-        record = _epoch_record(epoch, stats, layout)
+        record = {**_epoch_record(epoch, stats, layout), "seconds": round(time.perf_counter() - started, 3)}
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
                  "trainee": inner.state_dict(), "optim": opt.state_dict()}
         report(record_metrics(record), rank=worker.rank, state=state)
