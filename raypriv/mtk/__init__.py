@@ -14,16 +14,25 @@ publishes the model directory, which holds no key::
     keys = KeySet.generate(("digit",), image_shape=train.info.image_shape)
     keys.save("secret/digit.keys")
     model = train_mtk(train, keys, config=MtkConfig(), output="out/mtk")
+
+Evaluation (:mod:`raypriv.mtk.evaluate`: accuracy with, without and with forged keys, and
+leakage through the unsecured heads), the key-recovery audit (:mod:`raypriv.mtk.audit`) and
+predictions (:mod:`raypriv.mtk.predict`) read the model directory and, where they need it,
+the key file.
 """
 
 from raypriv.lazy import lazy_exports
 
 _MEMBERS = {
+    'AuditConfig': 'raypriv.mtk.audit',
     'KeySet': 'raypriv.mtk.keys',
     'KeySpec': 'raypriv.mtk.keys',
     'MtkConfig': 'raypriv.mtk.config',
     'MtkModel': 'raypriv.mtk.train',
+    'audit_keys': 'raypriv.mtk.audit',
+    'evaluate_mtk': 'raypriv.mtk.evaluate',
     'load_model': 'raypriv.mtk.train',
+    'predict': 'raypriv.mtk.predict',
     'train_mtk': 'raypriv.mtk.train',
 }
 __all__ = sorted(_MEMBERS)

@@ -175,26 +175,3 @@ def evaluate_mtk(model: "MtkModel", test: "Corpus", keys: "KeySet | None", *, re
     leak_layout = model.layout if leakage_of is None else dataclasses.replace(model.layout, secured=tuple(leakage_of))
     return {"tasks": model.layout.to_dict(), "rows": int(len(scores["id"])),
             "accuracy": accuracy, "locked": locked, "leakage": leakage(scores, leak_layout)}
-
-
-def format_report(report: dict) -> str:
-    """The accuracy table (tasks × conditions) and the leakage table, as text."""
-    names = report["tasks"]["names"]
-    secured = set(report["tasks"]["secured"])
-    conds = list(report["accuracy"])
-    lines = ["task".ljust(14) + "".join(c[:16].rjust(17) for c in conds)]
-    for t in names:
-        tag = f"{t}{' *' if t in secured else ''}"
-        lines.append(tag.ljust(14) + "".join(f"{report['accuracy'][c][t]:>16.1%} " for c in conds))
-    lines.append("(* secured)")
-    if report.get("locked") and report["tasks"].get("locked"):
-        lines.append("share of locked answers (secured tasks; scored as a uniform guess above)")
-        for t in report["tasks"]["secured"]:
-            lines.append(f"{t:<14}" + "".join(f"{report['locked'][c][t]:>16.1%} " for c in conds))
-    if report["leakage"]:
-        lines.append("")
-        lines.append("leakage (un-keyed)  base rate  irreducible  from unsecured outputs  from all outputs")
-        for t, v in report["leakage"].items():
-            lines.append(f"{t:<19} {v['base_rate']:>9.1%}  {v['irreducible']:>11.1%}  "
-                         f"{v['from_unsecured_outputs']:>22.1%}  {v['from_all_outputs']:>16.1%}")
-    return "\n".join(lines)

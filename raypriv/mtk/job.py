@@ -111,7 +111,8 @@ class MtkEvaluateJob(ReportStage):
         from raypriv.data import load_corpus
         from raypriv.files import write_text_atomic
         from raypriv.manifest import finish_report
-        from raypriv.mtk.evaluate import evaluate_mtk, format_report
+        from raypriv.mtk.evaluate import evaluate_mtk
+        from raypriv.mtk.report import format_audit, format_report
         from raypriv.mtk.train import load_model
 
         model = load_model(self.model)
@@ -127,7 +128,7 @@ class MtkEvaluateJob(ReportStage):
             attacker = load_corpus(self.attacker) if self.attacker else None
             report["audit"] = audit_keys(model, test, keys.spec, config=self.audit, resources=self.cluster(),
                                          attacker=attacker)
-        table = format_report(report)
+        table = format_report(report) + ("\n\n" + format_audit(report["audit"]) if "audit" in report else "")
         reporter(table)
         os.makedirs(self.output, exist_ok=True)
         write_text_atomic(os.path.join(self.output, "report.txt"), table + "\n")

@@ -191,6 +191,7 @@ def train_loop(cfg: dict) -> None:
         target_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank + TARGET_SEED_OFFSET) * 1_000 + epoch)
         for group in opt.param_groups:
             group["lr"] = lr_at(vc, epoch)
+        hardening = hardening_on(state["history"], layout, mc)
         trainee.train()
         started = time.perf_counter()
         stats = torch.zeros(2 + 2 * len(layout.names), dtype=torch.float64)
@@ -198,7 +199,7 @@ def train_loop(cfg: dict) -> None:
                                  rows_per_epoch=cfg["rows_per_epoch"]):
             x = to_float_nchw(images[idx].to(device))
             rows = table[idx].to(device)
-            if mc.gate_attack_steps and layout.secured and epoch >= mc.gate_attack_from:
+            if hardening:
                 x, rows = with_gate_attack(inner.net, x, rows, layout, mc, support=support, amplitude=amplitude,
                                            gen=target_gen)
             logits, adversary = trainee(x)
@@ -210,10 +211,20 @@ def train_loop(cfg: dict) -> None:
             stats += torch.tensor([loss.item() * len(idx), len(idx), *correct, *counted], dtype=torch.float64)
         if worker.world > 1:
             torch.distributed.all_reduce(stats)
-        record = {**_epoch_record(epoch, stats, layout), "seconds": round(time.perf_counter() - started, 3)}
+        record = {**_epoch_record(epoch, stats, layout), "seconds": round(time.perf_counter() - started, 3),
+                  "hardening": hardening}
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
                  "trainee": inner.state_dict(), "optim": opt.state_dict()}
         report(record_metrics(record), rank=worker.rank, state=state)
+
+
+def hardening_on(history: list[dict], layout: TaskLayout, mc: MtkConfig) -> bool:
+    """Whether this epoch runs the in-training key search: once an earlier epoch had every secured
+    task at ``gate_attack_after`` keyed training accuracy (and from then on)."""
+    if not (mc.gate_attack_steps and layout.secured):
+        return False
+    return any(h.get("hardening") or min(h["acc"][t] for t in layout.secured) >= mc.gate_attack_after
+               for h in history)
 
 
 def _victim(d: dict):
