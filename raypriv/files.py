@@ -116,33 +116,43 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not a JSON value: {obj!r}")
 
 
-def write_json_atomic(path: str, obj: Any) -> str:
-    """Write ``obj`` (:func:`to_jsonable`) as JSON to ``path`` via a temporary file and ``os.replace``."""
-    obj = to_jsonable(obj)
+def _replace_atomically(path: str, suffix: str, write) -> str:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then ``os.replace`` it into place."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
-            f.write("\n")
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_json_atomic(path: str, obj: Any) -> str:
+    """Write ``obj`` (:func:`to_jsonable`) as JSON to ``path`` via a temporary file and ``os.replace``."""
+    obj = to_jsonable(obj)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
+            f.write("\n")
+
+    return _replace_atomically(path, ".json", write)
+
+
+def write_text_atomic(path: str, text: str) -> str:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file and ``os.replace``."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return _replace_atomically(path, os.path.splitext(path)[1] or ".txt", write)
 
 
 def save_figure(fig, path: str) -> str:
     """Save a matplotlib figure as PNG at ``path`` atomically (temporary file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return _replace_atomically(path, ".png", lambda tmp: fig.savefig(tmp, format="png"))

@@ -40,9 +40,11 @@ def shard_of(ids, *, world: int, key: int = 0):
     return np.minimum((id_uniform(ids, seed=key, salt=SHARD_SALT) * world).astype(np.int64), world - 1)
 
 
-def load_shard(rows, *, rank: int = 0, world: int = 1, key: int = 0, what: str = "training set") -> tuple:
+def load_shard(rows, *, rank: int = 0, world: int = 1, key: int = 0, what: str = "training set",
+               columns: tuple[str, ...] | None = None) -> tuple:
     """Worker ``rank``'s share of ``rows`` as in-memory ``(images uint8 (N, H, W, C), labels
-    int64 (N,))`` tensors, ordered by row id.
+    int64 (N,))`` tensors, ordered by row id; with ``columns``, ``labels`` is ``(N, len(columns))``
+    and holds those integer columns (a multi-task set: ``("label", "parity", "key_mask")``).
 
     ``rows`` is anything with Ray Data's ``iter_batches`` (a ``DataIterator`` or a ``Dataset``)
     over ``{id, image, label}`` rows; every worker reads all of it (:func:`shard_of` picks).
@@ -56,7 +58,10 @@ def load_shard(rows, *, rank: int = 0, world: int = 1, key: int = 0, what: str =
         mine = shard_of(batch_ids, world=world, key=key) == rank
         ids.append(batch_ids[mine])
         images.append(np.asarray(batch["image"], dtype=np.uint8)[mine])
-        labels.append(np.asarray(batch["label"], dtype=np.int64)[mine])
+        if columns is None:
+            labels.append(np.asarray(batch["label"], dtype=np.int64)[mine])
+        else:
+            labels.append(np.stack([np.asarray(batch[c], dtype=np.int64) for c in columns], axis=1)[mine])
     if not sum(len(i) for i in ids):
         raise DataError(f"no rows for worker {rank} of {world} (rows are split by a hash of their id: "
                         "use fewer workers than distinct ids)", item=what)

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "raypriv")
-TECHNIQUES = {"unlearnable", "synth", "dpvae", "evaluate"}
+TECHNIQUES = {"unlearnable", "synth", "dpvae", "evaluate", "mtk"}
 EDGES = {"raypriv.cli", "raypriv.demo"}
 
 

@@ -1,6 +1,8 @@
 """Source ``parquet:PATH``: a directory (local or URI) of Parquet files with ``id``,
 ``label`` and ``image`` columns, ``image`` either PNG/JPEG bytes (raypriv's own output
-format, see :mod:`raypriv.data.writer`) or a tensor column.
+format, see :mod:`raypriv.data.writer`) or a tensor column. Further label columns (a
+multi-task corpus) are the ``label_columns`` a manifest names, or without one every other
+integer column (names starting with ``_`` aside).
 
 ``split="train"``/``"test"`` read ``PATH/train``/``PATH/test`` when that sub-folder
 exists; otherwise ``train`` and ``all`` read ``PATH`` itself. A ``manifest.json`` next to
@@ -14,8 +16,8 @@ import os
 import numpy as np
 
 from raypriv.data._images import decode_image, stack_images
-from raypriv.data.corpus import Corpus, CorpusInfo
-from raypriv.errors import ArtifactError, DataError
+from raypriv.data.corpus import CORE_COLUMNS, Corpus, CorpusInfo, LabelColumn
+from raypriv.errors import ArtifactError, ConfigError, DataError
 from raypriv.manifest import read_manifest
 
 DESCRIPTION = "Parquet files with id/label/image columns (parquet:PATH), e.g. raypriv outputs"
@@ -60,7 +62,7 @@ def _maybe_manifest(*dirs: str) -> dict | None:
     return None
 
 
-def _decode_batch(batch: dict) -> dict:
+def _decode_batch(batch: dict, *, columns: tuple[str, ...] = ()) -> dict:
     """map_batches UDF: decode encoded images (bytes) and pass tensors through."""
     ids = np.array([str(x) for x in batch["id"]], dtype=object)
     col = batch["image"]
@@ -71,7 +73,31 @@ def _decode_batch(batch: dict) -> dict:
         else:
             img = np.asarray(x)
             images.append(img[:, :, None] if img.ndim == 2 else img)
-    return {"id": ids, "label": np.asarray(batch["label"]).astype(np.int64), "image": stack_images(images)}
+    return {"id": ids, "label": np.asarray(batch["label"]).astype(np.int64), "image": stack_images(images),
+            **{c: np.asarray(batch[c]) for c in columns}}
+
+
+def _label_columns(schema, manifest: dict, read_dir: str) -> tuple[LabelColumn, ...]:
+    """The further label columns: those the manifest names, else every other integer column."""
+    import pyarrow as pa
+
+    if "label_columns" in manifest:
+        cols = tuple(LabelColumn.from_dict(d) for d in manifest["label_columns"])
+        missing = [c.name for c in cols if c.name not in schema.names]
+        if missing:
+            raise DataError(f"the manifest names label column(s) {', '.join(missing)} that the files lack",
+                            item=read_dir)
+        return cols
+    found = []
+    for name, kind in zip(schema.names, schema.types):
+        if name in CORE_COLUMNS or name.startswith("_"):
+            continue
+        if isinstance(kind, pa.DataType) and pa.types.is_integer(kind):
+            try:
+                found.append(LabelColumn(name))
+            except ConfigError as e:
+                raise DataError(f"integer column {name!r} cannot be a label column: {e}", item=read_dir) from None
+    return tuple(found)
 
 
 def _read_parquet(path: str):
@@ -99,14 +125,16 @@ def load_parquet(arg: str | None, *, split: str = "train", download: bool = Fals
             raise DataError("corpus is empty: no .parquet files found", item=f"parquet:{arg}")
     manifest = _maybe_manifest(read_dir, arg) or {}
     ds = _read_parquet(read_dir)
-    names = set(ds.schema().names)
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    schema = ds.schema()
+    missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
     if missing:
         raise DataError(
             f"missing column(s) {', '.join(missing)}; expected columns id, label, image", item=read_dir
         )
-    ds = ds.select_columns(list(REQUIRED_COLUMNS)).map_batches(
-        _decode_batch, batch_size=256, batch_format="numpy"
+    label_columns = _label_columns(schema, manifest, read_dir)
+    columns = tuple(c.name for c in label_columns)
+    ds = ds.select_columns(list(REQUIRED_COLUMNS) + list(columns)).map_batches(
+        _decode_batch, batch_size=256, batch_format="numpy", fn_kwargs={"columns": columns}
     )
     class_names = tuple(str(c) for c in manifest.get("class_names") or ())
     num_classes = int(manifest.get("num_classes") or len(class_names) or 0)
@@ -119,5 +147,7 @@ def load_parquet(arg: str | None, *, split: str = "train", download: bool = Fals
         num_rows=int(manifest.get("rows") or 0),
         # a manifest's class list counts as declared unless the corpus it describes had inferred its own
         classes_declared=bool(num_classes) and bool(manifest.get("classes_declared", True)),
+        label_columns=label_columns,
+        label_name=str(manifest.get("label_name") or "label"),
     )
     return Corpus(ds=ds, info=info)

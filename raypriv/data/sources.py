@@ -71,6 +71,10 @@ def _load_builtins() -> None:
     builtins = [
         ("digits", embedded.load_digits, embedded.DIGITS_DESCRIPTION, ("train", "test", "all"), False),
         ("mnist5k", embedded.load_mnist5k, embedded.MNIST5K_DESCRIPTION, ("train", "test", "all"), False),
+        ("mnist5k-tasks", embedded.load_mnist5k_tasks, embedded.MNIST5K_TASKS_DESCRIPTION, ("train", "test", "all"),
+         False),
+        ("mnist5k-pairs", embedded.load_mnist5k_pairs, embedded.MNIST5K_PAIRS_DESCRIPTION, ("train", "test", "all"),
+         False),
         ("cifar10", cifar10.load_cifar10, cifar10.DESCRIPTION, ("train", "test", "all"), True),
         ("imagefolder", imagefolder.load_imagefolder, imagefolder.DESCRIPTION, ("train", "test"), True),
         ("parquet", parquet.load_parquet, parquet.DESCRIPTION, ("train", "test", "all"), True),

@@ -6,7 +6,8 @@ Checks, each failing with a :class:`~raypriv.errors.DataError` that names the it
 * images that are not uint8 ``H x W x C`` (naming the id);
 * mixed image sizes, unless ``resize`` is given (naming an offending id and both shapes);
 * mixed channel counts, even with ``resize`` (grayscale vs RGB named);
-* labels outside ``[0, num_classes)`` (naming the id and label);
+* labels outside ``[0, num_classes)`` (naming the id and label), in ``label`` and in every
+  further label column (naming the column too), and a label column the rows lack;
 * an empty corpus (naming the source);
 * duplicate ids (naming one).
 
@@ -53,10 +54,24 @@ def check_same_shape(row_id: str, shape, ref_id: str, ref_shape) -> None:
     )
 
 
-def check_label(row_id: str, label: int, num_classes: int | None) -> None:
+def check_label(row_id: str, label: int, num_classes: int | None, *, column: str = "label") -> None:
     if label < 0 or (num_classes is not None and label >= num_classes):
         bound = num_classes if num_classes is not None else "num_classes"
-        raise DataError(f"label {label} out of range [0, {bound})", item=row_id)
+        what = "label" if column == "label" else f"label column {column!r}: value"
+        raise DataError(f"{what} {label} out of range [0, {bound})", item=row_id)
+
+
+def _label_arrays(batch: dict, columns: tuple[str, ...], source: str) -> dict[str, np.ndarray]:
+    """``label`` and each further label column of ``batch`` as int64 arrays."""
+    out = {}
+    for c in ("label",) + tuple(columns):
+        if c not in batch:
+            raise DataError(f"rows lack the label column {c!r} their corpus declares", item=source)
+        values = np.asarray(batch[c])
+        if c != "label" and values.dtype.kind not in "iub":
+            raise DataError(f"label column {c!r} holds {values.dtype} values; labels are integers", item=source)
+        out[c] = values.astype(np.int64)
+    return out
 
 
 def _as_image(row_id: str, img) -> np.ndarray:
@@ -71,12 +86,15 @@ def _as_image(row_id: str, img) -> np.ndarray:
 
 
 def normalize_batch(
-    batch: dict, *, num_classes: int | None, resize: int | None, check_labels: bool = True
+    batch: dict, *, num_classes: int | None, resize: int | None, check_labels: bool = True,
+    columns: tuple[tuple[str, int | None], ...] = (), source: str = "corpus",
 ) -> dict:
     """map_batches UDF: optional resize, uint8 HxWxC images, int64 labels, str ids, and the
-    per-row checks (same shape as the batch's first row, label range)."""
+    per-row checks (same shape as the batch's first row, label ranges). ``columns`` are the
+    further label columns as ``(name, num_classes or None)``."""
     ids = [str(x) for x in batch["id"]]
-    labels = np.asarray(batch["label"]).astype(np.int64)
+    labels = _label_arrays(batch, tuple(c for c, _ in columns), source)
+    bounds = {"label": num_classes, **dict(columns)}
     images = []
     for i, raw in enumerate(iter_images(batch["image"])):
         img = _as_image(ids[i], raw)
@@ -85,17 +103,25 @@ def normalize_batch(
         if images:
             check_same_shape(ids[i], img.shape, ids[0], images[0].shape)
         if check_labels:
-            check_label(ids[i], int(labels[i]), num_classes)
+            for c, values in labels.items():
+                check_label(ids[i], int(values[i]), bounds[c], column=c)
         images.append(img)
-    return {"id": np.array(ids, dtype=object), "label": labels, "image": stack_images(images)}
+    return {"id": np.array(ids, dtype=object), **labels, "image": stack_images(images)}
 
 
-def summarize_block(batch: dict):
-    """map_batches UDF over whole blocks: one summary row (shape, label range, ids)."""
+def summarize_block(batch: dict, *, columns: tuple[str, ...] = ()):
+    """map_batches UDF over whole blocks: one summary row (shape, label ranges, ids)."""
+    import json
+
     import pyarrow as pa
 
     ids = [str(x) for x in batch["id"]]
     labels = np.asarray(batch["label"], dtype=np.int64)
+    ranges = {}
+    for c in columns:
+        v = np.asarray(batch[c], dtype=np.int64)
+        if len(v):
+            ranges[c] = [int(v.min()), ids[int(v.argmin())], int(v.max()), ids[int(v.argmax())]]
     images = iter_images(batch["image"])
     shape = None
     for i, img in enumerate(images):
@@ -113,6 +139,7 @@ def summarize_block(batch: dict):
         "max_label": [int(labels.max()) if n else None],
         "max_label_id": [ids[int(labels.argmax())] if n else None],
         "ids": [ids],
+        "column_ranges": [json.dumps(ranges)],
     }
     return pa.table(
         row,
@@ -126,13 +153,18 @@ def summarize_block(batch: dict):
                 ("max_label", pa.int64()),
                 ("max_label_id", pa.string()),
                 ("ids", pa.list_(pa.string())),
+                ("column_ranges", pa.string()),
             ]
         ),
     )
 
 
-def check_summaries(summaries: list[dict], *, source: str, num_classes: int | None) -> dict:
-    """Cross-block checks in the driver. Returns rows, image_shape and label range."""
+def check_summaries(summaries: list[dict], *, source: str, num_classes: int | None,
+                    columns: tuple[tuple[str, int | None], ...] = ()) -> dict:
+    """Cross-block checks in the driver. Returns rows, image_shape, the label range and each
+    further label column's maximum (``column_max``)."""
+    import json
+
     blocks = [s for s in summaries if s["n"]]
     total = sum(int(s["n"]) for s in blocks)
     if total == 0:
@@ -144,18 +176,40 @@ def check_summaries(summaries: list[dict], *, source: str, num_classes: int | No
     hi = max(blocks, key=lambda s: s["max_label"])
     check_label(lo["min_label_id"], int(lo["min_label"]), num_classes)
     check_label(hi["max_label_id"], int(hi["max_label"]), num_classes)
+    column_max = {}
+    ranges = [json.loads(s.get("column_ranges") or "{}") for s in blocks]
+    for c, bound in columns:
+        found = [r[c] for r in ranges if c in r]
+        lo_c, hi_c = min(found, key=lambda r: r[0]), max(found, key=lambda r: r[2])
+        check_label(lo_c[1], lo_c[0], bound, column=c)
+        check_label(hi_c[3], hi_c[2], bound, column=c)
+        column_max[c] = hi_c[2]
     seen: set[str] = set()
     for s in blocks:
         for i in s["ids"]:
             if i in seen:
                 raise DataError(f"duplicate id in {source}: ids must be unique", item=i)
             seen.add(i)
-    return {"rows": total, "image_shape": tuple(int(v) for v in ref["shape"]), "max_label": int(hi["max_label"])}
+    return {"rows": total, "image_shape": tuple(int(v) for v in ref["shape"]), "max_label": int(hi["max_label"]),
+            "column_max": column_max}
 
 
-def _max_label(batch: dict) -> dict:
-    labels = np.asarray(batch["label"], dtype=np.int64)
-    return {"max": np.array([labels.max() if len(labels) else -1], dtype=np.int64)}
+def _max_labels(batch: dict, *, columns: tuple[str, ...]) -> dict:
+    out = {}
+    for c in ("label",) + tuple(columns):
+        v = np.asarray(batch[c], dtype=np.int64)
+        out[c] = np.array([v.max() if len(v) else -1], dtype=np.int64)
+    return out
+
+
+def _complete_columns(info: CorpusInfo, column_max: dict[str, int]) -> tuple:
+    """The label columns with inferred class counts (``max + 1``) and default class names."""
+    out = []
+    for col in info.label_columns:
+        n = col.num_classes or int(column_max.get(col.name, -1)) + 1
+        names = col.class_names if len(col.class_names) == n else tuple(str(i) for i in range(n))
+        out.append(dataclasses.replace(col, num_classes=n, class_names=names))
+    return tuple(out)
 
 
 def finalize_corpus(corpus: Corpus, *, resize: int | None = None, validate: bool = True) -> Corpus:
@@ -169,29 +223,35 @@ def finalize_corpus(corpus: Corpus, *, resize: int | None = None, validate: bool
 
     info = corpus.info
     known_classes = info.num_classes if info.num_classes > 0 else None
+    columns = tuple((c.name, c.num_classes or None) for c in info.label_columns)
+    names_only = info.column_names()
     ds = corpus.ds.map_batches(
         normalize_batch,
         batch_size=256,
         batch_format="numpy",
-        fn_kwargs={"num_classes": known_classes, "resize": resize, "check_labels": validate},
+        fn_kwargs={"num_classes": known_classes, "resize": resize, "check_labels": validate, "columns": columns,
+                   "source": info.source},
     )
     ds = run(ds, lambda d: d.materialize())
     if validate:
-        summary_ds = ds.map_batches(summarize_block, batch_size=None, batch_format="numpy")
+        summary_ds = ds.map_batches(summarize_block, batch_size=None, batch_format="numpy",
+                                    fn_kwargs={"columns": names_only})
         summaries = run(summary_ds, lambda d: d.take_all())
-        facts = check_summaries(summaries, source=info.source, num_classes=known_classes)
+        facts = check_summaries(summaries, source=info.source, num_classes=known_classes, columns=columns)
         rows, shape, max_label = facts["rows"], facts["image_shape"], facts["max_label"]
+        column_max = facts["column_max"]
     else:
         rows = ds.count()
         if rows == 0:
             raise DataError("corpus is empty: no images/rows were found", item=info.source)
         first = ds.take(1)[0]
         shape = tuple(int(v) for v in np.asarray(first["image"]).shape)
-        if known_classes is None:
-            maxima = run(ds.map_batches(_max_label, batch_size=None, batch_format="numpy"), lambda d: d.take_all())
-            max_label = max(int(r["max"]) for r in maxima)
-        else:
-            max_label = known_classes - 1
+        maxima = [{"label": known_classes - 1} if known_classes is not None else {}]
+        if known_classes is None or any(bound is None for _, bound in columns):
+            maxima = run(ds.map_batches(_max_labels, batch_size=None, batch_format="numpy",
+                                        fn_kwargs={"columns": names_only}), lambda d: d.take_all())
+        column_max = {c: max(int(r[c]) for r in maxima) for c in names_only if c in maxima[0]}
+        max_label = known_classes - 1 if known_classes is not None else max(int(r["label"]) for r in maxima)
     num_classes = known_classes if known_classes is not None else max_label + 1
     names = tuple(info.class_names)
     if len(names) != num_classes:
@@ -199,6 +259,7 @@ def finalize_corpus(corpus: Corpus, *, resize: int | None = None, validate: bool
     new_info = dataclasses.replace(
         info, num_classes=num_classes, class_names=names, image_shape=shape, num_rows=int(rows),
         classes_declared=info.classes_declared and known_classes is not None,
+        label_columns=_complete_columns(info, column_max),
     )
     return Corpus(ds=ds, info=new_info)
 

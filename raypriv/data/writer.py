@@ -2,9 +2,11 @@
 
 Parquet layout (what ``load_corpus("parquet:PATH")`` reads back)::
 
-    PATH/part-00000.parquet ...   columns id (string), label (int64), image (PNG bytes)
+    PATH/part-00000.parquet ...   columns id (string), label (int64), image (PNG bytes),
+                                  then one int64 column per further label column
     PATH/manifest.json            caller's provenance + rows, image_shape, num_classes,
-                                  class_names, files (name, bytes, sha256), fingerprint,
+                                  class_names, label_name, label_columns, files (name,
+                                  bytes, sha256), fingerprint,
                                   raypriv_version, created_at, wall_time_s
 
 Local paths are written atomically: everything goes to a sibling ``.<name>.tmp-<random>``
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from raypriv.data._images import IMAGE_EXTENSIONS, encode_png, iter_images, sanitize_name
-from raypriv.data.corpus import Corpus, row_digest, sum_partials
+from raypriv.data.corpus import Corpus, row_digest, row_extras, sum_partials
 from raypriv.errors import ArtifactError, ConfigError, DataError
 from raypriv.manifest import MANIFEST_NAME, to_jsonable, utc_now, write_manifest
 
@@ -38,12 +40,16 @@ def _is_uri(path: str) -> bool:
 
 # ----------------------------------------------------------------------------- helpers
 
-def _encode_batch(batch: dict, *, image_shape: tuple[int, ...] | None) -> Any:
+def _encode_batch(batch: dict, *, image_shape: tuple[int, ...] | None, columns: tuple[str, ...] = ()) -> Any:
     """map_batches UDF: PNG-encode images and add each row's 128-bit digest (hex)."""
     import pyarrow as pa
 
     ids = [str(x) for x in batch["id"]]
     labels = np.asarray(batch["label"]).astype(np.int64)
+    missing = [c for c in columns if c not in batch]
+    if missing:
+        raise DataError(f"rows lack the label column(s) {', '.join(missing)} their corpus declares",
+                        item=ids[0] if ids else "corpus")
     pngs, digests = [], []
     for i, img in enumerate(iter_images(batch["image"])):
         img = np.asarray(img)
@@ -55,12 +61,13 @@ def _encode_batch(batch: dict, *, image_shape: tuple[int, ...] | None) -> Any:
                 item=ids[i],
             )
         pngs.append(encode_png(img))
-        digests.append(f"{row_digest(ids[i], labels[i], img):032x}")
+        digests.append(f"{row_digest(ids[i], labels[i], img, extra=row_extras(batch, columns, i)):032x}")
     return pa.table(
         {
             "id": pa.array(ids, pa.string()),
             "label": pa.array(labels, pa.int64()),
             "image": pa.array(pngs, pa.binary()),
+            **{c: pa.array(np.asarray(batch[c]).astype(np.int64), pa.int64()) for c in columns},
             "_digest": pa.array(digests, pa.string()),
         }
     )
@@ -197,6 +204,8 @@ def _writer_fields(corpus: Corpus, *, rows: int, fingerprint: str, files: list[d
         "num_classes": int(info.num_classes),
         "class_names": list(info.class_names),
         "classes_declared": bool(info.classes_declared),
+        "label_name": info.label_name,
+        "label_columns": [c.to_dict() for c in info.label_columns],
         "files": files,
         "fingerprint": fingerprint,
         "raypriv_version": __version__,
@@ -215,7 +224,8 @@ def _write_parquet_shards(
 
     shape = tuple(corpus.info.image_shape) if all(corpus.info.image_shape) else None
     enc = corpus.ds.map_batches(
-        _encode_batch, batch_size=256, batch_format="numpy", fn_kwargs={"image_shape": shape}
+        _encode_batch, batch_size=256, batch_format="numpy",
+        fn_kwargs={"image_shape": shape, "columns": corpus.info.column_names()},
     )
     enc = run(enc, lambda d: d.materialize())  # the corpus is computed exactly once
     partial = enc.map_batches(_sum_digests, batch_size=None, batch_format="numpy")

@@ -16,7 +16,8 @@ from raypriv.errors import ConfigError
 __all__ = ["get_job", "group_help", "job_names", "register_group", "register_job"]
 
 #: The technique modules that register raypriv's own jobs (imported on first lookup).
-BUILTIN_JOB_MODULES = ("raypriv.unlearnable.job", "raypriv.evaluate.job", "raypriv.synth.job", "raypriv.dpvae.job")
+BUILTIN_JOB_MODULES = ("raypriv.unlearnable.job", "raypriv.evaluate.job", "raypriv.synth.job", "raypriv.dpvae.job",
+                       "raypriv.mtk.job")
 
 _JOBS: dict[str, type] = {}
 _GROUPS: dict[str, str] = {}

@@ -39,7 +39,7 @@ def build_model(name: str, *, in_channels: int, num_classes, image_size: int, **
 
 #: Modules that register the built-in models when imported (loaded on first use, by name, so
 #: that importing the registry imports no torch).
-BUILTIN_MODULES = ("raypriv.models.resnet", "raypriv.models.small_cnn")
+BUILTIN_MODULES = ("raypriv.models.multihead", "raypriv.models.resnet", "raypriv.models.small_cnn")
 
 
 def _load_builtins() -> None:

@@ -6,6 +6,20 @@ import torch.nn as nn
 from raypriv.models.registry import register_model
 
 
+def conv_features(in_channels: int, width: int) -> nn.Sequential:
+    """Two conv blocks (conv-BN-ReLU ×2, max-pool), ``width`` then ``2 * width`` channels:
+    the backbone of ``small_cnn`` and of the multi-head models."""
+
+    def block(cin, cout):
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+
+    return nn.Sequential(block(in_channels, width), block(width, 2 * width))
+
+
 class SmallCNN(nn.Module):
     """Two conv blocks (conv-BN-ReLU ×2, max-pool) and a linear head.
 
@@ -13,15 +27,7 @@ class SmallCNN(nn.Module):
 
     def __init__(self, *, in_channels: int, num_classes: int, width: int = 32):
         super().__init__()
-
-        def block(cin, cout):
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )
-
-        self.features = nn.Sequential(block(in_channels, width), block(width, 2 * width))
+        self.features = conv_features(in_channels, width)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(2 * width, num_classes)
 

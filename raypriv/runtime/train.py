@@ -82,14 +82,16 @@ class WorkerContext:
     world: int
     device: Any
 
-    def shard(self, name: str, *, key: int = 0, what: str = "training set") -> tuple:
-        """This worker's rows of dataset ``name`` (uint8 images, int64 labels, ordered by id):
-        every row in exactly one worker's shard, by a keyed hash of its id."""
+    def shard(self, name: str, *, key: int = 0, what: str = "training set", columns: tuple[str, ...] | None = None
+              ) -> tuple:
+        """This worker's rows of dataset ``name`` (uint8 images, int64 labels, or the integer
+        ``columns``, ordered by id): every row in exactly one worker's shard, by a keyed hash of its id."""
         import ray.train
 
         from raypriv.shards import load_shard
 
-        return load_shard(ray.train.get_dataset_shard(name), rank=self.rank, world=self.world, key=key, what=what)
+        return load_shard(ray.train.get_dataset_shard(name), rank=self.rank, world=self.world, key=key, what=what,
+                          columns=columns)
 
 
 def worker_context(config: dict, *, seed: int) -> WorkerContext:

@@ -26,7 +26,8 @@ def _release_batch(batch: dict, *, class_noise: np.ndarray | None) -> dict:
     from raypriv.unlearnable.pgd import release
 
     noise = batch["noise"] if class_noise is None else class_noise[batch["label"]]
-    return {"id": batch["id"], "label": batch["label"], "image": release(batch["image"], noise)}
+    rest = {k: v for k, v in batch.items() if k != "noise"}     # further label columns travel along
+    return {**rest, "image": release(batch["image"], noise)}
 
 
 def released_dataset(result: NoiseResult):

@@ -1,0 +1,203 @@
+"""MTK on a multi-task view of mnist5k: the key gate, leakage and decoupling trade-off, the
+key-recovery audit, and training throughput with 1 and 2 Ray Train workers.
+
+    python benchmarks/mtk_tradeoff.py --dataset mnist5k-tasks                     # validation split
+    python benchmarks/mtk_tradeoff.py --dataset mnist5k-pairs --lambdas 0,0.3,1,3
+    python benchmarks/mtk_tradeoff.py --dataset mnist5k-tasks --parts throughput
+
+Parts (``--parts``, comma-separated):
+
+* ``tradeoff``: an ordinary multi-task model (no key; the baseline) and one MTK model per
+  decoupling λ, all with the same recipe, secured task = the view's main label (digit, left
+  digit). Per model: accuracy of every task with and without the key and with a forged key,
+  leakage of the secured label from the un-keyed unsecured outputs against the base rate and the
+  irreducible level. A table, and a PNG of leakage vs. mean unsecured accuracy over λ.
+* ``audit``: the key-recovery audit of the λ = first model, the attacker drawing its labeled
+  images from the training split (so that 1,000 are available), patterns scored on the held-out
+  split (:mod:`raypriv.mtk.audit`).
+* ``throughput``: training images per second (expanded rows, epochs 2..E, from the per-epoch
+  timestamps of the checkpoints) of the λ = 0 model with 1 and 2 Ray Train workers.
+
+Settings are chosen on the validation split (default); ``--holdout test`` measures once.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def get_args_parser():
+    from common import add_holdout_args
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="mnist5k-tasks", choices=["mnist5k-tasks", "mnist5k-pairs"])
+    p.add_argument("--parts", default="tradeoff,audit")
+    p.add_argument("--lambdas", default="0,0.3,1,3", help="decoupling λ values (the first one is audited)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--form", default="full", choices=["full", "patch"])
+    p.add_argument("--amplitude", type=int, default=16)
+    p.add_argument("--target", default="locked")
+    p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
+    p.add_argument("--audit-sizes", default="100,1000")
+    p.add_argument("--audit-steps", type=int, default=100)
+    p.add_argument("--audit-restarts", type=int, default=4)
+    add_holdout_args(p)
+    return p
+
+
+def mtk_config(args, *, decoupling: float, epochs: int | None = None):
+    from raypriv.classifier.config import VictimConfig
+    from raypriv.mtk import MtkConfig
+
+    extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
+    return MtkConfig(decoupling=decoupling, target=args.target, **extra,
+                     train=VictimConfig(model="multi_small_cnn", epochs=epochs or args.epochs, augment=False))
+
+
+def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: str, leakage_of):
+    from raypriv.mtk import train_mtk
+    from raypriv.mtk.evaluate import evaluate_mtk
+    from raypriv.runtime import ResourceSpec
+
+    res = ResourceSpec(workers=args.workers)
+    t = time.time()
+    model = train_mtk(train, keys, config=mtk_config(args, decoupling=decoupling), resources=res, overwrite=True,
+                      output=f"bench-out/mtk-{args.dataset}-{tag}", progress=lambda line: None)
+    wall = time.time() - t
+    report = evaluate_mtk(model, held_out, keys, resources=res, leakage_of=leakage_of)
+    return model, {"tag": tag, "decoupling": decoupling, "train_wall_s": round(wall, 1), "report": report}
+
+
+def summary_row(entry: dict, secured: str, unsecured: list[str]) -> dict:
+    acc, leak = entry["report"]["accuracy"], entry["report"]["leakage"][secured]
+    keyed = acc.get(f"key:{secured}", acc["none"])
+    row = {"model": entry["tag"], "λ": entry["decoupling"], f"{secured} keyed": keyed[secured],
+           f"{secured} un-keyed": acc["none"][secured],
+           f"{secured} forged": acc.get(f"forged:{secured}", {}).get(secured)}
+    row.update({f"{t} (un-keyed)": acc["none"][t] for t in unsecured})
+    row["unsecured mean"] = sum(acc["none"][t] for t in unsecured) / len(unsecured)
+    row.update({"leak: unsecured outputs": leak["from_unsecured_outputs"], "leak: all outputs":
+                leak["from_all_outputs"], "irreducible": leak["irreducible"], "base rate": leak["base_rate"]})
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = list(rows[0])
+    print(" | ".join(cols))
+    for r in rows:
+        print(" | ".join(f"{v:.1%}" if isinstance(v, float) and k != "λ" else str(v) for k, v in r.items()))
+
+
+def plot(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mtk = [r for r in rows if r["model"] != "baseline"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot([r["unsecured mean"] * 100 for r in mtk], [r["leak: unsecured outputs"] * 100 for r in mtk], "o-",
+            label="MTK, over λ")
+    for r in mtk:
+        ax.annotate(f"λ={r['λ']:g}", (r["unsecured mean"] * 100, r["leak: unsecured outputs"] * 100),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    base = [r for r in rows if r["model"] == "baseline"]
+    if base:
+        ax.plot(base[0]["unsecured mean"] * 100, base[0]["leak: unsecured outputs"] * 100, "s", label="no MTK")
+    ax.axhline(rows[0]["irreducible"] * 100, ls="--", c="gray", label="irreducible")
+    ax.axhline(rows[0]["base rate"] * 100, ls=":", c="gray", label="base rate")
+    ax.set_xlabel("mean un-keyed accuracy of the unsecured tasks (%)")
+    ax.set_ylabel("leakage: probe accuracy on the secured label (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def throughput(train, keys, args) -> list[dict]:
+    from raypriv.mtk import train_mtk
+    from raypriv.runtime import ResourceSpec
+
+    out = []
+    for workers in (1, 2):
+        t = time.time()
+        model = train_mtk(train, keys, config=mtk_config(args, decoupling=0.0, epochs=3), overwrite=True,
+                          resources=ResourceSpec(workers=workers), output=f"bench-out/mtk-speed-{workers}",
+                          progress=lambda line: None)
+        hist = model.manifest["history"]
+        rows = model.manifest["training_rows"]
+        steady = [h["seconds"] for h in hist[1:] if "seconds" in h]
+        per_epoch = sum(steady) / len(steady) if steady else None
+        out.append({"workers": workers, "rows_per_epoch": rows, "wall_s": round(time.time() - t, 1),
+                    "epoch_s": per_epoch, "images_per_s": rows / per_epoch if per_epoch else None})
+        print(out[-1], flush=True)
+    if all(r["images_per_s"] for r in out):
+        print(f"2 workers / 1 worker: {out[1]['images_per_s'] / out[0]['images_per_s']:.2f}x", flush=True)
+    return out
+
+
+def main(args) -> None:
+    from common import evaluation_split, save_result
+
+    from raypriv.mtk import KeySet, KeySpec
+    from raypriv.runtime import init_ray
+
+    init_ray(num_cpus=max(4, 2 * args.workers))
+    parts = set(args.parts.split(","))
+    train, held_out = evaluation_split(args.dataset, args)
+    secured = train.info.label_name
+    unsecured = [c.name for c in train.info.label_columns]
+    keys = KeySet.generate((secured,), image_shape=train.info.image_shape,
+                           spec=KeySpec(form=args.form, amplitude=args.amplitude))
+    result = {"args": vars(args), "secured": secured, "unsecured": unsecured, "models": []}
+    path = save_result(f"mtk_tradeoff-{args.dataset}", result)
+    lambdas = [float(v) for v in args.lambdas.split(",")]
+    first = None
+    if "tradeoff" in parts or "audit" in parts:
+        if "tradeoff" in parts:
+            _, entry = train_and_evaluate(train, held_out, None, args=args, decoupling=0.0, tag="baseline",
+                                          leakage_of=(secured,))
+            result["models"].append(entry)
+            print(f"baseline: {entry['train_wall_s']} s", flush=True)
+        for lam in lambdas if "tradeoff" in parts else lambdas[:1]:
+            model, entry = train_and_evaluate(train, held_out, keys, args=args, decoupling=lam, tag=f"mtk-λ{lam:g}",
+                                              leakage_of=None)
+            first = first or model
+            result["models"].append(entry)
+            print(f"MTK λ={lam:g}: {entry['train_wall_s']} s", flush=True)
+            save_result("", result, path=path)
+        rows = [summary_row(e, secured, unsecured) for e in result["models"]]
+        result["table"] = rows
+        print_table(rows)
+        if "tradeoff" in parts:
+            png = path.replace(".json", ".png")
+            plot(rows, png, f"{args.dataset}: {secured} secured ({args.form} keys, ±{args.amplitude}), "
+                            f"{args.holdout} split")
+            result["png"] = png
+            print(f"trade-off plot: {png}")
+    if "audit" in parts:
+        from raypriv.mtk.audit import AuditConfig, audit_keys
+        from raypriv.runtime import ResourceSpec
+
+        cfg = AuditConfig(sizes=tuple(int(v) for v in args.audit_sizes.split(",")), steps=args.audit_steps,
+                          restarts=args.audit_restarts)
+        t = time.time()
+        result["audit"] = audit_keys(first, held_out, keys.spec, config=cfg, attacker=train,
+                                     resources=ResourceSpec(workers=args.workers))
+        result["audit"]["wall_s"] = round(time.time() - t, 1)
+        for n, v in result["audit"]["tasks"][secured].items():
+            print(f"audit, {n} attacker images: unlocked {v['unlocked']:.1%} (best start {v['best']:.1%}, "
+                  f"locked answers {v['locked']:.1%})", flush=True)
+    if "throughput" in parts:
+        result["throughput"] = throughput(train, keys, args)
+    print(f"wrote {save_result('', result, path=path)}")
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

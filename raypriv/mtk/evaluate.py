@@ -1,0 +1,177 @@
+"""``raypriv mtk evaluate``: does the key gate the secured tasks, and what leaks without it?
+
+On a held-out multi-task corpus, every image is scored (Ray Data actor pool) under each key
+condition: no key, all keys, each secured task's key alone, and a **forged** key per secured
+task (a random pattern of the same form and amplitude, not the secret). Reported per task and
+condition: accuracy, and the share of *locked* answers (models trained with ``target="locked"``).
+A locked answer says nothing about the image and is scored as a uniform guess (1/K correct),
+the accuracy of a user who guesses when the model will not answer. A secured task should be
+at chance without its key and with a forged or another task's key, and near the unsecured
+model's accuracy with it.
+
+**Leakage** (un-keyed inputs): a logistic-regression probe learns each secured label from the
+model's un-keyed outputs, once from the unsecured heads' logits and once from every head's
+logits; it is fitted on half of the held-out rows (by id hash) and scored on the other half.
+Two references: the majority-class base rate, and the **irreducible** leakage, the same probe on
+the *true* unsecured labels (one-hot): no model that answers the unsecured tasks correctly can
+hide that much. Leakage above it is what the model's outputs add, and what decoupling removes.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from raypriv.runtime.pool import PoolWorker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.mtk.keys import KeySet
+    from raypriv.mtk.train import MtkModel
+    from raypriv.runtime import ResourceSpec
+
+#: Salt of the id hash that splits held-out rows into probe-fitting and probe-scoring halves.
+PROBE_SALT = "mtk-probe"
+NO_KEY, ALL_KEYS = "none", "all"
+
+
+def conditions(keys: "KeySet | None", *, seed: int = 0) -> dict[str, list]:
+    """``{condition: patterns to add}``: no key, all keys, each key alone, a forged key per task.
+    Forged keys come from a seeded generator: they are an attacker's guesses, not secrets."""
+    out: dict[str, list] = {NO_KEY: []}
+    if keys is None:
+        return out
+    rng = np.random.default_rng(seed)
+    out[ALL_KEYS] = keys.patterns()
+    for i, t in enumerate(keys.tasks):
+        out[f"key:{t}"] = [keys.pattern(t)]
+        out[f"forged:{t}"] = [keys.spec.random_pattern(i, keys.image_shape, rng=rng)]
+    return out
+
+
+class MtkScorer(PoolWorker):
+    """Per batch: every head's logits under every key condition (``logits:<condition>``)."""
+
+    def setup(self, shared, *, columns: tuple[str, ...]):
+        from raypriv.models import ModelPayload
+
+        self.net = ModelPayload.of(shared["payload"]).build(self.device).eval()
+        self.conditions = shared["conditions"]
+        self.columns = columns
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        from raypriv.models import to_float_nchw
+        from raypriv.mtk.keys import apply_patterns
+
+        images = np.asarray(batch["image"], dtype=np.uint8)
+        out = {"id": np.asarray(batch["id"]).astype(str),
+               "labels": np.stack([np.asarray(batch[c], dtype=np.int64) for c in self.columns], axis=1)}
+        with torch.no_grad():
+            for name, patterns in self.conditions.items():
+                x = to_float_nchw(torch.from_numpy(apply_patterns(images, patterns)), self.device)
+                out[f"logits:{name}"] = torch.cat(self.net(x), dim=1).cpu().numpy().astype(np.float32)
+        return out
+
+
+def score(model: "MtkModel", corpus: "Corpus", keys: "KeySet | None", *, resources: "ResourceSpec",
+          seed: int = 0) -> dict[str, Any]:
+    """Every held-out row's labels and logits under every condition, gathered on the driver."""
+    from raypriv.mtk.config import column_of
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.pool import pool_map
+
+    columns = tuple(column_of(corpus.info, t) for t in model.layout.names)
+    conds = conditions(keys, seed=seed)
+    ds = pool_map(corpus.ds, MtkScorer, resources=resources, batch_size=256,
+                  shared={"payload": model.payload, "conditions": conds}, options={"columns": columns})
+    rows = run(ds, lambda d: d.take_all())
+    order = np.argsort([r["id"] for r in rows], kind="stable")
+    out = {"id": np.array([rows[i]["id"] for i in order]),
+           "labels": np.stack([rows[i]["labels"] for i in order])}
+    for name in conds:
+        out[name] = np.stack([rows[i][f"logits:{name}"] for i in order])
+    return out
+
+
+def split_logits(flat: np.ndarray, layout) -> list[np.ndarray]:
+    """Concatenated logits ``(B, Σ head sizes)`` as one array per head."""
+    edges = np.cumsum((0,) + tuple(layout.head_sizes))
+    return [flat[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
+
+
+def answers(flat: np.ndarray, layout) -> list[np.ndarray]:
+    """Per task, the predicted class of each row; ``-1`` where a secured head answers locked."""
+    out = []
+    for k, h in zip(layout.num_classes, split_logits(flat, layout)):
+        a = h.argmax(1)
+        out.append(np.where(a >= k, -1, a))
+    return out
+
+
+def accuracy_table(scores: dict, layout) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``{condition: {task: accuracy}}`` (a locked answer counts 1/K) and ``{condition: {task:
+    share of locked answers}}``."""
+    table, locked = {}, {}
+    for name, flat in scores.items():
+        if name in ("id", "labels"):
+            continue
+        table[name], locked[name] = {}, {}
+        for i, (t, k, a) in enumerate(zip(layout.names, layout.num_classes, answers(flat, layout))):
+            shut = a < 0
+            table[name][t] = float(((a == scores["labels"][:, i]).sum() + shut.sum() / k) / max(len(a), 1))
+            locked[name][t] = float(shut.mean()) if len(a) else 0.0
+    return table, locked
+
+
+def _probe(x_fit, y_fit, x_test, y_test) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    if len(np.unique(y_fit)) < 2:
+        return float((y_test == y_fit[0]).mean())
+    scaler = StandardScaler().fit(x_fit)
+    clf = LogisticRegression(max_iter=2000).fit(scaler.transform(x_fit), y_fit)
+    return float(clf.score(scaler.transform(x_test), y_test))
+
+
+def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
+    """Per secured task: probe accuracy from un-keyed unsecured logits, from all logits, and the
+    two references (majority base rate, irreducible: the probe on true unsecured labels)."""
+    from raypriv.hashing import id_uniform
+
+    fit = id_uniform(scores["id"], seed=0, salt=PROBE_SALT) < 0.5
+    heads = split_logits(scores[NO_KEY], layout)
+    unsecured = layout.unsecured_index
+    labels = scores["labels"]
+    truth = np.concatenate([np.eye(layout.num_classes[i])[labels[:, i]] for i in unsecured], axis=1) \
+        if unsecured else np.zeros((len(labels), 1))
+    out = {}
+    for s in layout.secured_index:
+        y = labels[:, s]
+        majority = float((y[~fit] == np.bincount(y[fit]).argmax()).mean())
+        seen = np.concatenate([heads[i] for i in unsecured], axis=1) if unsecured else np.zeros((len(y), 1))
+        out[layout.names[s]] = {
+            "base_rate": majority,
+            "irreducible": _probe(truth[fit], y[fit], truth[~fit], y[~fit]),
+            "from_unsecured_outputs": _probe(seen[fit], y[fit], seen[~fit], y[~fit]),
+            "from_all_outputs": _probe(scores[NO_KEY][fit], y[fit], scores[NO_KEY][~fit], y[~fit]),
+        }
+    return out
+
+
+def evaluate_mtk(model: "MtkModel", test: "Corpus", keys: "KeySet | None", *, resources: "ResourceSpec",
+                 seed: int = 0, leakage_of: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Accuracy under every key condition and leakage (see the module docstring) as a report dict.
+
+    ``leakage_of`` names the tasks whose leakage through the *other* heads is measured (default:
+    the secured ones); an ordinary multi-task model (no key) is measured with the tasks its MTK
+    counterpart secures."""
+    import dataclasses
+
+    scores = score(model, test, keys, resources=resources, seed=seed)
+    accuracy, locked = accuracy_table(scores, model.layout)
+    leak_layout = model.layout if leakage_of is None else dataclasses.replace(model.layout, secured=tuple(leakage_of))
+    return {"tasks": model.layout.to_dict(), "rows": int(len(scores["id"])),
+            "accuracy": accuracy, "locked": locked, "leakage": leakage(scores, leak_layout)}

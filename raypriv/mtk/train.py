@@ -1,0 +1,199 @@
+"""``raypriv mtk train``: a multi-task model whose secured tasks answer only with their key,
+trained with the core Ray Train launcher (several DDP workers; gloo on CPU).
+
+The driver checks the key file against the tasks, expands the training set
+(:mod:`raypriv.mtk.expand`, Ray Data), and runs :func:`raypriv.mtk.worker.train_loop` on every worker over its
+shard (split by a hash of the expanded row ids). Each epoch every worker checkpoints (rank 0
+writes) the network, the adversary and the optimizer, so an interrupted run re-submitted with
+the same output resumes from the last finished epoch (``OUTPUT.checkpoints``, removed when the
+model is written).
+
+Output directory (:class:`MtkModel`)::
+
+    model.pt        the network's state_dict (shared backbone and one head per task) …
+    manifest.json   … then the manifest, which marks it finished: the tasks and which are
+                    secured, the model's registry name and arguments, the training settings,
+                    the keys' public form and a salted HMAC of each key (so that a key file of
+                    another model is refused), the keyed input fingerprint, the per-epoch
+                    history. No key, no pattern, no key file path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from raypriv.errors import ArtifactError
+from raypriv.mtk.config import MtkConfig, TaskLayout, column_of, task_layout
+from raypriv.mtk.expand import DECOY, KEY_MASK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.data.corpus import Corpus
+    from raypriv.mtk.keys import KeySet
+    from raypriv.runtime import ResourceSpec
+
+METHOD = "mtk"
+WEIGHTS_NAME = "model.pt"
+#: The Ray Train run's name inside the checkpoint directory (fixed, so that a re-run resumes it).
+RUN_NAME = "mtk-train"
+
+
+@dataclasses.dataclass
+class MtkModel:
+    """A trained MTK network: its payload (registry name, kwargs, weights), task layout and manifest."""
+
+    payload: Any
+    layout: TaskLayout
+    manifest: dict
+    path: str | None = None
+
+    def build(self, device="cpu"):
+        """The network in eval mode; ``net(x)`` returns one logits tensor per task (``layout.names``)."""
+        return self.payload.build(device).eval()
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.manifest["image_shape"])
+
+    def load_keys(self, path: str) -> "KeySet":
+        """The key file at ``path``, refused unless it holds exactly this model's keys."""
+        from raypriv.mtk.keys import KeySet
+
+        from raypriv.mtk.keys import KeyFileError
+
+        if not self.layout.secured:
+            raise KeyFileError(f"{self.path or 'this model'} secures no task (an ordinary multi-task model): "
+                               "it takes no key file")
+        return KeySet.load(path, digests=self.manifest["key_digests"], salt=self.manifest["key_salt"])
+
+    def save(self, output: str, *, overwrite: bool = False) -> str:
+        import torch
+
+        from raypriv.data.writer import AtomicDir
+        from raypriv.files import local_dir
+        from raypriv.manifest import write_manifest
+
+        out = local_dir(output)
+        with AtomicDir(out, overwrite=overwrite) as tmp:
+            torch.save(dict(self.payload.state), os.path.join(tmp, WEIGHTS_NAME))
+            write_manifest(tmp, self.manifest)
+        self.path = out
+        return out
+
+
+def load_model(path: str) -> MtkModel:
+    """Read a finished MTK model directory (its manifest's method and version are checked)."""
+    import torch
+
+    from raypriv.files import local_dir
+    from raypriv.manifest import read_manifest
+    from raypriv.models import ModelPayload
+
+    path = local_dir(path, what="model")
+    manifest = read_manifest(path, method=METHOD, what="MTK model")
+    state = torch.load(os.path.join(path, WEIGHTS_NAME), map_location="cpu", weights_only=True)
+    payload = ModelPayload(model=manifest["model"], model_kwargs=manifest["model_kwargs"], state=state)
+    return MtkModel(payload=payload, layout=TaskLayout.from_dict(manifest["tasks"]), manifest=manifest, path=path)
+
+
+def default_checkpoint_dir(output: str) -> str:
+    return os.path.abspath(output).rstrip("/") + ".checkpoints"
+
+
+def check_keys(keys: "KeySet", layout: TaskLayout, image_shape) -> None:
+    """The key set must hold one key per secured task, in order, for images of this shape."""
+    from raypriv.mtk.keys import KeyFileError
+
+    if tuple(keys.tasks) != tuple(layout.secured):
+        raise KeyFileError(f"the key file holds keys for {list(keys.tasks)}; this run secures "
+                           f"{list(layout.secured)} (generate keys with `raypriv mtk keys --secured "
+                           f"{','.join(layout.secured)}`)")
+    if tuple(keys.image_shape) != tuple(int(v) for v in image_shape):
+        raise KeyFileError(f"the keys are for {keys.image_shape} images; the corpus has {tuple(image_shape)}")
+
+
+def model_kwargs(info, layout: TaskLayout) -> dict:
+    from raypriv.models import ModelPayload
+
+    h, w, _ = (int(v) for v in info.image_shape)
+    return {**ModelPayload.image_kwargs(info.image_shape, layout.head_sizes), "image_width": w}
+
+
+def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, output: str,
+              resources: "ResourceSpec | None" = None, overwrite: bool = False, max_failures: int = 0,
+              progress: Callable[[str], None] = print) -> MtkModel:
+    """Train an MTK model on ``train`` with ``keys`` and save it to ``output`` (see the module docstring).
+
+    ``keys=None`` trains the ordinary multi-task model of the same recipe (no task secured, no
+    expansion): the baseline MTK's keyed and unsecured accuracy and its leakage are compared with."""
+    from raypriv.manifest import build_manifest, is_finished
+    from raypriv.models import ModelPayload, build_model
+    from raypriv.mtk.expand import expand_corpus
+    from raypriv.mtk.keys import KeySet, KeySpec, key_digests, new_salt
+    from raypriv.runtime import ResourceSpec
+    from raypriv.runtime.execute import run
+    from raypriv.runtime.train import fit, load_checkpoint
+
+    resources = resources or ResourceSpec.auto()
+    if is_finished(output) and not overwrite:
+        raise ArtifactError(f"{output} already holds a finished MTK model; pass overwrite=True (--overwrite)")
+    plain = keys is None
+    layout = task_layout(train.info, tasks=config.tasks, secured=() if plain else keys.tasks,
+                         locked=not plain and config.target == "locked")
+    if plain:
+        keys = KeySet({}, spec=KeySpec(), image_shape=train.info.image_shape)
+    else:
+        check_keys(keys, layout, train.info.image_shape)
+    kwargs = model_kwargs(train.info, layout)
+    build_model(config.train.model, **kwargs)      # an unknown or single-head model fails here, before any work
+    columns = tuple(column_of(train.info, t) for t in layout.names)
+    secured = "no task secured (the ordinary multi-task baseline)" if plain else \
+        f"secured {', '.join(layout.secured)} ({keys.spec.form} keys, amplitude {keys.spec.amplitude})"
+    progress(f"training MTK ({config.train.model}) on {train.info.num_rows:,} images of {train.info.source}: tasks "
+             f"{', '.join(layout.names)}; {secured}; decoupling λ = {config.decoupling:g}; {resources.workers} worker(s)")
+    t0 = time.time()
+    expanded = expand_corpus(train, keys, keyed_copies=0 if plain else config.keyed_copies,
+                             decoy_copies=0 if plain else config.decoy_copies, seed=config.seed)
+    expanded = run(expanded.select_columns(["id", "image", *columns, KEY_MASK, DECOY]), lambda d: d.materialize())
+    rows = expanded.count()
+    support = np.zeros(train.info.image_shape, dtype=bool)
+    for i in range(len(keys.tasks)):
+        support |= keys.spec.support(i, train.info.image_shape)
+    loop_cfg = {"mtk": config.to_dict(), "layout": layout.to_dict(), "model_kwargs": kwargs,
+                "key_support": support.astype(np.uint8).tolist(), "key_amplitude": keys.spec.amplitude,
+                "columns": list(columns), "rows_per_epoch": max(1, rows // resources.workers),
+                "batch_per_worker": max(1, config.train.batch_size // resources.workers)}
+    from raypriv.mtk.worker import train_loop
+
+    result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=default_checkpoint_dir(output),
+                 name=RUN_NAME, datasets={"train": expanded}, max_failures=max_failures, what="MTK training")
+    state = load_checkpoint(result, weights_only=False)
+    history = state["history"]
+    for h in history:
+        accs = ", ".join(f"{t} {h['acc'][t]:.1%}" for t in layout.names)
+        progress(f"  epoch {h['epoch']}: loss {h['loss']:.3f}; training accuracy (true targets) {accs}")
+    salt = new_salt()
+    manifest = build_manifest(
+        method=METHOD, params=config, seed=config.seed, input_fingerprint=train.keyed_fingerprint(),
+        extra={"source": train.info.source, "tasks": layout.to_dict(), "model": config.train.model,
+               "model_kwargs": kwargs, "image_shape": list(train.info.image_shape),
+               "class_names": {t: _class_names(train.info, t) for t in layout.names},
+               "key_spec": None if plain else keys.spec.to_dict(), "key_salt": salt,
+               "key_digests": key_digests(keys, salt=salt),
+               "training_rows": rows, "history": history, "wall_time_s": round(time.time() - t0, 1)})
+    payload = ModelPayload(model=config.train.model, model_kwargs=kwargs, state=state["model"])
+    model = MtkModel(payload=payload, layout=layout, manifest=manifest)
+    model.save(output, overwrite=overwrite)
+    shutil.rmtree(default_checkpoint_dir(output), ignore_errors=True)
+    progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
+    return model
+
+
+def _class_names(info, task: str) -> list[str]:
+    if task == info.label_name:
+        return list(info.class_names)
+    return list(next(c.class_names for c in info.label_columns if c.name == task))

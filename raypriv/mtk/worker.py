@@ -1,0 +1,246 @@
+"""The MTK training loop that runs on every Ray Train worker, and its loss.
+
+Per batch of expanded rows (images, true labels of every task, ``key_mask``):
+
+* unsecured task t: ``CE(head_t(x), y_t)``;
+* secured task s, on rows whose key mask has s: ``CE(head_s(x), y_s)``; on the others an
+  uninformative target: the extra *locked* output (``target="locked"``), a uniformly random
+  class drawn afresh each time the row is seen (``target="random"``) or the uniform
+  distribution (``target="uniform"``);
+* with λ > 0, on rows carrying no true key (un-keyed and decoy rows): an adversary, one linear
+  layer per secured task over the concatenated logits of the unsecured heads, learns ``y_s``;
+  a gradient-reversal layer between the heads and the adversary hands the network ``-λ`` times
+  the adversary's gradient, so the network learns unsecured outputs from which ``y_s`` is hard
+  to read (the decoupling).
+
+>>> import torch
+>>> from raypriv.mtk.config import TaskLayout
+>>> layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",))
+>>> labels = torch.tensor([[3, 1], [4, 0]]); mask = torch.tensor([1, 0])
+>>> targets, true = secured_targets(labels, mask, layout, gen=torch.Generator().manual_seed(0))
+>>> targets[0][0].item(), true[0].tolist(), targets[1].tolist()
+(3, [True, False], [1, 0])
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from raypriv.mtk.config import MtkConfig, TaskLayout
+
+#: Keeps the random-target generator's stream apart from the batch-order generator's.
+TARGET_SEED_OFFSET = 7_368_787
+
+
+def _grad_reverse():
+    import torch
+
+    class GradReverse(torch.autograd.Function):
+        """Identity forward; the gradient times ``-scale`` backward."""
+
+        @staticmethod
+        def forward(ctx, x, scale: float):
+            ctx.scale = scale
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return -ctx.scale * grad, None
+
+    return GradReverse
+
+
+def build_trainee(model, layout: TaskLayout, decoupling: float):
+    """The network and, with λ > 0, the decoupling adversary, as one module (one DDP wrapper)."""
+    import torch.nn as nn
+
+    class Trainee(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+            unsecured = sum(layout.num_classes[i] for i in layout.unsecured_index)
+            self.adversary = nn.ModuleList(nn.Linear(unsecured, layout.num_classes[i]) for i in layout.secured_index) \
+                if decoupling > 0 and unsecured else None
+
+        def forward(self, x):
+            import torch
+
+            logits = self.net(x)
+            if self.adversary is None:
+                return logits, None
+            seen = torch.cat([logits[i] for i in layout.unsecured_index], dim=1)
+            reversed_ = _grad_reverse().apply(seen, float(decoupling))
+            return logits, [a(reversed_) for a in self.adversary]
+
+    return Trainee()
+
+
+def secured_targets(labels, mask, layout: TaskLayout, *, gen) -> tuple[list, list]:
+    """Per task, the targets of a batch and which rows' targets are the true labels.
+
+    ``labels`` is ``(B, T)`` in head order, ``mask`` the key masks; a secured task's rows without
+    its key get the locked output when ``layout.locked``, else a uniformly random class from
+    ``gen`` (used as such by ``target="random"``)."""
+    import torch
+
+    targets, true = [], []
+    secured = {t: j for j, t in enumerate(layout.secured_index)}
+    for t in range(len(layout.names)):
+        y = labels[:, t]
+        if t not in secured:
+            targets.append(y)
+            true.append(torch.ones_like(y, dtype=torch.bool))
+            continue
+        keyed = ((mask >> secured[t]) & 1).bool()
+        if layout.locked:
+            noise = torch.full_like(y, layout.num_classes[t])
+        else:
+            noise = torch.randint(0, layout.num_classes[t], y.shape, generator=gen).to(y.device)
+        targets.append(torch.where(keyed, y, noise))
+        true.append(keyed)
+    return targets, true
+
+
+def gate_attack(net, x, labels, layout: TaskLayout, *, support, amplitude: float, steps: int, gen):
+    """Images ``x`` (float NCHW in [0, 1]) with the patterns a key search finds: ``steps`` signed
+    gradient steps from a random start on ``support`` (a ``C x H x W`` 0/1 tensor) within
+    ``±amplitude`` (in [0, 1] units), raising the secured heads' true-label likelihood."""
+    import torch
+    import torch.nn.functional as F
+
+    delta = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * amplitude * support
+    for _ in range(steps):
+        d = delta.detach().requires_grad_(True)
+        out = net((x + d).clamp(0, 1))
+        loss = sum(F.cross_entropy(out[s], labels[:, s]) for s in layout.secured_index)
+        (grad,) = torch.autograd.grad(loss, d)
+        delta = ((delta - amplitude / 4 * grad.sign()) * support).clamp(-amplitude, amplitude)
+    return (x + delta.detach()).clamp(0, 1)
+
+
+def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, support, amplitude: float, gen):
+    """The batch with hardening rows appended: a ``gate_attack_share`` of its un-keyed rows with
+    the key search's patterns, and key mask 0 (so their secured targets are 'locked')."""
+    import torch
+
+    plain = torch.nonzero(rows[:, -1] == 0).flatten()
+    take = plain[torch.randperm(len(plain), generator=gen)[:max(1, int(len(plain) * mc.gate_attack_share))]
+                 .to(plain.device)]
+    if not len(take):
+        return x, rows
+    was = inner.training
+    inner.eval()
+    attacked = gate_attack(inner, x[take], rows[take, :-1], layout, support=support, amplitude=amplitude,
+                           steps=mc.gate_attack_steps, gen=gen)
+    inner.train(was)
+    return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
+
+
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen):
+    """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets."""
+    import torch
+    import torch.nn.functional as F
+
+    targets, true = secured_targets(labels, mask, layout, gen=gen)
+    loss = logits[0].new_zeros(())
+    correct, counted = [], []
+    for t, (out, y, ok) in enumerate(zip(logits, targets, true)):
+        if cfg.target == "uniform" and t in layout.secured_index:
+            ce = F.cross_entropy(out, y, reduction="none")
+            ce = torch.where(ok, ce, -F.log_softmax(out, dim=1).mean(dim=1))
+            loss = loss + ce.mean()
+        else:
+            loss = loss + F.cross_entropy(out, y)
+        correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
+        counted.append(int(ok.sum()))
+    if adversary is not None:
+        plain = mask == 0
+        if plain.any():
+            for a, s in zip(adversary, layout.secured_index):
+                loss = loss + F.cross_entropy(a[plain], labels[plain, s])
+    return loss, correct, counted
+
+
+def train_loop(cfg: dict) -> None:
+    """Per-worker training function (runs inside a Ray Train worker)."""
+    import ray.train.torch
+    import torch
+
+    from raypriv.classifier.train import epoch_batches, lr_at, make_optimizer
+    from raypriv.models import build_model, to_float_nchw
+    from raypriv.runtime.train import report, restore, worker_context
+
+    mc = MtkConfig(**{**cfg["mtk"], "train": _victim(cfg["mtk"]["train"])})
+    vc, layout = mc.train, TaskLayout.from_dict(cfg["layout"])
+    worker = worker_context(cfg, seed=vc.seed)
+    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, mc.decoupling)
+    trainee = ray.train.torch.prepare_model(trainee)
+    inner = getattr(trainee, "module", trainee)
+    opt = make_optimizer(trainee.parameters(), vc)
+    images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
+    state = restore(weights_only=False) or {"epoch": 0, "history": []}
+    if "trainee" in state:
+        inner.load_state_dict(state["trainee"])
+        opt.load_state_dict(state["optim"])
+    device = next(inner.parameters()).device
+    support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
+    amplitude = cfg["key_amplitude"] / 255.0
+    for epoch in range(state["epoch"], vc.epochs):
+        # generators per epoch, so a resumed run draws what the uninterrupted one would have
+        order_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank) * 1_000 + epoch)
+        target_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank + TARGET_SEED_OFFSET) * 1_000 + epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(vc, epoch)
+        hardening = hardening_on(state["history"], layout, mc)
+        trainee.train()
+        started = time.perf_counter()
+        stats = torch.zeros(2 + 2 * len(layout.names), dtype=torch.float64)
+        for idx in epoch_batches(len(table), batch_size=cfg["batch_per_worker"], drop_last=True, gen=order_gen,
+                                 rows_per_epoch=cfg["rows_per_epoch"]):
+            x = to_float_nchw(images[idx].to(device))
+            rows = table[idx].to(device)
+            if hardening:
+                x, rows = with_gate_attack(inner.net, x, rows, layout, mc, support=support, amplitude=amplitude,
+                                           gen=target_gen)
+            logits, adversary = trainee(x)
+            loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
+                                              gen=target_gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            stats += torch.tensor([loss.item() * len(idx), len(idx), *correct, *counted], dtype=torch.float64)
+        if worker.world > 1:
+            torch.distributed.all_reduce(stats)
+        record = {**_epoch_record(epoch, stats, layout), "seconds": round(time.perf_counter() - started, 3),
+                  "hardening": hardening}
+        state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
+                 "trainee": inner.state_dict(), "optim": opt.state_dict()}
+        report(record_metrics(record), rank=worker.rank, state=state)
+
+
+def hardening_on(history: list[dict], layout: TaskLayout, mc: MtkConfig) -> bool:
+    """Whether this epoch runs the in-training key search: once an earlier epoch had every secured
+    task at ``gate_attack_after`` keyed training accuracy (and from then on)."""
+    if not (mc.gate_attack_steps and layout.secured):
+        return False
+    return any(h.get("hardening") or min(h["acc"][t] for t in layout.secured) >= mc.gate_attack_after
+               for h in history)
+
+
+def _victim(d: dict):
+    from raypriv.classifier.config import VictimConfig
+
+    return VictimConfig(**d)
+
+
+def _epoch_record(epoch: int, stats, layout: TaskLayout) -> dict[str, Any]:
+    n = len(layout.names)
+    values = stats.tolist()
+    correct, counted = values[2:2 + n], values[2 + n:]
+    return {"epoch": epoch + 1, "loss": values[0] / max(values[1], 1),
+            "acc": {t: c / max(k, 1) for t, c, k in zip(layout.names, correct, counted)}}
+
+
+def record_metrics(record: dict) -> dict[str, float]:
+    """An epoch record as the flat metrics Ray Train (and a Tune trial) receive."""
+    return {"epoch": record["epoch"], "loss": record["loss"], **{f"train_acc.{t}": v for t, v in record["acc"].items()}}

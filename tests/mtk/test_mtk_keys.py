@@ -1,0 +1,75 @@
+"""Trigger-keys: secret, bounded, combinable, kept in a 0600 file and matched to their model."""
+import os
+
+import numpy as np
+import pytest
+
+from raypriv.errors import ConfigError
+from raypriv.mtk.keys import KeyFileError, KeySet, KeySpec, apply_patterns, check_digests, key_digests, new_salt
+
+SHAPE = (28, 28, 1)
+
+
+def test_full_keys_are_fresh_bounded_sign_patterns():
+    a = KeySet.generate(("digit", "parity"), image_shape=SHAPE, spec=KeySpec(amplitude=16))
+    b = KeySet.generate(("digit", "parity"), image_shape=SHAPE, spec=KeySpec(amplitude=16))
+    for p in a.patterns():
+        assert p.shape == SHAPE and set(np.unique(p).tolist()) == {-16, 16}
+        assert 0.4 < (p > 0).mean() < 0.6                      # a random sign per pixel
+    assert not np.array_equal(a.pattern("digit"), a.pattern("parity"))
+    assert not np.array_equal(a.pattern("digit"), b.pattern("digit"))   # drawn afresh, never seeded
+
+
+def test_patch_keys_sit_in_their_own_square():
+    ks = KeySet.generate(("left", "right"), image_shape=SHAPE, spec=KeySpec(form="patch", amplitude=60, patch_size=7))
+    left, right = ks.pattern("left"), ks.pattern("right")
+    assert np.count_nonzero(left) == 49 and np.count_nonzero(right) == 49
+    assert np.count_nonzero(left[:7, :7]) == 49 and np.count_nonzero(right[:7, 7:14]) == 49
+    with pytest.raises(ConfigError, match="do not fit"):
+        KeySet.generate(tuple("abcdefghijklmnopq"), image_shape=SHAPE, spec=KeySpec(form="patch", patch_size=7))
+
+
+def test_keys_apply_to_uint8_images_clip_and_combine():
+    ks = KeySet.generate(("a", "b"), image_shape=(2, 2, 1), spec=KeySpec(amplitude=100))
+    images = np.array([[[[0], [128]], [[250], [5]]]], dtype=np.uint8)
+    both = ks.apply(images)
+    expected = np.clip(images.astype(int) + ks.pattern("a") + ks.pattern("b"), 0, 255)
+    assert both.dtype == np.uint8 and np.array_equal(both, expected)
+    assert np.array_equal(ks.apply(images, ()), images)
+    with pytest.raises(ConfigError, match="uint8"):
+        apply_patterns(images.astype(np.float32), ks.patterns())
+
+
+def test_key_file_is_private_and_round_trips(tmp_path):
+    ks = KeySet.generate(("digit",), image_shape=SHAPE)
+    path = ks.save(str(tmp_path / "model.keys"))
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    back = KeySet.load(path)
+    assert np.array_equal(back.pattern("digit"), ks.pattern("digit")) and back.spec == ks.spec
+    with pytest.raises(KeyFileError, match="a key file exists"):
+        ks.save(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyFileError, match="may be read by others.*chmod 600"):
+        KeySet.load(path)
+    os.chmod(path, 0o600)
+    (tmp_path / "junk.keys").write_text("{}")
+    os.chmod(tmp_path / "junk.keys", 0o600)
+    with pytest.raises(KeyFileError, match="not a raypriv key file"):
+        KeySet.load(str(tmp_path / "junk.keys"))
+
+
+def test_a_key_file_of_another_model_is_refused(tmp_path):
+    ours = KeySet.generate(("digit",), image_shape=SHAPE)
+    theirs = KeySet.generate(("digit",), image_shape=SHAPE)
+    salt = new_salt()
+    digests = key_digests(ours, salt=salt)
+    path = ours.save(str(tmp_path / "ours.keys"))
+    assert KeySet.load(path, digests=digests, salt=salt).tasks == ("digit",)
+    with pytest.raises(KeyFileError, match="not this model's"):
+        check_digests(theirs, digests=digests, salt=salt)
+    assert key_digests(ours, salt=new_salt()) != digests                 # salted per model
+
+
+def test_nothing_but_the_key_file_shows_a_pattern():
+    ks = KeySet.generate(("digit",), image_shape=(2, 2, 1), spec=KeySpec(amplitude=7))
+    assert repr(ks) == str(ks) == "KeySet(tasks=('digit',), form='full', amplitude=7, image_shape=(2, 2, 1))"

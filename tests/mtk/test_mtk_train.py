@@ -1,0 +1,175 @@
+"""MTK end to end on Ray: the pipeline job trains with Ray Train (2 workers), the key gates the
+secured digit, the key stays out of the model, evaluation and predictions follow the key.
+
+One model is trained for the module (about a minute, without the gate hardening, which
+benchmarks/mtk_tradeoff.py measures); the tests read it."""
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from raypriv.errors import ConfigError
+from raypriv.mtk.keys import KeyFileError, KeySet
+
+EPOCHS = 10
+
+
+@pytest.fixture(scope="module")
+def subsets(ray_local):
+    from raypriv.data import load_corpus
+    from raypriv.data.holdout import holdout
+
+    # holdout draws rows by id hash: a class-balanced random subset of the (class-sorted) digits
+    _, train = holdout(load_corpus("mnist5k-tasks"), fraction=0.6)
+    _, test = holdout(load_corpus("mnist5k-tasks", split="test"), fraction=0.5)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def pipeline(ray_local, subsets, tmp_path_factory):
+    """``raypriv mtk pipeline`` on 60 % of mnist5k-tasks, written as Parquet with its label columns
+    (the user's own multi-task corpus path): key file, model, evaluation report."""
+    from raypriv.data.writer import write_corpus
+    from raypriv.jobs.base import Reporter
+    from raypriv.manifest import build_manifest
+    from raypriv.mtk.job import MtkPipelineJob
+
+    root = tmp_path_factory.mktemp("mtk")
+    for split, part in (("train", subsets[0]), ("test", subsets[1])):
+        write_corpus(part, str(root / "tasks" / split), manifest=build_manifest(method="copy"))
+    reporter = Reporter(quiet=True)
+    job = MtkPipelineJob.from_dict({
+        "source": f"parquet:{root / 'tasks'}", "keys": str(root / "digit.keys"),
+        "output": str(root / "run"),
+        "mtk": {"gate_attack_steps": 0, "train": {"epochs": EPOCHS}}, "audit": {"sizes": [100], "steps": 30, "restarts": 1},
+        "resources": {"workers": 2}})
+    outcome = job.run(reporter=reporter)
+    return {"root": root, "outcome": outcome, "log": "\n".join(reporter.lines), "job": job}
+
+
+def _report(pipeline) -> dict:
+    with open(pipeline["root"] / "run" / "eval" / "report.json") as f:
+        return json.load(f)
+
+
+def test_the_key_gates_the_secured_task(pipeline):
+    acc = _report(pipeline)["accuracy"]
+    history = json.loads((pipeline["root"] / "run" / "model" / "manifest.json").read_text())["history"]
+    assert acc["key:digit"]["digit"] > 0.85, history            # the key holder gets the digit
+    for cond in ("none", "forged:digit"):                       # chance is 10 %
+        assert abs(acc[cond]["digit"] - 0.10) < 0.05, (cond, acc[cond])
+    assert _report(pipeline)["locked"]["none"]["digit"] > 0.9   # the model answers "locked"
+    for task in ("parity", "ge5", "loop"):                      # unsecured tasks answer without a key
+        assert acc["none"][task] > 0.9
+
+
+def test_the_report_has_leakage_references_and_the_audit(pipeline):
+    report = _report(pipeline)
+    leak = report["leakage"]["digit"]
+    assert leak["base_rate"] < 0.2 < leak["irreducible"] <= leak["from_all_outputs"]
+    unlocked = report["audit"]["tasks"]["digit"]["100"]["unlocked"]
+    assert 0 <= unlocked <= 1 and report["audit"]["scored_rows"] > 100
+
+
+def test_the_key_is_nowhere_but_in_its_0600_file(pipeline):
+    root = pipeline["root"]
+    key_file = root / "digit.keys"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    keys = KeySet.load(str(key_file))
+    pattern = keys.pattern("digit")
+    secret = json.loads(key_file.read_text())["keys"]["digit"]
+    model_dir = root / "run" / "model"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert "key_digests" in manifest and secret not in json.dumps(manifest)
+    for path in root.rglob("*"):
+        if path.is_file() and path != key_file:
+            assert secret.encode() not in path.read_bytes(), path
+    assert secret not in pipeline["log"]
+    # the weights do not hold the pattern either (no tensor of the image's size equals it)
+    import torch
+
+    state = torch.load(model_dir / "model.pt", weights_only=False)
+    flat = pattern.reshape(-1).astype(np.float32)
+    for tensor in _tensors(state):
+        t = tensor.detach().cpu().numpy().reshape(-1)
+        assert t.size != flat.size or not np.allclose(t, flat)
+
+
+def _tensors(obj):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def test_predict_answers_the_secured_task_only_with_the_key(pipeline, subsets):
+    from raypriv.mtk.predict import LOCKED, predict
+    from raypriv.mtk.train import load_model
+
+    model = load_model(str(pipeline["root"] / "run" / "model"))
+    keys = model.load_keys(str(pipeline["root"] / "digit.keys"))
+    rows = subsets[1].ds.take(200)
+    images = np.stack([r["image"] for r in rows])
+    labels = np.array([r["label"] for r in rows])
+    with_key, without = predict(model, images, keys), predict(model, images)
+    assert (with_key["digit"] == labels).mean() > 0.85
+    assert (without["digit"] == LOCKED).mean() > 0.9
+    assert (without["parity"] == labels % 2).mean() > 0.9
+
+
+def test_a_rerun_reuses_the_finished_stages(pipeline):
+    from raypriv.jobs.base import Reporter
+
+    reporter = Reporter(quiet=True)
+    result = pipeline["job"].run(reporter=reporter)
+    assert sum("reusing" in line for line in reporter.lines) == 2
+    assert result.metrics == pipeline["outcome"].metrics
+
+
+def test_another_models_key_file_and_an_open_key_file_are_refused(pipeline, tmp_path):
+    from raypriv.mtk.train import load_model
+
+    model = load_model(str(pipeline["root"] / "run" / "model"))
+    other = KeySet.generate(("digit",), image_shape=(28, 28, 1))
+    path = other.save(str(tmp_path / "other.keys"))
+    with pytest.raises(KeyFileError, match="not this model.s"):
+        model.load_keys(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyFileError, match="may be read by others"):
+        KeySet.load(path)
+
+
+def test_unknown_and_single_class_tasks_are_refused(ray_local, tmp_path):
+    from raypriv.data import load_corpus
+    from raypriv.mtk.config import task_layout
+
+    info = load_corpus("mnist5k-tasks", split="test").info
+    with pytest.raises(ConfigError, match=r"unknown task\(s\) \['colour'\]"):
+        task_layout(info, secured=("colour",))
+    one = type(info)(**{**info.__dict__, "label_columns": tuple(
+        type(c)(**{**c.__dict__, "num_classes": 1, "class_names": ("x",)}) if c.name == "parity" else c
+        for c in info.label_columns)})
+    with pytest.raises(ConfigError, match="have one class"):
+        task_layout(one, secured=("parity",))
+
+
+def test_hardening_starts_once_the_gate_has_formed_and_stays_on():
+    from raypriv.mtk.config import MtkConfig, TaskLayout
+    from raypriv.mtk.worker import hardening_on
+
+    layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",), locked=True)
+    cfg = MtkConfig(gate_attack_after=0.9)
+    epoch = lambda acc, on=False: {"acc": {"digit": acc, "parity": 0.99}, "hardening": on}  # noqa: E731
+    assert not hardening_on([], layout, cfg)
+    assert not hardening_on([epoch(0.1), epoch(0.8)], layout, cfg)          # the gate has not formed yet
+    assert hardening_on([epoch(0.1), epoch(0.95)], layout, cfg)
+    assert hardening_on([epoch(0.95, on=True), epoch(0.7, on=True)], layout, cfg)   # a dip does not stop it
+    assert not hardening_on([epoch(0.95)], layout, MtkConfig(gate_attack_steps=0))
