@@ -24,15 +24,14 @@ the key file.
 from raypriv.lazy import lazy_exports
 
 _MEMBERS = {
-    'AuditConfig': 'raypriv.mtk.audit',
+    'AuditConfig': 'raypriv.mtk.config',
     'KeySet': 'raypriv.mtk.keys',
-    'KeySpec': 'raypriv.mtk.keys',
+    'KeySpec': 'raypriv.mtk.config',
     'MtkConfig': 'raypriv.mtk.config',
     'MtkModel': 'raypriv.mtk.train',
     'audit_keys': 'raypriv.mtk.audit',
     'evaluate_mtk': 'raypriv.mtk.evaluate',
     'load_model': 'raypriv.mtk.train',
-    'predict': 'raypriv.mtk.predict',
     'train_mtk': 'raypriv.mtk.train',
 }
 __all__ = sorted(_MEMBERS)

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raypriv.configs import setting
 from raypriv.errors import ConfigError
+from raypriv.mtk.config import AuditConfig
 from raypriv.runtime.pool import PoolWorker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,27 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Salt of the id hash that splits the audit's rows into the attacker's pool and the scored rows.
 AUDIT_SALT = "mtk-audit"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class AuditConfig:
-    """How hard the attacker tries: its labeled-image counts, gradient steps and restarts."""
-
-    sizes: tuple[int, ...] = setting((100, 1000), help="the attacker's labeled-image counts")
-    steps: int = setting(100, help="projected gradient steps per restart")
-    restarts: int = setting(4, help="random starts per attacker size")
-    batch_size: int = setting(256, help="attacker images per gradient step")
-    seed: int = setting(0, help="seeds the attacker's images, starts and minibatches")
-
-    def __post_init__(self):
-        sizes = tuple(self.sizes)
-        if not sizes or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
-            raise ConfigError("audit sizes", f"must be positive integers, got {sizes!r}")
-        object.__setattr__(self, "sizes", sizes)
-        for name in ("steps", "restarts", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"audit {name}", f"must be an integer >= 1, got {v!r}")
 
 
 def recover_pattern(net, images: np.ndarray, labels: np.ndarray, *, head: int, support: np.ndarray,

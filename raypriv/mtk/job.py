@@ -17,9 +17,7 @@ from raypriv.configs import setting
 from raypriv.jobs.base import Job, Outcome
 from raypriv.jobs.registry import register_group, register_job
 from raypriv.jobs.stages import ReportStage, Stage, run_stages
-from raypriv.mtk.audit import AuditConfig
-from raypriv.mtk.config import MtkConfig
-from raypriv.mtk.keys import KeySpec
+from raypriv.mtk.config import AuditConfig, KeySpec, MtkConfig
 
 SOURCE_HELP = "multi-task corpus spec: mnist5k-tasks, mnist5k-pairs, parquet:PATH (integer label columns)"
 

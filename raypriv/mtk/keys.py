@@ -34,7 +34,6 @@ KeySet(tasks=('digit',), form='full', amplitude=8, image_shape=(4, 4, 1))
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -45,66 +44,17 @@ from typing import Mapping
 
 import numpy as np
 
-from raypriv.configs import setting
 from raypriv.errors import ConfigError, RayprivError
+from raypriv.mtk.config import KEY_FORMS, KeySpec
 
-KEY_FORMS = ("full", "patch")
+__all__ = ["KEY_FORMS", "KeyFileError", "KeySet", "KeySpec", "apply_patterns", "check_digests", "key_digests",
+           "new_salt"]
+
 FORMAT = "raypriv-mtk-keys-v1"
 
 
 class KeyFileError(RayprivError):
     """A key file is missing, unsafe, malformed or belongs to another model."""
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class KeySpec:
-    """The public form of the keys: ``form`` (``full`` or ``patch``), ``amplitude`` in 8-bit
-    levels (1..127) and, for patches, ``patch_size`` in pixels."""
-
-    form: str = setting("full", choices=KEY_FORMS, help="a key covers the whole image, or a patch per task")
-    amplitude: int = setting(16, help="largest change a key makes to a pixel, in 8-bit levels (1-127)")
-    patch_size: int = setting(8, help="side of a patch key in pixels (form=patch)")
-
-    def __post_init__(self):
-        if self.form not in KEY_FORMS:
-            raise ConfigError("key form", f"must be one of {KEY_FORMS}, got {self.form!r}")
-        for name, lo, hi in (("amplitude", 1, 127), ("patch_size", 1, 4096)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ConfigError(f"key {name}", f"must be an integer in [{lo}, {hi}], got {v!r}")
-
-    def support(self, index: int, image_shape: tuple[int, int, int]) -> np.ndarray:
-        """Boolean ``H x W x C`` mask of where the ``index``-th secured task's key may be non-zero."""
-        h, w, c = image_shape
-        mask = np.zeros((h, w, c), dtype=bool)
-        if self.form == "full":
-            mask[:] = True
-            return mask
-        p = self.patch_size
-        per_row = w // p
-        if p > min(h, w) or index >= per_row * (h // p):
-            raise ConfigError("key patch_size", f"{index + 1} patches of {p}x{p} do not fit side by side in a "
-                                                f"{h}x{w} image; use a smaller patch_size or form='full'")
-        r, col = divmod(index, per_row)
-        mask[r * p:(r + 1) * p, col * p:(col + 1) * p, :] = True
-        return mask
-
-    def random_pattern(self, index: int, image_shape: tuple[int, int, int], *, rng=None) -> np.ndarray:
-        """A pattern of this form for the ``index``-th secured task: ``±amplitude`` on its support.
-        Keys come from the CSPRNG; ``rng`` (a numpy Generator) is for *attack baselines* only
-        (a random wrong key of the same form)."""
-        mask = self.support(index, image_shape)
-        n = int(mask.sum())
-        if rng is None:
-            bits = np.unpackbits(np.frombuffer(secrets.token_bytes(-(-n // 8)), dtype=np.uint8))[:n]
-        else:
-            bits = rng.integers(0, 2, size=n)
-        pattern = np.zeros(mask.shape, dtype=np.int16)
-        pattern[mask] = np.where(bits.astype(bool), self.amplitude, -self.amplitude)
-        return pattern
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def apply_patterns(images: np.ndarray, patterns) -> np.ndarray:
