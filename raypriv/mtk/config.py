@@ -38,8 +38,8 @@ for the gate to form because from the first epoch it keeps the gate from forming
 (measured: every answer locked, with the key too); without it the audit's attacker unlocked
 96 % of digits with 100 images (README "MTK"). Unsecured tasks always learn
 their true labels. With ``decoupling`` λ > 0, an adversary reads the unsecured heads' logits of
-un-keyed inputs and learns to predict each secured label; its gradient reaches the network
-reversed (a gradient-reversal layer), so the network learns unsecured outputs that reveal less
+un-keyed inputs and learns to predict each secured label, and the network learns to make the
+adversary's answer uniform (a maximum-entropy adversary), so its unsecured outputs reveal less
 of the secured tasks than their correlation with them would let through, at some cost in
 unsecured accuracy. λ = 0 turns it off.
 

@@ -8,10 +8,13 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
   class drawn afresh each time the row is seen (``target="random"``) or the uniform
   distribution (``target="uniform"``);
 * with λ > 0, on rows carrying no true key (un-keyed and decoy rows): an adversary, one linear
-  layer per secured task over the concatenated logits of the unsecured heads, learns ``y_s``;
-  a gradient-reversal layer between the heads and the adversary hands the network ``-λ`` times
-  the adversary's gradient, so the network learns unsecured outputs from which ``y_s`` is hard
-  to read (the decoupling).
+  layer per secured task over the concatenated logits of the unsecured heads, learns ``y_s``
+  from them (on detached logits: its loss trains only the adversary); the network is trained to
+  make the adversary's answer *uniform*, ``λ · CE(adversary(logits), uniform)`` through the
+  adversary's frozen weights (a maximum-entropy adversary). So the network learns unsecured
+  outputs from which ``y_s`` is hard to read (the decoupling). Reversing the adversary's
+  cross-entropy gradient instead is unbounded: at λ = 0.3 the logits grew without limit and
+  the run ended in NaN.
 
 >>> import torch
 >>> from raypriv.mtk.config import TaskLayout
@@ -32,24 +35,6 @@ from raypriv.mtk.config import MtkConfig, TaskLayout
 TARGET_SEED_OFFSET = 7_368_787
 
 
-def _grad_reverse():
-    import torch
-
-    class GradReverse(torch.autograd.Function):
-        """Identity forward; the gradient times ``-scale`` backward."""
-
-        @staticmethod
-        def forward(ctx, x, scale: float):
-            ctx.scale = scale
-            return x.view_as(x)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return -ctx.scale * grad, None
-
-    return GradReverse
-
-
 def build_trainee(model, layout: TaskLayout, decoupling: float):
     """The network and, with λ > 0, the decoupling adversary, as one module (one DDP wrapper)."""
     import torch.nn as nn
@@ -68,9 +53,12 @@ def build_trainee(model, layout: TaskLayout, decoupling: float):
             logits = self.net(x)
             if self.adversary is None:
                 return logits, None
+            import torch.nn.functional as F
+
             seen = torch.cat([logits[i] for i in layout.unsecured_index], dim=1)
-            reversed_ = _grad_reverse().apply(seen, float(decoupling))
-            return logits, [a(reversed_) for a in self.adversary]
+            learn = [a(seen.detach()) for a in self.adversary]                   # trains the adversary
+            confuse = [F.linear(seen, a.weight.detach(), a.bias.detach()) for a in self.adversary]  # the network
+            return logits, (learn, confuse)
 
     return Trainee()
 
@@ -156,8 +144,9 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
     if adversary is not None:
         plain = mask == 0
         if plain.any():
-            for a, s in zip(adversary, layout.secured_index):
-                loss = loss + F.cross_entropy(a[plain], labels[plain, s])
+            for learn, confuse, s in zip(*adversary, layout.secured_index):
+                loss = loss + F.cross_entropy(learn[plain], labels[plain, s])
+                loss = loss - cfg.decoupling * F.log_softmax(confuse[plain], dim=1).mean(dim=1).mean()
     return loss, correct, counted
 
 
