@@ -52,12 +52,12 @@ def get_args_parser():
 
 
 def mtk_config(args, *, decoupling: float, epochs: int | None = None):
-    from raypriv.classifier.config import VictimConfig
     from raypriv.mtk import MtkConfig
 
     extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
-    return MtkConfig(decoupling=decoupling, target=args.target, **extra,
-                     train=VictimConfig(model="multi_small_cnn", epochs=epochs or args.epochs, augment=False))
+    # MtkConfig's own recipe (lr 0.05, no crops), only the epochs changed
+    train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs)
+    return MtkConfig(decoupling=decoupling, target=args.target, **extra, train=train)
 
 
 def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: str, leakage_of):

@@ -12,9 +12,8 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
   from them (on detached logits: its loss trains only the adversary); the network is trained to
   make the adversary's answer *uniform*, ``λ · CE(adversary(logits), uniform)`` through the
   adversary's frozen weights (a maximum-entropy adversary). So the network learns unsecured
-  outputs from which ``y_s`` is hard to read (the decoupling). Reversing the adversary's
-  cross-entropy gradient instead is unbounded: at λ = 0.3 the logits grew without limit and
-  the run ended in NaN.
+  outputs from which ``y_s`` is hard to read (the decoupling). Unlike reversing the adversary's
+  cross-entropy gradient, this term is bounded below (by log K).
 
 >>> import torch
 >>> from raypriv.mtk.config import TaskLayout
