@@ -84,7 +84,7 @@ class KeyRecovery(PoolWorker):
         self.s = shared
 
     def __call__(self, batch: dict) -> dict:
-        from raypriv.mtk.evaluate import answers
+        from raypriv.mtk.evaluate import answers, scored
         from raypriv.mtk.keys import apply_patterns
 
         s, out = self.s, {"size": [], "restart": [], "attacker_loss": [], "unlocked": [], "locked": []}
@@ -97,13 +97,12 @@ class KeyRecovery(PoolWorker):
                 rng=rng, device=self.device)
             flat = _logits(self.net, apply_patterns(s["scored_images"], [pattern]), self.device)
             a = answers(flat, s["layout"])[s["head"]]
-            k = s["layout"].num_classes[s["head"]]
-            shut = a < 0
+            unlocked, locked = scored(a, s["scored_labels"], s["layout"].num_classes[s["head"]])
             out["size"].append(int(size))
             out["restart"].append(int(restart))
             out["attacker_loss"].append(loss)
-            out["unlocked"].append(float(((a == s["scored_labels"]).sum() + shut.sum() / k) / len(a)))
-            out["locked"].append(float(shut.mean()))
+            out["unlocked"].append(unlocked)
+            out["locked"].append(locked)
         return {k: np.asarray(v) for k, v in out.items()}
 
 

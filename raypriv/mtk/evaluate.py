@@ -110,6 +110,15 @@ def answers(flat: np.ndarray, layout) -> list[np.ndarray]:
     return out
 
 
+def scored(answer: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[float, float]:
+    """``(accuracy, share of locked answers)`` of one task's answers (``-1``: locked), a locked
+    answer counting as a uniform guess (1/K correct)."""
+    if not len(answer):
+        return 0.0, 0.0
+    shut = answer < 0
+    return float(((answer == labels).sum() + shut.sum() / num_classes) / len(answer)), float(shut.mean())
+
+
 def accuracy_table(scores: dict, layout) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """``{condition: {task: accuracy}}`` (a locked answer counts 1/K) and ``{condition: {task:
     share of locked answers}}``."""
@@ -119,9 +128,7 @@ def accuracy_table(scores: dict, layout) -> tuple[dict[str, dict[str, float]], d
             continue
         table[name], locked[name] = {}, {}
         for i, (t, k, a) in enumerate(zip(layout.names, layout.num_classes, answers(flat, layout))):
-            shut = a < 0
-            table[name][t] = float(((a == scores["labels"][:, i]).sum() + shut.sum() / k) / max(len(a), 1))
-            locked[name][t] = float(shut.mean()) if len(a) else 0.0
+            table[name][t], locked[name][t] = scored(a, scores["labels"][:, i], k)
     return table, locked
 
 
