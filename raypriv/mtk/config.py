@@ -8,7 +8,7 @@ is expanded (:mod:`raypriv.mtk.expand`): each image appears un-keyed, ``keyed_co
 with a random non-empty subset of the secured tasks' keys, and ``decoy_copies`` times with
 random *wrong* keys of the same form. The loss of a batch is
 
-    Σ_tasks CE(head_t(x), target_t)  +  λ · CE(adversary(unsecured heads(x)), y_secured)   (reversed)
+    Σ_tasks CE(head_t(x), target_t)  +  λ · CE(adversary(unsecured heads(x)), uniform)
 
 where a secured task's target is its true label when its key is in ``x`` and otherwise
 uninformative. Three choices (``target``):
