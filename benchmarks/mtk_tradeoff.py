@@ -65,15 +65,14 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None):
 
 
 def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: str, leakage_of):
-    from raypriv.mtk import train_mtk
+    from raypriv.mtk import MtkConfig, train_mtk
     from raypriv.mtk.evaluate import evaluate_mtk
     from raypriv.runtime import ResourceSpec
 
     res = ResourceSpec(workers=args.workers)
-    config = mtk_config(args, decoupling=decoupling)
-    if keys is None:    # the same number of gradient steps as MTK, whose epochs see every image expanded
-        config = mtk_config(args, decoupling=decoupling,
-                            epochs=args.epochs * (1 + config.keyed_copies + config.decoy_copies))
+    # the baseline gets as many gradient steps as MTK, whose epochs see every image expanded
+    epochs = args.epochs * (MtkConfig().rows_per_image if keys is None else 1)
+    config = mtk_config(args, decoupling=decoupling, epochs=epochs)
     t = time.time()
     model = train_mtk(train, keys, config=config, resources=res, overwrite=True,
                       output=f"bench-out/mtk-{args.dataset}-{tag}", progress=lambda line: None)
@@ -153,13 +152,18 @@ def throughput(train, keys, args) -> list[dict]:
     return out
 
 
+def bench_keys(tasks: tuple[str, ...], train, args):
+    """Fresh keys of ``--form`` / ``--amplitude`` for ``tasks`` (held in memory only)."""
+    from raypriv.mtk import KeySet, KeySpec
+
+    return KeySet.generate(tasks, image_shape=train.info.image_shape,
+                           spec=KeySpec(form=args.form, amplitude=args.amplitude))
+
+
 def other_task_keys(train, held_out, tasks: tuple[str, str], args) -> dict:
     """Two secured tasks, λ = 0: each one's accuracy with no key, its own key, the other task's key,
     a forged key and both keys (chance is 1 / classes; an answer "locked" is scored 1 / classes)."""
-    from raypriv.mtk import KeySet, KeySpec
-
-    keys = KeySet.generate(tasks, image_shape=train.info.image_shape,
-                           spec=KeySpec(form=args.form, amplitude=args.amplitude))
+    keys = bench_keys(tasks, train, args)
     _, entry = train_and_evaluate(train, held_out, keys, args=args, decoupling=0.0, tag="mtk-two-secured",
                                   leakage_of=None)
     acc = entry["report"]["accuracy"]
@@ -175,7 +179,6 @@ def other_task_keys(train, held_out, tasks: tuple[str, str], args) -> dict:
 def main(args) -> None:
     from common import evaluation_split, save_result
 
-    from raypriv.mtk import KeySet, KeySpec
     from raypriv.runtime import init_ray
 
     init_ray(num_cpus=max(4, 2 * args.workers))
@@ -183,8 +186,7 @@ def main(args) -> None:
     train, held_out = evaluation_split(args.dataset, args)
     secured = train.info.label_name
     unsecured = [c.name for c in train.info.label_columns]
-    keys = KeySet.generate((secured,), image_shape=train.info.image_shape,
-                           spec=KeySpec(form=args.form, amplitude=args.amplitude))
+    keys = bench_keys((secured,), train, args)
     result = {"args": vars(args), "secured": secured, "unsecured": unsecured, "models": []}
     path = save_result(f"mtk_tradeoff-{args.dataset}", result)
     lambdas = [float(v) for v in args.lambdas.split(",")]

@@ -171,6 +171,11 @@ class MtkConfig:
     train: VictimConfig = setting(default_factory=_recipe, help="the training recipe (model: a multi-head model)")
     seed: int = setting(0, help="seeds the expansion's key subsets and decoys, and the random targets")
 
+    @property
+    def rows_per_image(self) -> int:
+        """Training rows each source image expands into (un-keyed, keyed and decoy copies)."""
+        return 1 + self.keyed_copies + self.decoy_copies
+
     def __post_init__(self):
         value = tuple(self.tasks)
         if len(set(value)) != len(value) or not all(isinstance(t, str) and t for t in value):

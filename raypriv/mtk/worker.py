@@ -25,9 +25,11 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
+from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
@@ -201,6 +203,9 @@ def train_loop(cfg: dict) -> None:
             torch.distributed.all_reduce(stats)
         record = {**_epoch_record(epoch, stats, layout), "seconds": round(time.perf_counter() - started, 3),
                   "hardening": hardening}
+        if not math.isfinite(record["loss"]):     # every rank sees the all-reduced loss: all stop together
+            raise RayprivError(f"MTK training diverged in epoch {epoch + 1} (the loss is not finite); nothing "
+                               f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
                  "trainee": inner.state_dict(), "optim": opt.state_dict()}
         report(record_metrics(record), rank=worker.rank, state=state)

@@ -173,3 +173,22 @@ def test_hardening_starts_once_the_gate_has_formed_and_stays_on():
     assert hardening_on([epoch(0.1), epoch(0.95)], layout, cfg)
     assert hardening_on([epoch(0.95, on=True), epoch(0.7, on=True)], layout, cfg)   # a dip does not stop it
     assert not hardening_on([epoch(0.95)], layout, MtkConfig(gate_attack_steps=0))
+
+
+def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
+    """A learning rate that blows the loss up stops training with the fix in the message, and
+    leaves no finished model (before, a NaN model was saved and crashed the leakage probe)."""
+    import dataclasses
+
+    from raypriv.errors import RayprivError
+    from raypriv.manifest import is_finished
+    from raypriv.mtk import MtkConfig, train_mtk
+    from raypriv.runtime import ResourceSpec
+
+    small = subsets[0].subsample(0.1)
+    config = MtkConfig(gate_attack_steps=0, train=dataclasses.replace(MtkConfig().train, epochs=1, lr=1e6))
+    keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
+    with pytest.raises(RayprivError, match=r"diverged in epoch 1 .*lower train\.lr"):
+        train_mtk(small, keys, config=config, output=str(tmp_path / "m"), resources=ResourceSpec(workers=1),
+                  progress=lambda line: None)
+    assert not is_finished(str(tmp_path / "m"))
