@@ -47,6 +47,9 @@ def get_args_parser():
     p.add_argument("--form", default="full", choices=["full", "patch"])
     p.add_argument("--amplitude", type=int, default=16)
     p.add_argument("--target", default="locked")
+    p.add_argument("--decoupling-target", default="conditional", choices=["conditional", "uniform"])
+    p.add_argument("--seeds", default="0", help="MTK training seeds per λ (the table adds their mean; the "
+                                                "baseline and the other parts use the first)")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
     p.add_argument("--audit-sizes", default="100,1000")
     p.add_argument("--audit-steps", type=int, default=100)
@@ -55,16 +58,23 @@ def get_args_parser():
     return p
 
 
-def mtk_config(args, *, decoupling: float, epochs: int | None = None):
+def seeds_of(args) -> list[int]:
+    return [int(v) for v in args.seeds.split(",")]
+
+
+def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int | None = None):
     from raypriv.mtk import MtkConfig
 
+    seed = seeds_of(args)[0] if seed is None else seed
     extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
-    # MtkConfig's own recipe (lr 0.05, no crops), only the epochs changed
-    train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs)
-    return MtkConfig(decoupling=decoupling, target=args.target, **extra, train=train)
+    # MtkConfig's own recipe (lr 0.05, no crops), only the epochs (and seed) changed
+    train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs, seed=seed)
+    return MtkConfig(decoupling=decoupling, decoupling_target=args.decoupling_target, target=args.target,
+                     seed=seed, **extra, train=train)
 
 
-def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: str, leakage_of):
+def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: str, leakage_of,
+                       seed: int | None = None):
     from raypriv.mtk import MtkConfig, train_mtk
     from raypriv.mtk.evaluate import evaluate_mtk
     from raypriv.runtime import ResourceSpec
@@ -72,19 +82,20 @@ def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: s
     res = ResourceSpec(workers=args.workers)
     # the baseline gets as many gradient steps as MTK, whose epochs see every image expanded
     epochs = args.epochs * (MtkConfig().rows_per_image if keys is None else 1)
-    config = mtk_config(args, decoupling=decoupling, epochs=epochs)
+    config = mtk_config(args, decoupling=decoupling, epochs=epochs, seed=seed)
     t = time.time()
     model = train_mtk(train, keys, config=config, resources=res, overwrite=True,
                       output=f"bench-out/mtk-{args.dataset}-{tag}", progress=lambda line: None)
     wall = time.time() - t
     report = evaluate_mtk(model, held_out, keys, resources=res, leakage_of=leakage_of)
-    return model, {"tag": tag, "decoupling": decoupling, "train_wall_s": round(wall, 1), "report": report}
+    return model, {"tag": tag, "decoupling": decoupling, "seed": config.seed, "train_wall_s": round(wall, 1),
+                   "report": report}
 
 
 def summary_row(entry: dict, secured: str, unsecured: list[str]) -> dict:
     acc, leak = entry["report"]["accuracy"], entry["report"]["leakage"][secured]
     keyed = acc.get(f"key:{secured}", acc["none"])
-    row = {"model": entry["tag"], "λ": entry["decoupling"], f"{secured} keyed": keyed[secured],
+    row = {"model": entry["tag"], "λ": entry["decoupling"], "seed": entry.get("seed"), f"{secured} keyed": keyed[secured],
            f"{secured} un-keyed": acc["none"][secured],
            f"{secured} forged": acc.get(f"forged:{secured}", {}).get(secured)}
     row.update({f"{t} (un-keyed)": acc["none"][t] for t in unsecured})
@@ -92,6 +103,20 @@ def summary_row(entry: dict, secured: str, unsecured: list[str]) -> dict:
     row.update({"leak: unsecured outputs": leak["from_unsecured_outputs"], "leak: all outputs":
                 leak["from_all_outputs"], "irreducible": leak["irreducible"], "base rate": leak["base_rate"]})
     return row
+
+
+def seed_means(rows: list[dict]) -> list[dict]:
+    """One row per model kind (baseline, each λ): the mean over its seeds of every figure."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["model"] == "baseline", r["λ"]), []).append(r)
+    out = []
+    for rs in groups.values():
+        mean = {k: (sum(r[k] for r in rs) / len(rs) if all(isinstance(r[k], float) for r in rs) and k != "λ"
+                    else rs[0][k]) for k in rs[0]}
+        mean.update(model=rs[0]["model"].rsplit("-s", 1)[0], seed=f"mean of {len(rs)}")
+        out.append(mean)
+    return out
 
 
 def print_table(rows: list[dict]) -> None:
@@ -107,7 +132,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mtk = [r for r in rows if r["model"] != "baseline"]
+    mtk = [r for r in rows if r["model"] != "baseline"]     # one point per λ (seed means when several)
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.plot([r["unsecured mean"] * 100 for r in mtk], [r["leak: unsecured outputs"] * 100 for r in mtk], "o-",
             label="MTK, over λ")
@@ -198,15 +223,20 @@ def main(args) -> None:
             result["models"].append(entry)
             print(f"baseline: {entry['train_wall_s']} s", flush=True)
         for lam in lambdas if "tradeoff" in parts else lambdas[:1]:
-            model, entry = train_and_evaluate(train, held_out, keys, args=args, decoupling=lam, tag=f"mtk-λ{lam:g}",
-                                              leakage_of=None)
-            first = first or model
-            result["models"].append(entry)
-            print(f"MTK λ={lam:g}: {entry['train_wall_s']} s", flush=True)
-            save_result("", result, path=path)
+            for seed in seeds_of(args) if "tradeoff" in parts else seeds_of(args)[:1]:
+                model, entry = train_and_evaluate(train, held_out, keys, args=args, decoupling=lam,
+                                                  tag=f"mtk-λ{lam:g}-s{seed}", leakage_of=None, seed=seed)
+                first = first or model
+                result["models"].append(entry)
+                print(f"MTK λ={lam:g} seed {seed}: {entry['train_wall_s']} s", flush=True)
+                save_result("", result, path=path)
         rows = [summary_row(e, secured, unsecured) for e in result["models"]]
-        result["table"] = rows
+        result["table"], result["table_seed_means"] = rows, seed_means(rows)
         print_table(rows)
+        if len(seeds_of(args)) > 1:
+            print("mean over seeds:")
+            print_table(result["table_seed_means"])
+            rows = result["table_seed_means"]
         if "tradeoff" in parts:
             png = path.replace(".json", ".png")
             plot(rows, png, f"{args.dataset}: {secured} secured ({args.form} keys, ±{args.amplitude}), "

@@ -8,7 +8,7 @@ is expanded (:mod:`raypriv.mtk.expand`): each image appears un-keyed, ``keyed_co
 with a random non-empty subset of the secured tasks' keys, and ``decoy_copies`` times with
 random *wrong* keys of the same form. The loss of a batch is
 
-    Σ_tasks CE(head_t(x), target_t)  +  λ · CE(adversary(unsecured heads(x)), uniform)
+    Σ_tasks CE(head_t(x), target_t)  +  λ · CE(adversary(unsecured heads(x)), q)
 
 where a secured task's target is its true label when its key is in ``x`` and otherwise
 uninformative. Three choices (``target``):
@@ -39,9 +39,11 @@ for the gate to form because from the first epoch it keeps the gate from forming
 96 % of digits with 100 images (README "MTK"). Unsecured tasks always learn
 their true labels. With ``decoupling`` λ > 0, an adversary reads the unsecured heads' logits of
 un-keyed inputs and learns to predict each secured label, and the network learns to make the
-adversary's answer uniform (a maximum-entropy adversary), so its unsecured outputs reveal less
-of the secured tasks than their correlation with them would let through, at some cost in
-unsecured accuracy. λ = 0 turns it off.
+adversary's answer a target distribution q (:mod:`raypriv.mtk.decouple`): by default
+(``decoupling_target="conditional"``) what the true unsecured labels say about the secured one,
+so the unsecured outputs reveal no more of the secured tasks than the unsecured answers
+themselves must; ``uniform`` pushes further, toward the base rate, at a cost in unsecured
+accuracy. λ = 0 turns it off.
 
 >>> from raypriv.mtk.config import MtkConfig
 >>> MtkConfig(tasks=("digit", "parity")).target
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 TARGETS = ("locked", "random", "uniform")
+DECOUPLING_TARGETS = ("conditional", "uniform")
 KEY_FORMS = ("full", "patch")
 
 
@@ -161,6 +164,10 @@ class MtkConfig:
                                                           "answer, random labels re-drawn every epoch, or the "
                                                           "uniform distribution")
     decoupling: float = setting(0.0, help="weight λ of the decoupling adversary (0: off)")
+    decoupling_target: str = setting("conditional", choices=DECOUPLING_TARGETS,
+                                     help="what the decoupling adversary is pushed to answer: p(secured label | true "
+                                          "unsecured labels), removing only the excess leakage, or uniform (toward "
+                                          "the base rate, at a cost in unsecured accuracy)")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "
                                              "'locked' (hardens the gate against key recovery; 0: off)")
     gate_attack_share: float = setting(0.25, help="share of each batch's un-keyed rows the in-training key "
@@ -193,6 +200,8 @@ class MtkConfig:
             raise ConfigError("keyed_copies", "must be >= 1: the model learns each task's key from keyed copies")
         if self.target not in TARGETS:
             raise ConfigError("target", f"must be one of {TARGETS}, got {self.target!r}")
+        if self.decoupling_target not in DECOUPLING_TARGETS:
+            raise ConfigError("decoupling_target", f"must be one of {DECOUPLING_TARGETS}, got {self.decoupling_target!r}")
         if isinstance(self.decoupling, bool) or not isinstance(self.decoupling, (int, float)) or self.decoupling < 0:
             raise ConfigError("decoupling", f"must be >= 0, got {self.decoupling}")
         if self.train.augment:

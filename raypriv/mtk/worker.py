@@ -7,13 +7,8 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
   uninformative target: the extra *locked* output (``target="locked"``), a uniformly random
   class drawn afresh each time the row is seen (``target="random"``) or the uniform
   distribution (``target="uniform"``);
-* with λ > 0, on rows carrying no true key (un-keyed and decoy rows): an adversary, one linear
-  layer per secured task over the concatenated logits of the unsecured heads, learns ``y_s``
-  from them (on detached logits: its loss trains only the adversary); the network is trained to
-  make the adversary's answer *uniform*, ``λ · CE(adversary(logits), uniform)`` through the
-  adversary's frozen weights (a maximum-entropy adversary). So the network learns unsecured
-  outputs from which ``y_s`` is hard to read (the decoupling). Unlike reversing the adversary's
-  cross-entropy gradient, this term is bounded below (by log K).
+* with λ > 0, on rows carrying no true key: the decoupling term of :mod:`raypriv.mtk.decouple`
+  (an adversary over the unsecured heads' logits, pushed toward a target distribution).
 
 >>> import torch
 >>> from raypriv.mtk.config import TaskLayout
@@ -31,6 +26,7 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
+from raypriv.mtk.decouple import decoupling_loss, prior_tensors
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
@@ -125,7 +121,7 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
     return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
 
 
-def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen):
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, prior=None):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets."""
     import torch
     import torch.nn.functional as F
@@ -143,11 +139,7 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if adversary is not None:
-        plain = mask == 0
-        if plain.any():
-            for learn, confuse, s in zip(*adversary, layout.secured_index):
-                loss = loss + F.cross_entropy(learn[plain], labels[plain, s])
-                loss = loss - cfg.decoupling * F.log_softmax(confuse[plain], dim=1).mean(dim=1).mean()
+        loss = loss + decoupling_loss(adversary, labels, mask, layout, cfg, prior=prior)
     return loss, correct, counted
 
 
@@ -175,6 +167,7 @@ def train_loop(cfg: dict) -> None:
     device = next(inner.parameters()).device
     support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
     amplitude = cfg["key_amplitude"] / 255.0
+    prior = prior_tensors(cfg["decoupling_prior"], device) if cfg.get("decoupling_prior") else None
     for epoch in range(state["epoch"], vc.epochs):
         # generators per epoch, so a resumed run draws what the uninterrupted one would have
         order_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank) * 1_000 + epoch)
@@ -194,7 +187,7 @@ def train_loop(cfg: dict) -> None:
                                            gen=target_gen)
             logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen)
+                                              gen=target_gen, prior=prior)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
