@@ -47,7 +47,7 @@ def get_args_parser():
     p.add_argument("--form", default="full", choices=["full", "patch"])
     p.add_argument("--amplitude", type=int, default=16)
     p.add_argument("--target", default="locked")
-    p.add_argument("--decoupling-target", default="conditional", choices=["conditional", "uniform"])
+    p.add_argument("--decoupling-target", default="conditional", choices=["cell", "conditional", "uniform"])
     p.add_argument("--seeds", default="0", help="MTK training seeds per λ (the table adds their mean; the "
                                                 "baseline and the other parts use the first)")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")

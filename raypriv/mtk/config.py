@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 TARGETS = ("locked", "random", "uniform")
-DECOUPLING_TARGETS = ("conditional", "uniform")
+DECOUPLING_TARGETS = ("cell", "conditional", "uniform")
 KEY_FORMS = ("full", "patch")
 
 

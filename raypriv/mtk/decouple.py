@@ -36,6 +36,8 @@ import numpy as np
 from raypriv.errors import ConfigError
 from raypriv.mtk.config import MtkConfig, TaskLayout
 
+#: Targets that need the adversary module (``cell`` is computed from the outputs alone).
+ADVERSARY_TARGETS = ("conditional", "uniform")
 #: Mixed-radix cell codes of the unsecured labels must fit in int64.
 _MAX_CELLS = 2 ** 62
 
@@ -99,17 +101,41 @@ def prior_tensors(prior: dict, device) -> tuple:
             [torch.as_tensor(p, dtype=torch.float32, device=device) for p in prior["probs"]])
 
 
-def decoupling_loss(adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, prior=None):
-    """The adversary's own loss plus λ times the network's (see the module docstring), over the
-    rows without a true key; ``prior`` (from :func:`prior_tensors`) for the conditional target."""
+def uses_adversary(cfg: MtkConfig) -> bool:
+    return cfg.decoupling > 0 and cfg.decoupling_target in ADVERSARY_TARGETS
+
+
+def cell_spread(seen, codes):
+    """The share of the spread of ``seen`` (rows of unsecured logits) left within the cells of
+    ``codes`` (rows with the same true unsecured labels): 0 when the outputs are a function of
+    the unsecured answers alone, 1 when the cells explain none of it. Scale-free, so shrinking
+    the logits does not lower it."""
+    import torch
+
+    _, cell = torch.unique(codes, return_inverse=True)
+    sums = torch.zeros(int(cell.max()) + 1, seen.shape[1], dtype=seen.dtype, device=seen.device)
+    sums = sums.index_add(0, cell, seen)
+    counts = torch.bincount(cell).unsqueeze(1).to(seen.dtype)
+    within = ((seen - (sums / counts)[cell]) ** 2).sum()
+    total = ((seen - seen.mean(dim=0)) ** 2).sum()
+    return within / total.clamp_min(1e-6)
+
+
+def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, prior=None):
+    """The decoupling term over the rows without a true key (see the module docstring): for the
+    adversarial targets, the adversary's own loss plus λ times the network's; ``prior`` (from
+    :func:`prior_tensors`) for the conditional target."""
     import torch
     import torch.nn.functional as F
 
     plain = mask == 0
     loss = labels.new_zeros((), dtype=torch.float32)
-    if not plain.any():
+    if plain.sum() < 2:
         return loss
     rows = labels[plain]
+    if cfg.decoupling_target == "cell":
+        seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
+        return cfg.decoupling * cell_spread(seen, cell_codes(rows, layout))
     at = None
     if cfg.decoupling_target == "conditional":
         codes, probs = prior

@@ -26,13 +26,13 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import decoupling_loss, prior_tensors
+from raypriv.mtk.decouple import decoupling_loss, prior_tensors, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
 
 
-def build_trainee(model, layout: TaskLayout, decoupling: float):
+def build_trainee(model, layout: TaskLayout, *, adversary: bool):
     """The network and, with λ > 0, the decoupling adversary, as one module (one DDP wrapper)."""
     import torch.nn as nn
 
@@ -42,7 +42,7 @@ def build_trainee(model, layout: TaskLayout, decoupling: float):
             self.net = model
             unsecured = sum(layout.num_classes[i] for i in layout.unsecured_index)
             self.adversary = nn.ModuleList(nn.Linear(unsecured, layout.num_classes[i]) for i in layout.secured_index) \
-                if decoupling > 0 and unsecured else None
+                if adversary and unsecured else None
 
         def forward(self, x):
             import torch
@@ -138,8 +138,8 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
             loss = loss + F.cross_entropy(out, y)
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
-    if adversary is not None:
-        loss = loss + decoupling_loss(adversary, labels, mask, layout, cfg, prior=prior)
+    if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, prior=prior)
     return loss, correct, counted
 
 
@@ -155,7 +155,7 @@ def train_loop(cfg: dict) -> None:
     mc = MtkConfig(**{**cfg["mtk"], "train": _victim(cfg["mtk"]["train"])})
     vc, layout = mc.train, TaskLayout.from_dict(cfg["layout"])
     worker = worker_context(cfg, seed=vc.seed)
-    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, mc.decoupling)
+    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, adversary=uses_adversary(mc))
     trainee = ray.train.torch.prepare_model(trainee)
     inner = getattr(trainee, "module", trainee)
     opt = make_optimizer(trainee.parameters(), vc)

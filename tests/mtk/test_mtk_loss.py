@@ -34,7 +34,7 @@ def _prior(labels, mask):
 def _grads(decoupling: float, target: str):
     torch.manual_seed(0)
     net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
-    trainee = build_trainee(net, LAYOUT, 1.0)
+    trainee = build_trainee(net, LAYOUT, adversary=True)
     x, labels, mask = _batch()
     logits, adversary = trainee(x)
     loss, _, _ = mtk_loss(logits, adversary, labels, mask, LAYOUT,
@@ -68,7 +68,7 @@ def test_the_conditional_target_leaves_alone_outputs_that_reveal_only_the_unsecu
     for target in ("conditional", "uniform"):
         confuse = torch.log(q.clamp_min(1e-9)).requires_grad_(True)
         learn = confuse.detach().clone().requires_grad_(True)
-        loss = decoupling_loss(([learn], [confuse]), labels, mask, LAYOUT,
+        loss = decoupling_loss(None, ([learn], [confuse]), labels, mask, LAYOUT,
                                MtkConfig(decoupling=1.0, decoupling_target=target), prior=prior)
         (grad,) = torch.autograd.grad(loss, confuse)
         pushes[target] = float(grad.abs().max())
