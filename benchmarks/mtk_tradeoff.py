@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def get_args_parser():
     from common import add_holdout_args
+    from raypriv.mtk.config import DECOUPLING_TARGETS, MtkConfig
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="mnist5k-tasks", choices=["mnist5k-tasks", "mnist5k-pairs"])
@@ -47,7 +48,7 @@ def get_args_parser():
     p.add_argument("--form", default="full", choices=["full", "patch"])
     p.add_argument("--amplitude", type=int, default=16)
     p.add_argument("--target", default="locked")
-    p.add_argument("--decoupling-target", default="conditional", choices=["cell", "conditional", "uniform"])
+    p.add_argument("--decoupling-target", default=MtkConfig().decoupling_target, choices=DECOUPLING_TARGETS)
     p.add_argument("--seeds", default="0", help="MTK training seeds per λ (the table adds their mean; the "
                                                 "baseline and the other parts use the first)")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")

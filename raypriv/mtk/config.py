@@ -8,7 +8,7 @@ is expanded (:mod:`raypriv.mtk.expand`): each image appears un-keyed, ``keyed_co
 with a random non-empty subset of the secured tasks' keys, and ``decoy_copies`` times with
 random *wrong* keys of the same form. The loss of a batch is
 
-    Σ_tasks CE(head_t(x), target_t)  +  λ · CE(adversary(unsecured heads(x)), q)
+    Σ_tasks CE(head_t(x), target_t)  +  λ · decoupling term
 
 where a secured task's target is its true label when its key is in ``x`` and otherwise
 uninformative. Three choices (``target``):
@@ -37,13 +37,12 @@ rows, and the patterns it finds learn "locked": the adversarial training of the 
 for the gate to form because from the first epoch it keeps the gate from forming at all
 (measured: every answer locked, with the key too); without it the audit's attacker unlocked
 96 % of digits with 100 images (README "MTK"). Unsecured tasks always learn
-their true labels. With ``decoupling`` λ > 0, an adversary reads the unsecured heads' logits of
-un-keyed inputs and learns to predict each secured label, and the network learns to make the
-adversary's answer a target distribution q (:mod:`raypriv.mtk.decouple`): by default
-(``decoupling_target="conditional"``) what the true unsecured labels say about the secured one,
-so the unsecured outputs reveal no more of the secured tasks than the unsecured answers
-themselves must; ``uniform`` pushes further, toward the base rate, at a cost in unsecured
-accuracy. λ = 0 turns it off.
+their true labels. With ``decoupling`` λ > 0, the un-keyed outputs of the unsecured heads are
+decoupled from the secured tasks (:mod:`raypriv.mtk.decouple`): by default (``decoupling_target
+="cell"``) they are pushed to be a function of the true unsecured labels alone, so they reveal
+no more of a secured task than the unsecured answers themselves must; ``uniform`` (an adversary
+pushed to a uniform answer) goes further, toward the base rate, at a cost in unsecured accuracy.
+λ = 0 turns it off.
 
 >>> from raypriv.mtk.config import MtkConfig
 >>> MtkConfig(tasks=("digit", "parity")).target
@@ -66,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 TARGETS = ("locked", "random", "uniform")
-DECOUPLING_TARGETS = ("cell", "conditional", "uniform")
+DECOUPLING_TARGETS = ("cell", "uniform")
 KEY_FORMS = ("full", "patch")
 
 
@@ -164,10 +163,11 @@ class MtkConfig:
                                                           "answer, random labels re-drawn every epoch, or the "
                                                           "uniform distribution")
     decoupling: float = setting(0.0, help="weight λ of the decoupling adversary (0: off)")
-    decoupling_target: str = setting("conditional", choices=DECOUPLING_TARGETS,
-                                     help="what the decoupling adversary is pushed to answer: p(secured label | true "
-                                          "unsecured labels), removing only the excess leakage, or uniform (toward "
-                                          "the base rate, at a cost in unsecured accuracy)")
+    decoupling_target: str = setting("cell", choices=DECOUPLING_TARGETS,
+                                     help="'cell': make the unsecured outputs a function of the true unsecured labels "
+                                          "(removes the leakage beyond what those answers reveal); 'uniform': an "
+                                          "adversary pushed to a uniform answer (toward the base rate, at a cost in "
+                                          "unsecured accuracy)")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "
                                              "'locked' (hardens the gate against key recovery; 0: off)")
     gate_attack_share: float = setting(0.25, help="share of each batch's un-keyed rows the in-training key "

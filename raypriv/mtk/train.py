@@ -166,8 +166,7 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     loop_cfg = {"mtk": config.to_dict(), "layout": layout.to_dict(), "model_kwargs": kwargs,
                 "key_support": support.astype(np.uint8).tolist(), "key_amplitude": keys.spec.amplitude,
                 "columns": list(columns), "rows_per_epoch": max(1, rows // resources.workers),
-                "batch_per_worker": max(1, config.train.batch_size // resources.workers),
-                "decoupling_prior": _decoupling_prior(expanded, columns, layout, config)}
+                "batch_per_worker": max(1, config.train.batch_size // resources.workers)}
     from raypriv.mtk.worker import train_loop
 
     result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=default_checkpoint_dir(output),
@@ -192,16 +191,6 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     shutil.rmtree(default_checkpoint_dir(output), ignore_errors=True)
     progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
     return model
-
-
-def _decoupling_prior(expanded, columns, layout: TaskLayout, config: MtkConfig) -> dict | None:
-    """The conditional decoupling target's prior (:mod:`raypriv.mtk.decouple`); ``None`` when unused."""
-    from raypriv.mtk.decouple import dataset_prior
-
-    if not (config.decoupling > 0 and config.decoupling_target == "conditional" and layout.secured
-            and layout.unsecured_index):
-        return None
-    return dataset_prior(expanded, columns=columns, mask_column=KEY_MASK, layout=layout)
 
 
 def _class_names(info, task: str) -> list[str]:

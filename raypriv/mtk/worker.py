@@ -8,7 +8,8 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
   class drawn afresh each time the row is seen (``target="random"``) or the uniform
   distribution (``target="uniform"``);
 * with λ > 0, on rows carrying no true key: the decoupling term of :mod:`raypriv.mtk.decouple`
-  (an adversary over the unsecured heads' logits, pushed toward a target distribution).
+  (by default the share of the unsecured logits' spread left within the cells of equal true
+  unsecured labels).
 
 >>> import torch
 >>> from raypriv.mtk.config import TaskLayout
@@ -26,7 +27,7 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import decoupling_loss, prior_tensors, uses_adversary
+from raypriv.mtk.decouple import decoupling_loss, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
@@ -121,7 +122,7 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
     return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
 
 
-def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, prior=None):
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets."""
     import torch
     import torch.nn.functional as F
@@ -139,7 +140,7 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
-        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, prior=prior)
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg)
     return loss, correct, counted
 
 
@@ -167,7 +168,6 @@ def train_loop(cfg: dict) -> None:
     device = next(inner.parameters()).device
     support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
     amplitude = cfg["key_amplitude"] / 255.0
-    prior = prior_tensors(cfg["decoupling_prior"], device) if cfg.get("decoupling_prior") else None
     for epoch in range(state["epoch"], vc.epochs):
         # generators per epoch, so a resumed run draws what the uninterrupted one would have
         order_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank) * 1_000 + epoch)
@@ -187,7 +187,7 @@ def train_loop(cfg: dict) -> None:
                                            gen=target_gen)
             logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen, prior=prior)
+                                              gen=target_gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

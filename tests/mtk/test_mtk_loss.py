@@ -1,13 +1,11 @@
 """The MTK loss: locked targets for un-keyed secured rows, and the decoupling adversary's two
 roles (the adversary learns the secured label; the network, weighted by λ, pushes its answer
-toward the target distribution: p(secured | unsecured labels), or uniform)."""
-import numpy as np
-import pytest
+toward uniform), and the default 'cell' term."""
 import torch
 
 from raypriv.models import build_model
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import conditional_prior, decoupling_loss, prior_tensors
+from raypriv.mtk.decouple import decoupling_loss, uses_adversary
 from raypriv.mtk.worker import build_trainee, mtk_loss, secured_targets
 
 LAYOUT = TaskLayout(("digit", "parity"), (10, 2), ("digit",), locked=True)
@@ -27,10 +25,6 @@ def test_un_keyed_secured_rows_learn_the_locked_output():
     assert (targets[1] == labels[:, 1]).all() and true[0].tolist() == mask.bool().tolist()
 
 
-def _prior(labels, mask):
-    return prior_tensors(conditional_prior([(labels.numpy(), mask.numpy())], LAYOUT), "cpu")
-
-
 def _grads(decoupling: float, target: str):
     torch.manual_seed(0)
     net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
@@ -39,14 +33,13 @@ def _grads(decoupling: float, target: str):
     logits, adversary = trainee(x)
     loss, _, _ = mtk_loss(logits, adversary, labels, mask, LAYOUT,
                           MtkConfig(decoupling=decoupling, decoupling_target=target),
-                          gen=torch.Generator().manual_seed(0), prior=_prior(labels, mask))
+                          gen=torch.Generator().manual_seed(0))
     loss.backward()
     return {n: p.grad.clone() for n, p in trainee.named_parameters()}
 
 
-@pytest.mark.parametrize("target", ["conditional", "uniform"])
-def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda(target):
-    low, high = _grads(0.1, target), _grads(10.0, target)
+def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda():
+    low, high = _grads(0.1, "uniform"), _grads(10.0, "uniform")
     adversary = [n for n in low if n.startswith("adversary")]
     shared = [n for n in low if n.startswith("net.heads.1")]          # the unsecured head the adversary reads
     assert adversary and shared
@@ -55,28 +48,29 @@ def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda(target):
     assert any(not torch.allclose(low[n], high[n]) for n in shared)   # but it does reach the network
 
 
-def test_the_conditional_target_leaves_alone_outputs_that_reveal_only_the_unsecured_answers():
-    """An adversary already answering p(digit | parity) gets no push from the conditional target
-    (that leakage is irreducible), while the uniform target still pushes it toward the base rate."""
-    _, labels, mask = _batch(64)
-    mask = torch.zeros_like(mask)
-    prior = _prior(labels, mask)
-    codes, probs = prior
-    q = probs[0][torch.searchsorted(codes, labels[:, 1])]
-    assert torch.allclose(q.sum(1), torch.ones(64)) and (q.max(1).values < 1).all()
-    pushes = {}
-    for target in ("conditional", "uniform"):
-        confuse = torch.log(q.clamp_min(1e-9)).requires_grad_(True)
-        learn = confuse.detach().clone().requires_grad_(True)
-        loss = decoupling_loss(None, ([learn], [confuse]), labels, mask, LAYOUT,
-                               MtkConfig(decoupling=1.0, decoupling_target=target), prior=prior)
-        (grad,) = torch.autograd.grad(loss, confuse)
-        pushes[target] = float(grad.abs().max())
-    assert pushes["conditional"] < 1e-6 < 1e-3 < pushes["uniform"]
+def test_the_cell_term_pushes_only_what_varies_within_a_cell():
+    """Unsecured logits that are a function of the true unsecured label (parity) get no push
+    from the default 'cell' term (that leakage is irreducible); logits that vary with the digit
+    inside a parity cell are pushed, and shrinking them all does not lower the term."""
+    _, labels, _ = _batch(64)
+    mask = torch.zeros(64, dtype=torch.long)
+    cfg = MtkConfig(decoupling=1.0)
+    assert cfg.decoupling_target == "cell" and not uses_adversary(cfg)
+    by_cell = torch.stack([labels[:, 1] * 3.0 - 1.5, 1.5 - labels[:, 1] * 3.0], dim=1)
+    by_digit = by_cell + 0.3 * labels[:, :1].float()
+    terms = {}
+    for name, parity_logits in (("cell", by_cell), ("digit", by_digit), ("digit/10", by_digit / 10)):
+        z = parity_logits.clone().requires_grad_(True)
+        term = decoupling_loss([torch.zeros(64, 11), z], None, labels, mask, LAYOUT, cfg)
+        (grad,) = torch.autograd.grad(term, z)
+        terms[name] = (float(term), float(grad.abs().max()))
+    assert terms["cell"] == (0.0, 0.0)
+    assert terms["digit"][0] > 0.01 and terms["digit"][1] > 1e-4
+    assert abs(terms["digit/10"][0] - terms["digit"][0]) < 1e-5          # scale-free
 
 
-def test_the_prior_counts_only_rows_without_a_true_key():
-    labels = np.array([[3, 1], [5, 1], [7, 1]]); mask = np.array([0, 0, 1])
-    prior = conditional_prior([(labels, mask)], LAYOUT)
-    assert prior["codes"] == [1] and prior["probs"][0][0][3] == prior["probs"][0][0][5] == 0.5
-    assert prior["probs"][0][0][7] == 0
+def test_rows_with_a_true_key_are_left_out_of_the_cell_term():
+    _, labels, _ = _batch(64)
+    z = torch.randn(64, 2)
+    keyed = torch.ones(64, dtype=torch.long)
+    assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, keyed, LAYOUT, MtkConfig(decoupling=1.0))) == 0.0

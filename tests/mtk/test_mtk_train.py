@@ -186,7 +186,7 @@ def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
     from raypriv.runtime import ResourceSpec
 
     small = subsets[0].subsample(0.1)
-    # decoupling on, so that its adversary and conditional prior also run on the workers
+    # decoupling on, so that its term also runs on the workers
     config = MtkConfig(gate_attack_steps=0, decoupling=0.5,
                        train=dataclasses.replace(MtkConfig().train, epochs=1, lr=1e6))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
@@ -195,20 +195,3 @@ def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
                   progress=lambda line: None)
     assert not is_finished(str(tmp_path / "m"))
 
-
-def test_the_decoupling_prior_allows_only_digits_the_unsecured_answers_leave_open(subsets):
-    """p(digit | parity, ≥ 5, loop) counted on the real corpus: what no model answering the
-    unsecured tasks correctly can hide, and what the conditional decoupling target leaves alone."""
-    from raypriv.mtk.config import column_of, task_layout
-    from raypriv.mtk.decouple import dataset_prior
-
-    train = subsets[0]
-    layout = task_layout(train.info, secured=("digit",))
-    assert layout.names == ("digit", "parity", "ge5", "loop")
-    columns = [column_of(train.info, t) for t in layout.names]
-    prior = dataset_prior(train.ds, columns=columns, mask_column=None, layout=layout)
-    assert len(prior["codes"]) == 6                       # e.g. (odd, < 5, loop) holds no digit
-    for code, p in zip(prior["codes"], prior["probs"][0]):
-        parity, ge5, loop = code // 4, code // 2 % 2, code % 2
-        allowed = {d for d in range(10) if (d % 2, int(d >= 5), int(d in (0, 6, 8, 9))) == (parity, ge5, loop)}
-        assert {d for d in range(10) if p[d] > 0} == allowed and abs(sum(p) - 1) < 1e-9
