@@ -49,6 +49,7 @@ def get_args_parser():
     p.add_argument("--amplitude", type=int, default=16)
     p.add_argument("--target", default="locked")
     p.add_argument("--decoupling-target", default=MtkConfig().decoupling_target, choices=DECOUPLING_TARGETS)
+    p.add_argument("--no-baseline", action="store_true", help="tradeoff part without the ordinary model")
     p.add_argument("--seeds", default="0", help="MTK training seeds per λ (the table adds their mean; the "
                                                 "baseline and the other parts use the first)")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
@@ -218,7 +219,7 @@ def main(args) -> None:
     lambdas = [float(v) for v in args.lambdas.split(",")]
     first = None
     if "tradeoff" in parts or "audit" in parts:
-        if "tradeoff" in parts:
+        if "tradeoff" in parts and not args.no_baseline:
             _, entry = train_and_evaluate(train, held_out, None, args=args, decoupling=0.0, tag="baseline",
                                           leakage_of=(secured,))
             result["models"].append(entry)
