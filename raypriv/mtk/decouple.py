@@ -70,8 +70,10 @@ def check_cells(layout: TaskLayout, cfg: MtkConfig) -> None:
 
 def cell_spread(seen, codes, means=None):
     """The share of the spread of ``seen`` (one row of unsecured logits per input) left within
-    the cells ``codes``: ``Σ ‖z − m(cell)‖² / Σ ‖z − overall mean‖²``, where ``m`` is the mean of
-    the cell's rows in ``seen`` or, given ``means`` (rows indexed by code, no gradient), those."""
+    the cells ``codes``: ``W / (W + B)`` with ``W = Σ ‖z − m(cell)‖²`` and ``B = Σ ‖m(cell) −
+    mean m‖²``, where ``m`` is the mean of the cell's rows in ``seen`` (then ``W + B`` is the
+    total spread) or, given ``means`` (rows indexed by code, no gradient), those. In [0, 1]
+    either way, so a running mean far behind the logits cannot blow the term up."""
     import torch
 
     if means is None:
@@ -81,8 +83,8 @@ def cell_spread(seen, codes, means=None):
     else:
         centre = means[codes]
     within = ((seen - centre) ** 2).sum()
-    total = ((seen - seen.mean(dim=0)) ** 2).sum()
-    return within / total.clamp_min(1e-6)
+    between = ((centre - centre.mean(dim=0)) ** 2).sum()
+    return within / (within + between).clamp_min(1e-6)
 
 
 class CellMeans:
