@@ -132,7 +132,6 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     expansion): the baseline MTK's keyed and unsecured accuracy and its leakage are compared with."""
     from raypriv.manifest import build_manifest, is_finished
     from raypriv.models import ModelPayload, build_model
-    from raypriv.mtk.decouple import check_cells
     from raypriv.mtk.expand import expand_corpus
     from raypriv.mtk.keys import KeySet, KeySpec, key_digests, new_salt
     from raypriv.runtime import ResourceSpec
@@ -149,7 +148,6 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
         keys = KeySet({}, spec=KeySpec(), image_shape=train.info.image_shape)
     else:
         check_keys(keys, layout, train.info.image_shape)
-    check_cells(layout, config)
     kwargs = model_kwargs(train.info, layout)
     build_model(config.train.model, **kwargs)      # an unknown or single-head model fails here, before any work
     columns = tuple(column_of(train.info, t) for t in layout.names)

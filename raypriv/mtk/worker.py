@@ -27,7 +27,7 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import CellMeans, decoupling_loss, uses_adversary
+from raypriv.mtk.decouple import decoupling_loss, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
@@ -122,7 +122,7 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
     return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
 
 
-def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, cells=None):
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets."""
     import torch
     import torch.nn.functional as F
@@ -140,7 +140,7 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
-        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, cells=cells)
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg)
     return loss, correct, counted
 
 
@@ -168,10 +168,6 @@ def train_loop(cfg: dict) -> None:
     device = next(inner.parameters()).device
     support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
     amplitude = cfg["key_amplitude"] / 255.0
-    cells = None
-    if mc.decoupling > 0 and mc.decoupling_target == "cell" and layout.unsecured_index:
-        cells = CellMeans(layout, width=sum(layout.num_classes[i] for i in layout.unsecured_index), device=device,
-                          state=state.get("cells"))
     for epoch in range(state["epoch"], vc.epochs):
         # generators per epoch, so a resumed run draws what the uninterrupted one would have
         order_gen = torch.Generator().manual_seed((vc.seed * 7919 + worker.rank) * 1_000 + epoch)
@@ -191,7 +187,7 @@ def train_loop(cfg: dict) -> None:
                                            gen=target_gen)
             logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen, cells=cells)
+                                              gen=target_gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -204,8 +200,7 @@ def train_loop(cfg: dict) -> None:
             raise RayprivError(f"MTK training diverged in epoch {epoch + 1} (the loss is not finite); nothing "
                                f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
-                 "trainee": inner.state_dict(), "optim": opt.state_dict(),
-                 "cells": cells.state_dict() if cells is not None else None}
+                 "trainee": inner.state_dict(), "optim": opt.state_dict()}
         report(record_metrics(record), rank=worker.rank, state=state)
 
 

@@ -74,19 +74,3 @@ def test_rows_with_a_true_key_are_left_out_of_the_cell_term():
     z = torch.randn(64, 2)
     keyed = torch.ones(64, dtype=torch.long)
     assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, keyed, LAYOUT, MtkConfig(decoupling=1.0))) == 0.0
-
-
-def test_running_cell_means_pull_rows_alone_in_their_cell_in_a_batch():
-    """With one row per cell in a batch the batch's own cell means explain everything; the
-    running means (from earlier batches) still see how far each row is from its cell."""
-    from raypriv.mtk.decouple import CellMeans, cell_spread
-
-    layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",))
-    cells = CellMeans(layout, width=2)
-    codes = torch.tensor([0, 1])
-    cells.update(torch.tensor([[2.0, -2.0], [-2.0, 2.0]]), codes)          # an earlier batch
-    seen = torch.tensor([[3.0, -2.0], [-2.0, 1.0]])                         # each row off its cell's mean
-    assert float(cell_spread(seen, codes)) == 0.0
-    assert float(cell_spread(seen, codes, cells.means)) > 0.05
-    cells.update(seen, codes)
-    assert torch.allclose(cells.means[0], torch.tensor([2.1, -2.0]))     # momentum 0.1
