@@ -176,6 +176,8 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     for h in history:
         accs = ", ".join(f"{t} {h['acc'][t]:.1%}" for t in layout.names)
         progress(f"  epoch {h['epoch']}: loss {h['loss']:.3f}; training accuracy (true targets) {accs}")
+    for line in unformed_gates(history, layout):
+        progress(line)
     salt = new_salt()
     manifest = build_manifest(
         method=METHOD, params=config, seed=config.seed, input_fingerprint=train.keyed_fingerprint(),
@@ -191,6 +193,23 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     shutil.rmtree(default_checkpoint_dir(output), ignore_errors=True)
     progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
     return model
+
+
+def unformed_gates(history: list[dict], layout: TaskLayout) -> list[str]:
+    """Warnings for secured tasks that answer no better than chance *with* their key on the
+    training rows in the last epoch: the gate has not formed yet (a short run: mnist5k-tasks
+    needs about 3 epochs) or the network collapsed (measured once: two secured tasks on
+    mnist5k-pairs, every answer "locked" from epoch 2 on, with a finite loss).
+
+    >>> layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",), locked=True)
+    >>> unformed_gates([{"epoch": 5, "acc": {"digit": 0.0, "parity": 0.55}}], layout)
+    ['warning: digit answers no better than chance with its key on the training rows (0.0% in epoch 5, chance 10.0%): the gate has not formed; train for more epochs, or lower train.lr if it collapsed']
+    """
+    last = history[-1]
+    return [f"warning: {t} answers no better than chance with its key on the training rows ({last['acc'][t]:.1%} "
+            f"in epoch {last['epoch']}, chance {1 / k:.1%}): the gate has not formed; train for more epochs, or lower "
+            "train.lr if it collapsed"
+            for t, k in zip(layout.names, layout.num_classes) if t in layout.secured and last["acc"][t] <= 1 / k]
 
 
 def _class_names(info, task: str) -> list[str]:
