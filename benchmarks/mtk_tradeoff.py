@@ -49,6 +49,7 @@ def get_args_parser():
     p.add_argument("--amplitude", type=int, default=16)
     p.add_argument("--target", default="locked")
     p.add_argument("--decoupling-target", default=MtkConfig().decoupling_target, choices=DECOUPLING_TARGETS)
+    p.add_argument("--lr", type=float, default=None, help="default: MtkConfig's recipe")
     p.add_argument("--no-baseline", action="store_true", help="tradeoff part without the ordinary model")
     p.add_argument("--seeds", default="0", help="MTK training seeds per λ (the table adds their mean; the "
                                                 "baseline and the other parts use the first)")
@@ -70,7 +71,8 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
     seed = seeds_of(args)[0] if seed is None else seed
     extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
     # MtkConfig's own recipe (lr 0.05, no crops), only the epochs (and seed) changed
-    train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs, seed=seed)
+    train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs, seed=seed,
+                                lr=args.lr or MtkConfig().train.lr)
     return MtkConfig(decoupling=decoupling, decoupling_target=args.decoupling_target, target=args.target,
                      seed=seed, **extra, train=train)
 
