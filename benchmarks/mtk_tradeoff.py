@@ -51,7 +51,7 @@ def get_args_parser():
     p.add_argument("--decoupling-target", default=MtkConfig().decoupling_target, choices=DECOUPLING_TARGETS)
     p.add_argument("--lr", type=float, default=None, help="default: MtkConfig's recipe")
     p.add_argument("--no-baseline", action="store_true", help="tradeoff part without the ordinary model")
-    p.add_argument("--seeds", default="0", help="MTK training seeds per λ (the table adds their mean; the "
+    p.add_argument("--seeds", default="0", help="MTK seeds per λ (training and the expansion's key subsets and decoys; the table adds their mean; the "
                                                 "baseline and the other parts use the first)")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
     p.add_argument("--audit-sizes", default="100,1000")
@@ -72,7 +72,7 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
     extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
     # MtkConfig's own recipe (lr 0.05, no crops), only the epochs (and seed) changed
     train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs, seed=seed,
-                                lr=args.lr or MtkConfig().train.lr)
+                                lr=MtkConfig().train.lr if args.lr is None else args.lr)
     return MtkConfig(decoupling=decoupling, decoupling_target=args.decoupling_target, target=args.target,
                      seed=seed, **extra, train=train)
 

@@ -162,7 +162,7 @@ class MtkConfig:
     target: str = setting("locked", choices=TARGETS, help="what an un-keyed secured task learns: an extra 'locked' "
                                                           "answer, random labels re-drawn every epoch, or the "
                                                           "uniform distribution")
-    decoupling: float = setting(0.0, help="weight λ of the decoupling adversary (0: off)")
+    decoupling: float = setting(0.0, help="weight λ of the decoupling term (0: off)")
     decoupling_target: str = setting("cell", choices=DECOUPLING_TARGETS,
                                      help="'cell': make the unsecured outputs a function of the true unsecured labels "
                                           "(removes the leakage beyond what those answers reveal); 'uniform': an "

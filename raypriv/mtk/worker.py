@@ -34,7 +34,8 @@ TARGET_SEED_OFFSET = 7_368_787
 
 
 def build_trainee(model, layout: TaskLayout, *, adversary: bool):
-    """The network and, with λ > 0, the decoupling adversary, as one module (one DDP wrapper)."""
+    """The network and, with ``adversary`` (the ``uniform`` decoupling target), the decoupling
+    adversary, as one module (one DDP wrapper)."""
     import torch.nn as nn
 
     class Trainee(nn.Module):

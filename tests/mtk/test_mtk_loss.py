@@ -70,7 +70,21 @@ def test_the_cell_term_pushes_only_what_varies_within_a_cell():
 
 
 def test_rows_with_a_true_key_are_left_out_of_the_cell_term():
-    _, labels, _ = _batch(64)
-    z = torch.randn(64, 2)
-    keyed = torch.ones(64, dtype=torch.long)
-    assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, keyed, LAYOUT, MtkConfig(decoupling=1.0))) == 0.0
+    """Keyed rows vary with the digit inside their parity cell, un-keyed rows do not: no term."""
+    _, labels, mask = _batch(64)
+    z = torch.stack([labels[:, 1] * 3.0, -labels[:, 1] * 3.0], dim=1)
+    z = z + torch.where(mask.bool(), labels[:, 0].float(), 0.0).unsqueeze(1)
+    cfg = MtkConfig(decoupling=1.0)
+    assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, mask, LAYOUT, cfg)) == 0.0
+    assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, torch.zeros_like(mask), LAYOUT, cfg)) > 0.01
+
+
+def test_the_batch_loss_adds_the_cell_term_weighted_by_lambda():
+    torch.manual_seed(0)
+    net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
+    x, labels, mask = _batch()
+    logits = net(x)
+    loss = {lam: float(mtk_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=lam),
+                                gen=torch.Generator().manual_seed(0))[0]) for lam in (0.0, 2.0)}
+    term = float(decoupling_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=2.0)))
+    assert term > 0 and abs(loss[2.0] - loss[0.0] - term) < 1e-5
