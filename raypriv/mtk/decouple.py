@@ -60,7 +60,7 @@ def cell_spread(seen, codes):
     means = sums.index_add(0, cell, seen) / torch.bincount(cell).unsqueeze(1).to(seen.dtype)
     within = ((seen - means[cell]) ** 2).sum()
     total = ((seen - seen.mean(dim=0)) ** 2).sum()
-    return within / total.detach().clamp_min(1e-6)
+    return within / total.clamp_min(1e-6)
 
 
 def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig):
