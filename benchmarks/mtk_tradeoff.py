@@ -51,8 +51,9 @@ def get_args_parser():
     p.add_argument("--decoupling-target", default=MtkConfig().decoupling_target, choices=DECOUPLING_TARGETS)
     p.add_argument("--lr", type=float, default=None, help="default: MtkConfig's recipe")
     p.add_argument("--no-baseline", action="store_true", help="tradeoff part without the ordinary model")
-    p.add_argument("--seeds", default="0", help="MTK seeds per λ (training and the expansion's key subsets and decoys; the table adds their mean; the "
-                                                "baseline and the other parts use the first)")
+    p.add_argument("--seeds", default="0", help="MTK seeds per λ (training, and the expansion's key subsets and "
+                                                "decoys); the table adds their mean; the baseline and the other "
+                                                "parts use the first")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
     p.add_argument("--audit-sizes", default="100,1000")
     p.add_argument("--audit-steps", type=int, default=100)
@@ -70,9 +71,10 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
 
     seed = seeds_of(args)[0] if seed is None else seed
     extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
-    # MtkConfig's own recipe (lr 0.05, no crops), only the epochs (and seed) changed
-    train = dataclasses.replace(MtkConfig().train, epochs=epochs or args.epochs, seed=seed,
-                                lr=MtkConfig().train.lr if args.lr is None else args.lr)
+    # MtkConfig's own recipe (lr 0.05, no crops), only the epochs, seed (and --lr) changed
+    recipe = MtkConfig().train
+    train = dataclasses.replace(recipe, epochs=epochs or args.epochs, seed=seed,
+                                lr=recipe.lr if args.lr is None else args.lr)
     return MtkConfig(decoupling=decoupling, decoupling_target=args.decoupling_target, target=args.target,
                      seed=seed, **extra, train=train)
 
@@ -99,7 +101,8 @@ def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: s
 def summary_row(entry: dict, secured: str, unsecured: list[str]) -> dict:
     acc, leak = entry["report"]["accuracy"], entry["report"]["leakage"][secured]
     keyed = acc.get(f"key:{secured}", acc["none"])
-    row = {"model": entry["tag"], "λ": entry["decoupling"], "seed": entry.get("seed"), f"{secured} keyed": keyed[secured],
+    row = {"model": entry["tag"], "λ": entry["decoupling"], "seed": entry.get("seed"),
+           f"{secured} keyed": keyed[secured],
            f"{secured} un-keyed": acc["none"][secured],
            f"{secured} forged": acc.get(f"forged:{secured}", {}).get(secured)}
     row.update({f"{t} (un-keyed)": acc["none"][t] for t in unsecured})

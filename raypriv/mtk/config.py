@@ -201,7 +201,8 @@ class MtkConfig:
         if self.target not in TARGETS:
             raise ConfigError("target", f"must be one of {TARGETS}, got {self.target!r}")
         if self.decoupling_target not in DECOUPLING_TARGETS:
-            raise ConfigError("decoupling_target", f"must be one of {DECOUPLING_TARGETS}, got {self.decoupling_target!r}")
+            raise ConfigError("decoupling_target",
+                              f"must be one of {DECOUPLING_TARGETS}, got {self.decoupling_target!r}")
         if isinstance(self.decoupling, bool) or not isinstance(self.decoupling, (int, float)) or self.decoupling < 0:
             raise ConfigError("decoupling", f"must be >= 0, got {self.decoupling}")
         if self.train.augment:

@@ -1,8 +1,8 @@
 """MTK decoupling: keep the unsecured heads' un-keyed outputs from telling more about a secured
 task than the unsecured tasks' true answers do.
 
-Rows without a true key (un-keyed, decoy and gate-hardening rows) fall into *cells*: the rows with the same true
-labels of every unsecured task. What the unsecured answers reveal about a secured task through
+Rows without a true key (un-keyed, decoy and gate-hardening rows) fall into *cells*: the rows
+with the same true labels of every unsecured task. What the unsecured answers reveal about a secured task through
 the cell is irreducible (no model answering the unsecured tasks correctly can hide it); what the
 outputs vary *within* a cell (confidences, near-misses) is the excess a probe reads on top. Two
 terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
@@ -44,7 +44,9 @@ def uses_adversary(cfg: MtkConfig) -> bool:
 def cell_codes(labels, layout: TaskLayout):
     """One integer per row for its combination of true unsecured labels (``labels``: ``(B, T)``
     tensor in head order)."""
-    code = labels[:, 0] * 0
+    import torch
+
+    code = torch.zeros_like(labels[:, 0])
     for t in layout.unsecured_index:
         code = code * layout.num_classes[t] + labels[:, t]
     return code
