@@ -71,7 +71,7 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
 
     seed = seeds_of(args)[0] if seed is None else seed
     extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
-    # MtkConfig's own recipe (lr 0.05, no crops), only the epochs, seed (and --lr) changed
+    # MtkConfig's own recipe (lr 0.02, no crops), only the epochs, seed (and --lr) changed
     recipe = MtkConfig().train
     train = dataclasses.replace(recipe, epochs=epochs or args.epochs, seed=seed,
                                 lr=recipe.lr if args.lr is None else args.lr)

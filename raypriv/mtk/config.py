@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 TARGETS = ("locked", "random", "uniform")
-DECOUPLING_TARGETS = ("cell", "uniform")
+DECOUPLING_TARGETS = ("cell", "secured", "uniform")
 KEY_FORMS = ("full", "patch")
 
 
@@ -149,7 +149,7 @@ class AuditConfig:
 
 def _recipe() -> VictimConfig:
     # no crops: a key is a pattern at fixed pixels, and a crop would move it
-    return VictimConfig(model="multi_small_cnn", epochs=10, lr=0.05, augment=False)
+    return VictimConfig(model="multi_small_cnn", epochs=10, lr=0.02, augment=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

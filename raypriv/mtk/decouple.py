@@ -58,11 +58,45 @@ def cell_spread(seen, codes):
     import torch
 
     _, cell = torch.unique(codes, return_inverse=True)
-    sums = torch.zeros(int(cell.max()) + 1, seen.shape[1], dtype=seen.dtype, device=seen.device)
-    means = sums.index_add(0, cell, seen) / torch.bincount(cell).unsqueeze(1).to(seen.dtype)
-    within = ((seen - means[cell]) ** 2).sum()
+    within = ((seen - _means(seen, cell)[cell]) ** 2).sum()
     total = ((seen - seen.mean(dim=0)) ** 2).sum()
     return within / total.clamp_min(1e-6)
+
+
+def secured_share(seen, codes, secured):
+    """The share of the within-cell spread of ``seen`` that the secured labels ``secured`` explain
+    (the spread's scale is held fixed in the gradient, which only pulls the groups' means to their
+    cells' means; with both in the gradient a network whose groups are tight could lower the
+    ratio only by adding noise):
+    ``Σ ‖mean of the row's (cell, secured label) group − mean of its cell‖² / Σ ‖z − mean of its
+    cell‖²`` (a Fisher ratio: what a linear probe reads about ``secured`` inside the cells).
+
+    Only rows in groups of two or more (a row alone in its group would count all its spread as
+    explained) and in cells with two or more such groups (spread in a cell with one secured label
+    hides nothing, and counting it would let the network dilute the ratio) count."""
+    import torch
+
+    _, cell = torch.unique(codes, return_inverse=True)
+    _, group = torch.unique(codes * (int(secured.max()) + 1) + secured, return_inverse=True)
+    big = torch.bincount(group) > 1
+    cell_of_group = torch.zeros_like(big, dtype=cell.dtype).scatter_(0, group, cell)
+    groups_in_cell = torch.bincount(cell_of_group[big], minlength=int(cell.max()) + 1)
+    kept = big[group] & (groups_in_cell[cell] > 1)
+    if kept.sum() < 2:
+        return seen.sum() * 0
+    seen, cell, group = seen[kept], cell[kept], group[kept]
+    cell_means, group_means = _means(seen, cell), _means(seen, group)
+    explained = ((group_means[group] - cell_means[cell]) ** 2).sum()
+    within = ((seen - cell_means[cell]) ** 2).sum()
+    return explained / within.detach().clamp_min(1e-6)   # the gradient only pulls the groups' means together
+
+
+def _means(seen, index):
+    import torch
+
+    sums = torch.zeros(int(index.max()) + 1, seen.shape[1], dtype=seen.dtype, device=seen.device)
+    counts = torch.bincount(index, minlength=len(sums)).clamp_min(1).unsqueeze(1).to(seen.dtype)
+    return sums.index_add(0, index, seen) / counts
 
 
 def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig):
@@ -75,9 +109,13 @@ def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: Mt
     if plain.sum() < 2:          # nothing to decouple; the adversary still joins the graph (DDP)
         return sum(w.sum() for w in adversary[0]) * 0 if adversary is not None else logits[0].new_zeros(())
     rows = labels[plain]
-    if cfg.decoupling_target == "cell":
+    if cfg.decoupling_target in ("cell", "secured"):
         seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
-        return cfg.decoupling * cell_spread(seen, cell_codes(rows, layout))
+        codes = cell_codes(rows, layout)
+        if cfg.decoupling_target == "cell":
+            return cfg.decoupling * cell_spread(seen, codes)
+        shares = [secured_share(seen, codes, rows[:, s]) for s in layout.secured_index]
+        return cfg.decoupling * sum(shares) / len(shares)
     loss = logits[0].new_zeros(())
     for learn, confuse, s in zip(*adversary, layout.secured_index):
         loss = loss + F.cross_entropy(learn[plain], rows[:, s])
