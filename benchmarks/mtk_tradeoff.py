@@ -55,6 +55,7 @@ def get_args_parser():
                                                 "decoys); the table adds their mean; the baseline and the other "
                                                 "parts use the first")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
+    p.add_argument("--keyed-copies", type=int, default=None, help="default: MtkConfig's")
     p.add_argument("--audit-sizes", default="100,1000")
     p.add_argument("--audit-steps", type=int, default=100)
     p.add_argument("--audit-restarts", type=int, default=4)
@@ -70,7 +71,8 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
     from raypriv.mtk import MtkConfig
 
     seed = seeds_of(args)[0] if seed is None else seed
-    extra = {} if args.gate_attack_steps is None else {"gate_attack_steps": args.gate_attack_steps}
+    extra = {name: getattr(args, name) for name in ("gate_attack_steps", "keyed_copies")
+             if getattr(args, name) is not None}
     # MtkConfig's own recipe (lr 0.02, no crops), only the epochs, seed (and --lr) changed
     recipe = MtkConfig().train
     train = dataclasses.replace(recipe, epochs=epochs or args.epochs, seed=seed,
@@ -81,13 +83,13 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
 
 def train_and_evaluate(train, held_out, keys, *, args, decoupling: float, tag: str, leakage_of,
                        seed: int | None = None):
-    from raypriv.mtk import MtkConfig, train_mtk
+    from raypriv.mtk import train_mtk
     from raypriv.mtk.evaluate import evaluate_mtk
     from raypriv.runtime import ResourceSpec
 
     res = ResourceSpec(workers=args.workers)
     # the baseline gets as many gradient steps as MTK, whose epochs see every image expanded
-    epochs = args.epochs * (MtkConfig().rows_per_image if keys is None else 1)
+    epochs = args.epochs * (mtk_config(args, decoupling=0.0).rows_per_image if keys is None else 1)
     config = mtk_config(args, decoupling=decoupling, epochs=epochs, seed=seed)
     t = time.time()
     model = train_mtk(train, keys, config=config, resources=res, overwrite=True,

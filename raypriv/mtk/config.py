@@ -165,7 +165,8 @@ class MtkConfig:
     decoupling: float = setting(0.0, help="weight λ of the decoupling term (0: off)")
     decoupling_target: str = setting("cell", choices=DECOUPLING_TARGETS,
                                      help="'cell': make the unsecured outputs a function of the true unsecured labels "
-                                          "(removes the leakage beyond what those answers reveal); 'uniform': an "
+                                          "(removes the leakage beyond what those answers reveal); 'secured': pull "
+                                          "the secured classes' means inside each such cell together; 'uniform': an "
                                           "adversary pushed to a uniform answer (toward the base rate, at a cost in "
                                           "unsecured accuracy)")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "

@@ -4,7 +4,7 @@ task than the unsecured tasks' true answers do.
 Rows without a true key (un-keyed, decoy and gate-hardening rows) fall into *cells*: the rows
 with the same true labels of every unsecured task. What the unsecured answers reveal about a secured task through
 the cell is irreducible (no model answering the unsecured tasks correctly can hide it); what the
-outputs vary *within* a cell (confidences, near-misses) is the excess a probe reads on top. Two
+outputs vary *within* a cell (confidences, near-misses) is the excess a probe reads on top. Three
 terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
 
 * ``cell`` (the default): λ times the share of the spread of the unsecured heads' logits left
@@ -16,6 +16,11 @@ terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
   Measured (README "MTK: what we measured"): up to λ = 3 it lowers leakage at no cost to the
   unsecured tasks but stops short of the irreducible level, and costs some keyed accuracy;
   λ = 10 collapses the network.
+* ``secured``: λ times the share of the within-cell spread that the secured labels explain
+  (:func:`secured_share`, a Fisher ratio: the distance of each (cell, secured label) group's
+  mean from its cell's mean): it pulls the secured classes' means inside each cell together and
+  leaves the rest of the within-cell spread (digit-independent style) alone. Groups of one row
+  in a worker's batch are left out, so it needs rows of several secured classes per cell per batch.
 * ``uniform``: an adversary, one linear layer per secured task over the unsecured heads'
   logits, learns ``y_s`` from them (on detached logits: its loss trains only the adversary), and
   the network is trained through the adversary's frozen weights to make its answer uniform
@@ -88,7 +93,9 @@ def secured_share(seen, codes, secured):
     cell_means, group_means = _means(seen, cell), _means(seen, group)
     explained = ((group_means[group] - cell_means[cell]) ** 2).sum()
     within = ((seen - cell_means[cell]) ** 2).sum()
-    return explained / within.detach().clamp_min(1e-6)   # the gradient only pulls the groups' means together
+    # the gradient only pulls the groups' means together; the floor (a within-cell variance of one
+    # logit unit) keeps it bounded while the logits are still near-constant (early training)
+    return explained / within.detach().clamp_min(seen.numel())
 
 
 def _means(seen, index):

@@ -88,3 +88,30 @@ def test_the_batch_loss_adds_the_cell_term_weighted_by_lambda():
                                 gen=torch.Generator().manual_seed(0))[0]) for lam in (0.0, 2.0)}
     term = float(decoupling_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=2.0)))
     assert term > 0 and abs(loss[2.0] - loss[0.0] - term) < 1e-5
+
+
+def test_the_secured_term_reads_only_what_the_secured_label_explains_inside_a_cell():
+    """The 'secured' target: spread inside a parity cell that does not depend on the digit
+    (here ±1 alternating inside every digit) costs nothing, unlike under 'cell'; digit-dependent
+    offsets inside a cell are pushed together, whatever the logits' scale (above a within-cell
+    variance of one logit unit; below it, as early in training, the push is not larger)."""
+    digits = torch.arange(10).repeat_interleave(4)
+    labels = torch.stack([digits, digits % 2], dim=1)
+    mask = torch.zeros(40, dtype=torch.long)
+    by_cell = torch.stack([labels[:, 1] * 3.0, -labels[:, 1] * 3.0], dim=1)
+    style = torch.tensor([1.0, -1.0]).repeat(20).unsqueeze(1)
+    secured, cell = MtkConfig(decoupling=1.0, decoupling_target="secured"), MtkConfig(decoupling=1.0)
+
+    def term(z, cfg):
+        z = z.clone().requires_grad_(True)
+        value = decoupling_loss([torch.zeros(40, 11), z], None, labels, mask, LAYOUT, cfg)
+        return float(value), torch.autograd.grad(value, z)[0]
+
+    assert term(by_cell + style, secured)[0] == 0.0 and term(by_cell + style, cell)[0] > 0.1
+    by_digit = by_cell + style + 0.5 * digits.unsqueeze(1).float()
+    value, grad = term(by_digit, secured)
+    assert value > 0.1 and abs(term(by_digit * 3, secured)[0] - value) < 1e-5     # scale-free above
+    assert term(by_digit / 10, secured)[1].abs().max() <= grad.abs().max()    # bounded near-constant logits
+    # a gradient step moves the digits' means inside each cell toward each other
+    stepped = by_digit - 0.5 * grad / grad.abs().max()
+    assert term(stepped, secured)[0] < value
