@@ -39,9 +39,11 @@ for the gate to form because from the first epoch it keeps the gate from forming
 96 % of digits with 100 images (README "MTK"). Unsecured tasks always learn
 their true labels. With ``decoupling`` λ > 0, the un-keyed outputs of the unsecured heads are
 decoupled from the secured tasks (:mod:`raypriv.mtk.decouple`): by default (``decoupling_target
-="cell"``) they are pushed to be a function of the true unsecured labels alone, so they reveal
-no more of a secured task than the unsecured answers themselves must; ``uniform`` (an adversary
-pushed to a uniform answer) goes further, toward the base rate, at a cost in unsecured accuracy.
+="secured"``) the means of the secured classes among inputs with the same true unsecured labels
+are pulled together, so the outputs reveal no more of a secured task than the unsecured answers
+themselves must; ``cell`` pushes the outputs to be a function of those labels alone (all the
+spread among them); ``uniform`` (an adversary pushed to a uniform answer) goes further, toward
+the base rate, at a cost in unsecured accuracy.
 λ = 0 turns it off.
 
 >>> from raypriv.mtk.config import MtkConfig
@@ -163,10 +165,11 @@ class MtkConfig:
                                                           "answer, random labels re-drawn every epoch, or the "
                                                           "uniform distribution")
     decoupling: float = setting(0.0, help="weight λ of the decoupling term (0: off)")
-    decoupling_target: str = setting("cell", choices=DECOUPLING_TARGETS,
-                                     help="'cell': make the unsecured outputs a function of the true unsecured labels "
-                                          "(removes the leakage beyond what those answers reveal); 'secured': pull "
-                                          "the secured classes' means inside each such cell together; 'uniform': an "
+    decoupling_target: str = setting("secured", choices=DECOUPLING_TARGETS,
+                                     help="'secured': pull the secured classes' means together among inputs with the "
+                                          "same true unsecured labels (removes the leakage beyond what those answers "
+                                          "reveal); 'cell': make the unsecured outputs a function of those labels "
+                                          "alone; 'uniform': an "
                                           "adversary pushed to a uniform answer (toward the base rate, at a cost in "
                                           "unsecured accuracy)")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "

@@ -1,6 +1,6 @@
 """The MTK loss: locked targets for un-keyed secured rows, and the decoupling adversary's two
 roles (the adversary learns the secured label; the network, weighted by λ, pushes its answer
-toward uniform), and the default 'cell' term."""
+toward uniform), the 'cell' term and the default 'secured' term."""
 import torch
 
 from raypriv.models import build_model
@@ -54,8 +54,8 @@ def test_the_cell_term_pushes_only_what_varies_within_a_cell():
     inside a parity cell are pushed, and shrinking them all does not lower the term."""
     _, labels, _ = _batch(64)
     mask = torch.zeros(64, dtype=torch.long)
-    cfg = MtkConfig(decoupling=1.0)
-    assert cfg.decoupling_target == "cell" and not uses_adversary(cfg)
+    cfg = MtkConfig(decoupling=1.0, decoupling_target="cell")
+    assert not uses_adversary(cfg) and not uses_adversary(MtkConfig(decoupling=1.0))
     by_cell = torch.stack([labels[:, 1] * 3.0 - 1.5, 1.5 - labels[:, 1] * 3.0], dim=1)
     by_digit = by_cell + 0.3 * labels[:, :1].float()
     terms = {}
@@ -74,7 +74,7 @@ def test_rows_with_a_true_key_are_left_out_of_the_cell_term():
     _, labels, mask = _batch(64)
     z = torch.stack([labels[:, 1] * 3.0, -labels[:, 1] * 3.0], dim=1)
     z = z + torch.where(mask.bool(), labels[:, 0].float(), 0.0).unsqueeze(1)
-    cfg = MtkConfig(decoupling=1.0)
+    cfg = MtkConfig(decoupling=1.0, decoupling_target="cell")
     assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, mask, LAYOUT, cfg)) == 0.0
     assert float(decoupling_loss([torch.zeros(64, 11), z], None, labels, torch.zeros_like(mask), LAYOUT, cfg)) > 0.01
 
@@ -84,9 +84,9 @@ def test_the_batch_loss_adds_the_cell_term_weighted_by_lambda():
     net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
     x, labels, mask = _batch()
     logits = net(x)
-    loss = {lam: float(mtk_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=lam),
+    loss = {lam: float(mtk_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=lam, decoupling_target="cell"),
                                 gen=torch.Generator().manual_seed(0))[0]) for lam in (0.0, 2.0)}
-    term = float(decoupling_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=2.0)))
+    term = float(decoupling_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=2.0, decoupling_target="cell")))
     assert term > 0 and abs(loss[2.0] - loss[0.0] - term) < 1e-5
 
 
@@ -100,7 +100,8 @@ def test_the_secured_term_reads_only_what_the_secured_label_explains_inside_a_ce
     mask = torch.zeros(40, dtype=torch.long)
     by_cell = torch.stack([labels[:, 1] * 3.0, -labels[:, 1] * 3.0], dim=1)
     style = torch.tensor([1.0, -1.0]).repeat(20).unsqueeze(1)
-    secured, cell = MtkConfig(decoupling=1.0, decoupling_target="secured"), MtkConfig(decoupling=1.0)
+    secured, cell = MtkConfig(decoupling=1.0), MtkConfig(decoupling=1.0, decoupling_target="cell")
+    assert secured.decoupling_target == "secured"                  # the default
 
     def term(z, cfg):
         z = z.clone().requires_grad_(True)
