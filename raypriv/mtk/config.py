@@ -6,7 +6,10 @@ tasks; the key file (:mod:`raypriv.mtk.keys`) names the secured ones, which answ
 only with their key. The training set
 is expanded (:mod:`raypriv.mtk.expand`): each image appears un-keyed, ``keyed_copies`` times
 with a random non-empty subset of the secured tasks' keys, and ``decoy_copies`` times with
-random *wrong* keys of the same form. The loss of a batch is
+random *wrong* keys of the same form. Two keyed copies by default: the secured heads learn
+their true labels from keyed rows only, and with one keyed copy against two locked rows the
+keyed digit stayed 1.2 points below an ordinary model (README "MTK: what we measured").
+The loss of a batch is
 
     Σ_tasks CE(head_t(x), target_t)  +  λ · decoupling term
 
@@ -159,7 +162,7 @@ class MtkConfig:
     """How an MTK model is trained (see the module docstring)."""
 
     tasks: tuple[str, ...] = setting((), help="tasks to train, by name (default: every label of the corpus)")
-    keyed_copies: int = setting(1, help="copies of each image with a random subset of the keys")
+    keyed_copies: int = setting(2, help="copies of each image with a random subset of the keys")
     decoy_copies: int = setting(1, help="copies of each image with random wrong keys of the same form")
     target: str = setting("locked", choices=TARGETS, help="what an un-keyed secured task learns: an extra 'locked' "
                                                           "answer, random labels re-drawn every epoch, or the "
