@@ -76,16 +76,21 @@ def cell_spread(seen, codes):
 
 
 def secured_share(seen, codes, secured):
-    """The share of the within-cell spread of ``seen`` that the secured labels ``secured`` explain
-    (the spread's scale is held fixed in the gradient, which only pulls the groups' means to their
-    cells' means; with both in the gradient a network whose groups are tight could lower the
-    ratio only by adding noise):
+    """What the secured labels ``secured`` explain of the within-cell spread of ``seen``, ``None``
+    when no cell holds two secured classes with two rows each:
     ``Σ ‖mean of the row's (cell, secured label) group − mean of its cell‖² / Σ ‖z − mean of its
     cell‖²`` (a Fisher ratio: what a linear probe reads about ``secured`` inside the cells).
 
     Only rows in groups of two or more (a row alone in its group would count all its spread as
     explained) and in cells with two or more such groups (spread in a cell with one secured label
-    hides nothing, and counting it would let the network dilute the ratio) count."""
+    hides nothing, and counting it would let the network dilute the ratio) count. The
+    denominator is held fixed in the gradient, which so only pulls the groups' means toward their
+    cells' means (with it in the gradient, a network whose groups are tight could lower the ratio
+    only by adding noise), and it is floored at a within-cell variance of one logit unit, which
+    bounds the push while the logits are near-constant (early training; unfloored, λ = 1
+    collapsed the network in epoch 1). With few rows per group the group means are noisy: even
+    pure style spread then scores about (groups − 1) / (rows − 1) of a cell, so small batches
+    also pull some style spread together."""
     import torch
 
     _, cell = torch.unique(codes, return_inverse=True)
@@ -94,14 +99,12 @@ def secured_share(seen, codes, secured):
     cell_of_group = torch.zeros_like(big, dtype=cell.dtype).scatter_(0, group, cell)
     groups_in_cell = torch.bincount(cell_of_group[big], minlength=int(cell.max()) + 1)
     kept = big[group] & (groups_in_cell[cell] > 1)
-    if kept.sum() < 2:
-        return seen.sum() * 0
+    if not kept.any():
+        return None
     seen, cell, group = seen[kept], cell[kept], group[kept]
     cell_means, group_means = _means(seen, cell), _means(seen, group)
     explained = ((group_means[group] - cell_means[cell]) ** 2).sum()
     within = ((seen - cell_means[cell]) ** 2).sum()
-    # the gradient only pulls the groups' means together; the floor (a within-cell variance of one
-    # logit unit) keeps it bounded while the logits are still near-constant (early training)
     return explained / within.detach().clamp_min(seen.numel())
 
 
@@ -128,8 +131,8 @@ def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: Mt
         codes = cell_codes(rows, layout)
         if cfg.decoupling_target == "cell":
             return cfg.decoupling * cell_spread(seen, codes)
-        shares = [secured_share(seen, codes, rows[:, s]) for s in layout.secured_index]
-        return cfg.decoupling * sum(shares) / len(shares)
+        shares = [v for s in layout.secured_index if (v := secured_share(seen, codes, rows[:, s])) is not None]
+        return cfg.decoupling * sum(shares) / len(shares) if shares else seen.sum() * 0
     loss = logits[0].new_zeros(())
     for learn, confuse, s in zip(*adversary, layout.secured_index):
         loss = loss + F.cross_entropy(learn[plain], rows[:, s])

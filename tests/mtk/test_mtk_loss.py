@@ -50,7 +50,7 @@ def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda():
 
 def test_the_cell_term_pushes_only_what_varies_within_a_cell():
     """Unsecured logits that are a function of the true unsecured label (parity) get no push
-    from the default 'cell' term (that leakage is irreducible); logits that vary with the digit
+    from the 'cell' term (that leakage is irreducible); logits that vary with the digit
     inside a parity cell are pushed, and shrinking them all does not lower the term."""
     _, labels, _ = _batch(64)
     mask = torch.zeros(64, dtype=torch.long)
@@ -63,7 +63,7 @@ def test_the_cell_term_pushes_only_what_varies_within_a_cell():
         z = parity_logits.clone().requires_grad_(True)
         term = decoupling_loss([torch.zeros(64, 11), z], None, labels, mask, LAYOUT, cfg)
         (grad,) = torch.autograd.grad(term, z)
-        terms[name] = (float(term), float(grad.abs().max()))
+        terms[name] = (term.item(), float(grad.abs().max()))
     assert terms["cell"] == (0.0, 0.0)
     assert terms["digit"][0] > 0.01 and terms["digit"][1] > 1e-4
     assert abs(terms["digit/10"][0] - terms["digit"][0]) < 1e-5          # scale-free
@@ -106,7 +106,7 @@ def test_the_secured_term_reads_only_what_the_secured_label_explains_inside_a_ce
     def term(z, cfg):
         z = z.clone().requires_grad_(True)
         value = decoupling_loss([torch.zeros(40, 11), z], None, labels, mask, LAYOUT, cfg)
-        return float(value), torch.autograd.grad(value, z)[0]
+        return value.item(), torch.autograd.grad(value, z)[0]
 
     assert term(by_cell + style, secured)[0] == 0.0 and term(by_cell + style, cell)[0] > 0.1
     by_digit = by_cell + style + 0.5 * digits.unsqueeze(1).float()
@@ -116,3 +116,46 @@ def test_the_secured_term_reads_only_what_the_secured_label_explains_inside_a_ce
     # a gradient step moves the digits' means inside each cell toward each other
     stepped = by_digit - 0.5 * grad / grad.abs().max()
     assert term(stepped, secured)[0] < value
+
+
+def _share_case():
+    digits = torch.arange(10).repeat_interleave(4)
+    style = torch.tensor([1.0, -1.0]).repeat(20).unsqueeze(1)
+    z = torch.stack([(digits % 2) * 3.0, -(digits % 2) * 3.0], dim=1) + style + 0.5 * digits.unsqueeze(1).float()
+    return digits, digits % 2, style, z
+
+
+def test_the_secured_term_ignores_lone_rows_and_one_label_cells_and_holds_its_scale_fixed():
+    from raypriv.mtk.decouple import secured_share
+
+    digits, cells, style, z = _share_case()
+    base = secured_share(z, cells, digits).item()
+    # a row alone in its (cell, digit) group and a cell holding one digit only change nothing
+    extra = torch.tensor([[40.0, -7.0], [-30.0, 5.0], [12.0, 8.0]])
+    value = secured_share(torch.cat([z, extra]), torch.cat([cells, torch.tensor([0, 2, 2])]),
+                          torch.cat([digits, torch.tensor([7, 3, 3])])).item()
+    assert abs(value - base) < 1e-6
+    # the denominator is held fixed: the push is the same for every row of a group, so it is
+    # blind to style that cancels inside each group
+    z = z.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(secured_share(z, cells, digits), z)
+    assert abs(float((grad * style).sum())) < 1e-6 and grad.abs().max() > 1e-3
+    assert secured_share(z, cells, torch.arange(40)) is None          # every group a lone row
+
+
+def test_two_secured_tasks_average_the_terms_of_those_with_rows_to_compare():
+    from raypriv.mtk.decouple import secured_share
+
+    layout = TaskLayout(("digit", "parity", "ge5"), (10, 2, 2), ("digit", "ge5"), locked=True)
+    digits, cells, _, z = _share_case()
+    labels = torch.stack([digits, cells, (digits >= 5).long()], dim=1)
+    mask = torch.zeros(40, dtype=torch.long)
+    cfg = MtkConfig(decoupling=2.0)
+    logits = [torch.zeros(40, 11), z, torch.zeros(40, 3)]
+    both = decoupling_loss(logits, None, labels, mask, layout, cfg).item()
+    each = [secured_share(z, cells, labels[:, t]).item() for t in (0, 2)]
+    assert min(each) > 0.01 and abs(both - 2.0 * sum(each) / 2) < 1e-5
+    # ge5 constant inside the batch: no rows to compare for it, and the digit's term is not halved
+    labels[:, 2] = 1
+    alone = decoupling_loss(logits, None, labels, mask, layout, cfg).item()
+    assert abs(alone - 2.0 * each[0]) < 1e-5
