@@ -14,8 +14,8 @@ terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
   and leaves the rest of the within-cell spread (digit-independent style) alone, so it fights
   neither the unsecured tasks nor the gate. Groups of one row in a worker's batch are left out:
   it needs rows of several secured classes per cell in each batch. Measured (README "MTK: what
-  we measured"): on ``mnist5k-tasks`` λ = 1 brings leakage to within 2 points of the
-  irreducible level with no loss on any task.
+  we measured"): on ``mnist5k-tasks`` λ = 3 brings leakage to 0.5 points above the irreducible
+  level (2 seeds) with no loss on any task.
 * ``cell``: λ times the share of the spread of the unsecured heads' logits left within the cells
   (:func:`cell_spread`): 0 when the outputs are a function of the unsecured answers alone. It
   also pulls together rows that differ in style only, and the network can lower it by moving
