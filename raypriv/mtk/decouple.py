@@ -11,8 +11,9 @@ terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
   logits that the secured labels explain (:func:`secured_share`, a Fisher ratio: how far each
   (cell, secured label) group's mean lies from its cell's mean, which is what a linear probe
   reads inside a cell). Its gradient pulls the secured classes' means inside each cell together
-  and leaves the rest of the within-cell spread (digit-independent style) alone, so it fights
-  neither the unsecured tasks nor the gate. Groups of one row in a worker's batch are left out:
+  and mostly leaves the rest of the within-cell spread (digit-independent style) alone (small
+  groups are noisy: :func:`secured_share`), so it fights neither the unsecured tasks nor the
+  gate. Groups of one row in a worker's batch are left out:
   it needs rows of several secured classes per cell in each batch. Measured (README "MTK: what
   we measured"): on ``mnist5k-tasks`` λ = 3 brings leakage to 0.5 points above the irreducible
   level (2 seeds) with no loss on any task.
@@ -87,7 +88,7 @@ def secured_share(seen, codes, secured):
     Only rows in groups of two or more (a row alone in its group would count all its spread as
     explained) and in cells with two or more such groups (spread in a cell with one secured label
     hides nothing, and counting it would let the network dilute the ratio) count. The
-    denominator is held fixed in the gradient, which so only pulls the groups' means toward their
+    denominator is held fixed in the gradient, so the gradient only pulls the groups' means toward their
     cells' means (with it in the gradient, a network whose groups are tight could lower the ratio
     only by adding noise), and it is floored at a within-cell variance of one logit unit, which
     bounds the push while the logits are near-constant (early training; unfloored, λ = 1
