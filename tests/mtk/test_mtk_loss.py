@@ -84,9 +84,10 @@ def test_the_batch_loss_adds_the_cell_term_weighted_by_lambda():
     net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
     x, labels, mask = _batch()
     logits = net(x)
-    loss = {lam: float(mtk_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=lam, decoupling_target="cell"),
-                                gen=torch.Generator().manual_seed(0))[0]) for lam in (0.0, 2.0)}
-    term = float(decoupling_loss(logits, None, labels, mask, LAYOUT, MtkConfig(decoupling=2.0, decoupling_target="cell")))
+    cfg = {lam: MtkConfig(decoupling=lam, decoupling_target="cell") for lam in (0.0, 2.0)}
+    loss = {lam: float(mtk_loss(logits, None, labels, mask, LAYOUT, c, gen=torch.Generator().manual_seed(0))[0])
+            for lam, c in cfg.items()}
+    term = float(decoupling_loss(logits, None, labels, mask, LAYOUT, cfg[2.0]))
     assert term > 0 and abs(loss[2.0] - loss[0.0] - term) < 1e-5
 
 
