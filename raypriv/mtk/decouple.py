@@ -2,10 +2,11 @@
 task than the unsecured tasks' true answers do.
 
 Rows without a true key (un-keyed, decoy and gate-hardening rows) fall into *cells*: the rows
-with the same true labels of every unsecured task. What the unsecured answers reveal about a secured task through
-the cell is irreducible (no model answering the unsecured tasks correctly can hide it); what the
-outputs vary *within* a cell (confidences, near-misses) is the excess a probe reads on top. Three
-terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
+with the same true labels of every unsecured task. What the unsecured answers reveal about a
+secured task through the cell is irreducible (no model answering the unsecured tasks correctly
+can hide it); what the outputs vary *within* a cell (confidences, near-misses) is the excess a
+probe reads on top. Three terms, weighted by λ (``decoupling``), chosen by
+``decoupling_target``:
 
 * ``secured`` (the default): λ times the share of the within-cell spread of the unsecured heads'
   logits that the secured labels explain (:func:`secured_share`, a Fisher ratio: how far each
@@ -13,8 +14,8 @@ terms, weighted by λ (``decoupling``), chosen by ``decoupling_target``:
   reads inside a cell). Its gradient pulls the secured classes' means inside each cell together
   and mostly leaves the rest of the within-cell spread (digit-independent style) alone (small
   groups are noisy: :func:`secured_share`), so it fights neither the unsecured tasks nor the
-  gate. Groups of one row in a worker's batch are left out:
-  it needs rows of several secured classes per cell in each batch. Measured (README "MTK: what
+  gate. Groups of one row in a worker's batch are left out: it needs rows of several secured
+  classes per cell in each batch. Measured (README "MTK: what
   we measured"): on ``mnist5k-tasks`` λ = 3 brings leakage to 0.5 points above the irreducible
   level (2 seeds) with no loss on any task.
 * ``cell``: λ times the share of the spread of the unsecured heads' logits left within the cells
@@ -88,9 +89,9 @@ def secured_share(seen, codes, secured):
     Only rows in groups of two or more (a row alone in its group would count all its spread as
     explained) and in cells with two or more such groups (spread in a cell with one secured label
     hides nothing, and counting it would let the network dilute the ratio) count. The
-    denominator is held fixed in the gradient, so the gradient only pulls the groups' means toward their
-    cells' means (with it in the gradient, a network whose groups are tight could lower the ratio
-    only by adding noise), and it is floored at a within-cell variance of one logit unit, which
+    denominator is held fixed in the gradient, so the gradient only pulls the groups' means
+    toward their cells' means (with it in the gradient, a network whose groups are tight could
+    lower the ratio only by adding noise), and it is floored at a within-cell variance of one logit unit, which
     bounds the push while the logits are near-constant (early training; unfloored, λ = 1
     collapsed the network in epoch 1). With few rows per group the group means are noisy: even
     pure style spread then scores about (groups − 1) / (rows − 1) of a cell, so small batches
@@ -121,6 +122,20 @@ def _means(seen, index):
     return sums.index_add(0, index, seen) / counts
 
 
+def _cell_term(seen, codes, rows, layout: TaskLayout):
+    return cell_spread(seen, codes)
+
+
+def _secured_term(seen, codes, rows, layout: TaskLayout):
+    """The mean of :func:`secured_share` over the secured tasks with rows to compare."""
+    shares = [v for s in layout.secured_index if (v := secured_share(seen, codes, rows[:, s])) is not None]
+    return sum(shares) / len(shares) if shares else seen.sum() * 0
+
+
+#: The adversary-free terms over the unsecured logits, by ``decoupling_target``.
+CELL_TERMS = {"cell": _cell_term, "secured": _secured_term}
+
+
 def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig):
     """The decoupling term of a batch over its rows without a true key (see the module
     docstring); with the ``uniform`` target also the adversary's own loss."""
@@ -131,13 +146,10 @@ def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: Mt
     if plain.sum() < 2:          # nothing to decouple; the adversary still joins the graph (DDP)
         return sum(w.sum() for w in adversary[0]) * 0 if adversary is not None else logits[0].new_zeros(())
     rows = labels[plain]
-    if cfg.decoupling_target in ("cell", "secured"):
+    if cfg.decoupling_target in CELL_TERMS:
         seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
-        codes = cell_codes(rows, layout)
-        if cfg.decoupling_target == "cell":
-            return cfg.decoupling * cell_spread(seen, codes)
-        shares = [v for s in layout.secured_index if (v := secured_share(seen, codes, rows[:, s])) is not None]
-        return cfg.decoupling * sum(shares) / len(shares) if shares else seen.sum() * 0
+        term = CELL_TERMS[cfg.decoupling_target]
+        return cfg.decoupling * term(seen, cell_codes(rows, layout), rows, layout)
     loss = logits[0].new_zeros(())
     for learn, confuse, s in zip(*adversary, layout.secured_index):
         loss = loss + F.cross_entropy(learn[plain], rows[:, s])
