@@ -42,7 +42,8 @@ def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="mnist5k-tasks", choices=["mnist5k-tasks", "mnist5k-pairs"])
     p.add_argument("--parts", default="tradeoff,audit")
-    p.add_argument("--lambdas", default="0,0.3,1,3", help="decoupling λ values (the first one is audited)")
+    p.add_argument("--lambdas", default="0,0.3,1,3", help="decoupling λ values (the first one is audited; empty: "
+                                                          "the baseline only)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--form", default="full", choices=["full", "patch"])
@@ -51,9 +52,9 @@ def get_args_parser():
     p.add_argument("--decoupling-target", default=MtkConfig().decoupling_target, choices=DECOUPLING_TARGETS)
     p.add_argument("--lr", type=float, default=None, help="default: MtkConfig's recipe")
     p.add_argument("--no-baseline", action="store_true", help="tradeoff part without the ordinary model")
-    p.add_argument("--seeds", default="0", help="MTK seeds per λ (training, and the expansion's key subsets and "
-                                                "decoys); the table adds their mean; the baseline and the other "
-                                                "parts use the first")
+    p.add_argument("--seeds", default="0", help="seeds of the baseline and of MTK per λ (training, and the "
+                                                "expansion's key subsets and decoys); the table adds their mean; "
+                                                "the other parts use the first")
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
     p.add_argument("--keyed-copies", type=int, default=None, help="default: MtkConfig's")
     p.add_argument("--decoy-copies", type=int, default=None, help="default: MtkConfig's")
@@ -115,11 +116,15 @@ def summary_row(entry: dict, secured: str, unsecured: list[str]) -> dict:
     return row
 
 
+def is_baseline(row: dict) -> bool:
+    return row["model"].startswith("baseline")
+
+
 def seed_means(rows: list[dict]) -> list[dict]:
     """One row per model kind (baseline, each λ): the mean over its seeds of every figure."""
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["model"] == "baseline", r["λ"]), []).append(r)
+        groups.setdefault((is_baseline(r), r["λ"]), []).append(r)
     out = []
     for rs in groups.values():
         mean = {k: (sum(r[k] for r in rs) / len(rs) if all(isinstance(r[k], float) for r in rs) and k != "λ"
@@ -142,14 +147,14 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mtk = [r for r in rows if r["model"] != "baseline"]     # one point per λ (seed means when several)
+    mtk = [r for r in rows if not is_baseline(r)]     # one point per λ (seed means when several)
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.plot([r["unsecured mean"] * 100 for r in mtk], [r["leak: unsecured outputs"] * 100 for r in mtk], "o-",
             label="MTK, over λ")
     for r in mtk:
         ax.annotate(f"λ={r['λ']:g}", (r["unsecured mean"] * 100, r["leak: unsecured outputs"] * 100),
                     textcoords="offset points", xytext=(4, 4), fontsize=8)
-    base = [r for r in rows if r["model"] == "baseline"]
+    base = [r for r in rows if is_baseline(r)]
     if base:
         ax.plot(base[0]["unsecured mean"] * 100, base[0]["leak: unsecured outputs"] * 100, "s", label="no MTK")
     ax.axhline(rows[0]["irreducible"] * 100, ls="--", c="gray", label="irreducible")
@@ -224,14 +229,17 @@ def main(args) -> None:
     keys = bench_keys((secured,), train, args)
     result = {"args": vars(args), "secured": secured, "unsecured": unsecured, "models": []}
     path = save_result(f"mtk_tradeoff-{args.dataset}", result)
-    lambdas = [float(v) for v in args.lambdas.split(",")]
+    lambdas = [float(v) for v in args.lambdas.split(",") if v.strip()]
+    if not lambdas and parts - {"tradeoff"}:
+        raise SystemExit("--lambdas is empty: only the tradeoff part's baseline can run")
     first = None
     if "tradeoff" in parts or "audit" in parts:
-        if "tradeoff" in parts and not args.no_baseline:
-            _, entry = train_and_evaluate(train, held_out, None, args=args, decoupling=0.0, tag="baseline",
-                                          leakage_of=(secured,))
+        for seed in seeds_of(args) if "tradeoff" in parts and not args.no_baseline else ():
+            _, entry = train_and_evaluate(train, held_out, None, args=args, decoupling=0.0, tag=f"baseline-s{seed}",
+                                          leakage_of=(secured,), seed=seed)
             result["models"].append(entry)
-            print(f"baseline: {entry['train_wall_s']} s", flush=True)
+            print(f"baseline seed {seed}: {entry['train_wall_s']} s", flush=True)
+            save_result("", result, path=path)
         for lam in lambdas if "tradeoff" in parts else lambdas[:1]:
             for seed in seeds_of(args) if "tradeoff" in parts else seeds_of(args)[:1]:
                 model, entry = train_and_evaluate(train, held_out, keys, args=args, decoupling=lam,
