@@ -21,9 +21,10 @@ SCRIPT = textwrap.dedent("""
     from raypriv.runtime import ResourceSpec, quiet_ray_data
     from raypriv.unlearnable import UnlearnableConfig, protect
 
-    # The head has 1 CPU (driver + surrogate task); an actor pool of 2 one-CPU actors
-    # can only start if the second node hosts PGD actors.
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    # The head (the driver's node) has no CPU: every task and PGD actor must run on the
+    # second node, so the data crosses nodes both ways. (With a 1-CPU head, a pool actor
+    # there could take every block before the second node's actor was ready: flaky.)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     second = cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
@@ -35,7 +36,7 @@ SCRIPT = textwrap.dedent("""
                   resources=ResourceSpec(workers=2), progress=lambda m: print(m, flush=True))
     # PGD batches the second node's actors finished (task events arrive within seconds).
     on_second = 0
-    for _ in range(30):
+    for _ in range(60):
         on_second = sum(1 for t in list_tasks(detail=True, limit=10000)
                         if t.name.startswith("MapWorker(MapBatches(NoiseUpdater))") and t.name.endswith(".submit")
                         and t.node_id == second.node_id and t.state == "FINISHED")
