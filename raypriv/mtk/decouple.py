@@ -9,15 +9,13 @@ probe reads on top. Three terms, weighted by λ (``decoupling``), chosen by
 ``decoupling_target``:
 
 * ``secured`` (the default): λ times the share of the within-cell spread of the unsecured heads'
-  logits that the secured labels explain (:func:`secured_share`, a Fisher ratio: how far each
-  (cell, secured label) group's mean lies from its cell's mean, which is what a linear probe
-  reads inside a cell). Its gradient pulls the secured classes' means inside each cell together
-  and mostly leaves the rest of the within-cell spread (digit-independent style) alone (small
-  groups are noisy: :func:`secured_share`), so it fights neither the unsecured tasks nor the
-  gate. Groups of one row in a worker's batch are left out: it needs rows of several secured
-  classes per cell in each batch. Measured (README "MTK: what
-  we measured"): on ``mnist5k-tasks`` λ = 3 brings leakage to 0.5 points above the irreducible
-  level (2 seeds) with no loss on any task.
+  logits that the secured labels explain (a Fisher ratio: how far each (cell, secured label)
+  group's mean lies from its cell's mean, which is what a linear probe reads inside a cell).
+  Its gradient pushes each row against its group's offset, pulling the secured classes' means
+  inside each cell together while leaving the rest of the within-cell spread (digit-independent
+  style) alone, so it fights neither the unsecured tasks nor the gate. The means come from a
+  :class:`SecuredMemory` over the last ``decoupling_memory`` batches of every worker: one batch
+  holds too few rows per group. Measured (README "MTK: what we measured").
 * ``cell``: λ times the share of the spread of the unsecured heads' logits left within the cells
   (:func:`cell_spread`): 0 when the outputs are a function of the unsecured answers alone. It
   also pulls together rows that differ in style only, and the network can lower it by moving
@@ -38,15 +36,10 @@ probe reads on top. Three terms, weighted by λ (``decoupling``), chosen by
 0.0
 >>> float(cell_spread(torch.tensor([[1.0], [5.0], [1.0], [5.0]]), codes))   # the cell explains nothing
 1.0
->>> z = torch.tensor([[2.0], [0.0], [2.0], [0.0], [9.0], [5.0], [9.0], [5.0]])  # 2 cells, 2 rows per group
->>> cells = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
->>> float(secured_share(z, cells, torch.tensor([3, 3, 5, 5, 7, 7, 9, 9])))       # style: explains nothing
-0.0
->>> float(secured_share(z, cells, torch.tensor([3, 5, 3, 5, 7, 9, 7, 9])))       # the label explains it all
-1.0
 """
 from __future__ import annotations
 
+from raypriv.errors import ConfigError
 from raypriv.mtk.config import MtkConfig, TaskLayout
 
 
@@ -77,41 +70,122 @@ def cell_spread(seen, codes):
     return within / total.clamp_min(1e-6)
 
 
-def secured_share(seen, codes, secured):
-    """What the secured labels ``secured`` explain of the within-cell spread of ``seen``, ``None``
-    when no cell holds two secured classes with two rows each:
-    ``Σ ‖mean of the row's (cell, secured label) group − mean of its cell‖² / Σ ‖z − mean of its
-    cell‖²`` (a Fisher ratio: what a linear probe reads about ``secured`` inside the cells), over
-    the rows that count, times their share of the rows: each row that counts is pushed as hard as
-    a row of a batch-mean loss, however few they are (unweighted, the few rows that count on
-    ``mnist5k-pairs``, 20 cells, were pushed so hard that λ = 1 collapsed the network).
+#: The most (cell, secured label) groups × logits the secured term keeps means of (float64:
+#: 400 MB); beyond it, the unsecured tasks' label combinations are too many for cells.
+MAX_MEMORY = 50_000_000
 
-    Only rows in groups of two or more (a row alone in its group would count all its spread as
-    explained) and in cells with two or more such groups (spread in a cell with one secured label
-    hides nothing, and counting it would let the network dilute the ratio) count. The
-    denominator is held fixed in the gradient, so the gradient only pulls the groups' means
-    toward their cells' means (with it in the gradient, a network whose groups are tight could
-    lower the ratio only by adding noise), and it is floored at a within-cell variance of one logit unit, which
-    bounds the push while the logits are near-constant (early training; unfloored, λ = 1
-    collapsed the network in epoch 1). With few rows per group the group means are noisy: even
-    pure style spread then scores about (groups − 1) / (rows − 1) of a cell, so small batches
-    also pull some style spread together."""
-    import torch
 
-    _, cell = torch.unique(codes, return_inverse=True)
-    _, group = torch.unique(codes * (int(secured.max()) + 1) + secured, return_inverse=True)
-    big = torch.bincount(group) > 1
-    cell_of_group = torch.zeros_like(big, dtype=cell.dtype).scatter_(0, group, cell)
-    groups_in_cell = torch.bincount(cell_of_group[big], minlength=int(cell.max()) + 1)
-    kept = big[group] & (groups_in_cell[cell] > 1)
-    if not kept.any():
-        return None
-    share = kept.sum() / len(seen)
-    seen, cell, group = seen[kept], cell[kept], group[kept]
-    cell_means, group_means = _means(seen, cell), _means(seen, group)
-    explained = ((group_means[group] - cell_means[cell]) ** 2).sum()
-    within = ((seen - cell_means[cell]) ** 2).sum()
-    return share * explained / within.detach().clamp_min(seen.numel())
+class SecuredMemory:
+    """Moving sums over the last ``steps`` batches (exponentially decayed, added up across the
+    Ray Train workers) of the un-keyed unsecured logits of every (cell, secured label) group, per
+    secured task: the group and cell means the ``secured`` term pulls together.
+
+    One batch holds too few rows per group for their means (``mnist5k-pairs``: 20 cells × 10
+    digits against ~35 rows without a key per worker batch; measured: 5 % of the rows fell in
+    groups of two or more), so the term takes the means from the memory and pushes every row of
+    the batch: row ``i`` of group ``g`` in cell ``c`` moves against ``m_g − m_c``, the gradient of
+    ``‖m_g − m_c‖²`` through the row's share of its group's mean. The term's *value* is the
+    memory's Fisher ratio ``Σ_g n_g ‖m_g − m_c‖² / Σ_rows ‖z − m_c‖²`` (what a linear probe reads
+    about the secured label inside the cells); the push is scaled by the within-cell variance
+    per row, held fixed and floored at one logit unit² per coordinate (bounded while the logits
+    are near-constant, early in training). Groups with fewer than two (decayed) rows, and cells
+    with one group, push nothing.
+
+    The memory is checkpointed with the trainee (a resumed run continues it) and never saved
+    with the model.
+
+    >>> import torch
+    >>> layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",))
+    >>> memory = SecuredMemory(layout, steps=10)
+    >>> rows = torch.tensor([[2, 0], [4, 0], [2, 0], [4, 0], [3, 1], [5, 1], [3, 1], [5, 1]])  # (digit, parity)
+    >>> z = torch.tensor([[2.0, 0.0], [0.0, 2.0]] * 4)      # parity logits: digits 2 and 3 high on the first
+    >>> round(float(memory.term(z, cell_codes(rows, layout), rows)), 3)    # the label explains it all
+    1.0
+    >>> memory = SecuredMemory(layout, steps=10)
+    >>> rows[:, 0] = torch.tensor([2, 2, 4, 4, 3, 3, 5, 5])                    # style only: the same in every group
+    >>> round(float(memory.term(z, cell_codes(rows, layout), rows)), 3)
+    0.0
+    """
+
+    def __init__(self, layout: TaskLayout, *, steps: int):
+        import math
+
+        import torch
+
+        self.cells = math.prod(layout.num_classes[t] for t in layout.unsecured_index)
+        self.classes = max(layout.num_classes[s] for s in layout.secured_index)
+        self.dim = sum(layout.num_classes[t] for t in layout.unsecured_index)
+        self.secured = layout.secured_index
+        size = len(self.secured) * self.cells * self.classes * (self.dim + 2)
+        if size > MAX_MEMORY:
+            raise ConfigError("decoupling_target", f"'secured' keeps {size:,} means for these tasks (the unsecured "
+                                                   f"tasks have {self.cells:,} label combinations), over "
+                                                   f"{MAX_MEMORY:,}: use 'cell' or 'uniform'")
+        self.decay = 1.0 - 1.0 / steps
+        shape = (len(self.secured), self.cells, self.classes)
+        self.sums = torch.zeros(*shape, self.dim, dtype=torch.float64)
+        self.counts = torch.zeros(shape, dtype=torch.float64)
+        self.squares = torch.zeros(shape, dtype=torch.float64)
+
+    def state_dict(self) -> dict:
+        return {"sums": self.sums, "counts": self.counts, "squares": self.squares}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value.to(self.sums.device))
+
+    def add(self, seen, codes, rows) -> None:
+        """Decay the sums and add a batch's rows (``seen``: ``(B, dim)`` unsecured logits, detached;
+        summed over the workers when several train)."""
+        import torch
+        import torch.distributed as dist
+
+        seen = seen.detach().to(torch.float64)
+        device = seen.device
+        if self.sums.device != device:
+            self.load_state_dict({k: v.to(device) for k, v in self.state_dict().items()})
+        n, k = len(self.secured), self.classes
+        sums = torch.zeros(n, self.cells * k, self.dim, dtype=torch.float64, device=device)
+        counts = torch.zeros(n, self.cells * k, dtype=torch.float64, device=device)
+        squares = torch.zeros_like(counts)
+        ones, sq = torch.ones(len(seen), dtype=torch.float64, device=device), (seen ** 2).sum(dim=1)
+        for j, s in enumerate(self.secured):
+            flat = codes * k + rows[:, s]
+            sums[j].index_add_(0, flat, seen)
+            counts[j].index_add_(0, flat, ones)
+            squares[j].index_add_(0, flat, sq)
+        batch = torch.cat([sums.flatten(), counts.flatten(), squares.flatten()])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(batch)
+        sums, counts, squares = batch.split([sums.numel(), counts.numel(), squares.numel()])
+        self.sums = self.sums * self.decay + sums.view_as(self.sums)
+        self.counts = self.counts * self.decay + counts.view_as(self.counts)
+        self.squares = self.squares * self.decay + squares.view_as(self.squares)
+
+    def offsets(self, j: int):
+        """For secured task ``j``: each group's mean minus its cell's (``(cells, classes, dim)``; 0
+        for groups under two rows), the floored within-cell variance per row, and the Fisher ratio."""
+        counts = self.counts[j]
+        cell_counts = counts.sum(dim=1)
+        cell_means = self.sums[j].sum(dim=1) / cell_counts.clamp_min(1e-12).unsqueeze(1)
+        group_means = self.sums[j] / counts.clamp_min(1e-12).unsqueeze(2)
+        offset = (group_means - cell_means.unsqueeze(1)) * (counts >= 2).unsqueeze(2)
+        within = (self.squares[j].sum(dim=1) - cell_counts * (cell_means ** 2).sum(dim=1)).clamp_min(0).sum()
+        rows = cell_counts.sum().clamp_min(1e-12)
+        explained = (counts * (offset ** 2).sum(dim=2)).sum()
+        scale = (within / rows).clamp_min(self.dim)
+        return offset, scale, explained / (scale * rows)
+
+    def term(self, seen, codes, rows):
+        """Add the batch, then the mean over the secured tasks of the memory's Fisher ratio, with the
+        gradient that pushes each row of ``seen`` against its group's offset (see the class)."""
+        self.add(seen, codes, rows)
+        terms = []
+        for j, s in enumerate(self.secured):
+            offset, scale, value = self.offsets(j)
+            push = 2 * (seen * offset[codes, rows[:, s]].to(seen.dtype)).sum() / (max(1, len(seen)) * scale.to(seen.dtype))
+            terms.append(value.to(seen.dtype) + push - push.detach())
+        return sum(terms) / len(terms)
 
 
 def _means(seen, index):
@@ -122,34 +196,28 @@ def _means(seen, index):
     return sums.index_add(0, index, seen) / counts
 
 
-def _cell_term(seen, codes, rows, layout: TaskLayout):
-    return cell_spread(seen, codes)
-
-
-def _secured_term(seen, codes, rows, layout: TaskLayout):
-    """The mean of :func:`secured_share` over the secured tasks with rows to compare."""
-    shares = [v for s in layout.secured_index if (v := secured_share(seen, codes, rows[:, s])) is not None]
-    return sum(shares) / len(shares) if shares else seen.sum() * 0
-
-
-#: The adversary-free terms over the unsecured logits, by ``decoupling_target``.
-CELL_TERMS = {"cell": _cell_term, "secured": _secured_term}
-
-
-def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig):
+def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *,
+                    memory: SecuredMemory | None = None):
     """The decoupling term of a batch over its rows without a true key (see the module
-    docstring); with the ``uniform`` target also the adversary's own loss."""
+    docstring); with the ``uniform`` target also the adversary's own loss; the ``secured``
+    target takes (and adds the batch to) ``memory``."""
     import torch
     import torch.nn.functional as F
 
     plain = mask == 0
-    if plain.sum() < 2:          # nothing to decouple; the adversary still joins the graph (DDP)
+    if plain.sum() < 2 and cfg.decoupling_target != "secured":
+        # nothing to decouple; the adversary still joins the graph (DDP). (The secured memory
+        # goes on: its all-reduce needs every worker.)
         return sum(w.sum() for w in adversary[0]) * 0 if adversary is not None else logits[0].new_zeros(())
     rows = labels[plain]
-    if cfg.decoupling_target in CELL_TERMS:
+    if cfg.decoupling_target in ("cell", "secured"):
         seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
-        term = CELL_TERMS[cfg.decoupling_target]
-        return cfg.decoupling * term(seen, cell_codes(rows, layout), rows, layout)
+        codes = cell_codes(rows, layout)
+        if cfg.decoupling_target == "cell":
+            return cfg.decoupling * cell_spread(seen, codes)
+        if memory is None:
+            raise ValueError("the 'secured' decoupling term needs its SecuredMemory")
+        return cfg.decoupling * memory.term(seen, codes, rows)
     loss = logits[0].new_zeros(())
     for learn, confuse, s in zip(*adversary, layout.secured_index):
         loss = loss + F.cross_entropy(learn[plain], rows[:, s])

@@ -27,7 +27,7 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import decoupling_loss, uses_adversary
+from raypriv.mtk.decouple import SecuredMemory, decoupling_loss, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
@@ -123,8 +123,9 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
     return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
 
 
-def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen):
-    """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets."""
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, memory=None):
+    """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets;
+    ``memory``: the :class:`~raypriv.mtk.decouple.SecuredMemory` of the ``secured`` decoupling term."""
     import torch
     import torch.nn.functional as F
 
@@ -141,8 +142,15 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
-        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg)
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, memory=memory)
     return loss, correct, counted
+
+
+def secured_memory(layout: TaskLayout, mc: MtkConfig):
+    """The ``secured`` decoupling term's memory when training uses it, else ``None``."""
+    if mc.decoupling > 0 and mc.decoupling_target == "secured" and layout.secured and layout.unsecured_index:
+        return SecuredMemory(layout, steps=mc.decoupling_memory)
+    return None
 
 
 def train_loop(cfg: dict) -> None:
@@ -162,10 +170,13 @@ def train_loop(cfg: dict) -> None:
     inner = getattr(trainee, "module", trainee)
     opt = make_optimizer(trainee.parameters(), vc)
     images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
+    memory = secured_memory(layout, mc)
     state = restore(weights_only=False) or {"epoch": 0, "history": []}
     if "trainee" in state:
         inner.load_state_dict(state["trainee"])
         opt.load_state_dict(state["optim"])
+        if memory is not None and state.get("decoupler"):
+            memory.load_state_dict(state["decoupler"])
     device = next(inner.parameters()).device
     support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
     amplitude = cfg["key_amplitude"] / 255.0
@@ -188,7 +199,7 @@ def train_loop(cfg: dict) -> None:
                                            gen=target_gen)
             logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen)
+                                              gen=target_gen, memory=memory)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -201,7 +212,8 @@ def train_loop(cfg: dict) -> None:
             raise RayprivError(f"MTK training diverged in epoch {epoch + 1} (the loss is not finite); nothing "
                                f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
-                 "trainee": inner.state_dict(), "optim": opt.state_dict()}
+                 "trainee": inner.state_dict(), "optim": opt.state_dict(),
+                 "decoupler": memory.state_dict() if memory is not None else None}
         report(record_metrics(record), rank=worker.rank, state=state)
 
 

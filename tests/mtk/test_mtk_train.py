@@ -186,12 +186,12 @@ def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
     from raypriv.runtime import ResourceSpec
 
     small = subsets[0].subsample(0.1)
-    # decoupling on, so that its term also runs on the workers
+    # decoupling on, so that its term (and its memory's all-reduce) also runs on 2 workers
     config = MtkConfig(gate_attack_steps=0, decoupling=0.5,
                        train=dataclasses.replace(MtkConfig().train, epochs=1, lr=1e6))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
     with pytest.raises(RayprivError, match=r"diverged in epoch 1 .*lower train\.lr"):
-        train_mtk(small, keys, config=config, output=str(tmp_path / "m"), resources=ResourceSpec(workers=1),
+        train_mtk(small, keys, config=config, output=str(tmp_path / "m"), resources=ResourceSpec(workers=2),
                   progress=lambda line: None)
     assert not is_finished(str(tmp_path / "m"))
 
