@@ -11,8 +11,10 @@ model's accuracy with it.
 
 **Leakage** (un-keyed inputs): a logistic-regression probe learns each secured label from the
 model's un-keyed outputs, once from the unsecured heads' logits and once from every head's
-logits; it is fitted on half of the held-out rows (by id hash) and scored on the other half.
-Two references: the majority-class base rate, and the **irreducible** leakage, the same probe on
+logits. The probe is *cross-fitted*: the held-out rows fall into ``PROBE_FOLDS`` folds by id
+hash and each fold is scored by a probe fitted on the others, so every row is scored once (a
+half/half split scored half the rows: on the 792 validation rows of ``mnist5k-pairs``, ±2 points
+of noise at 20 % leakage). Two references: the majority-class base rate, and the **irreducible** leakage, the same probe on
 the *true* unsecured labels (one-hot): no model that answers the unsecured tasks correctly can
 hide that much. Leakage above it is what the model's outputs add, and what decoupling removes.
 """
@@ -30,8 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from raypriv.mtk.train import MtkModel
     from raypriv.runtime import ResourceSpec
 
-#: Salt of the id hash that splits held-out rows into probe-fitting and probe-scoring halves.
+#: Salt of the id hash that assigns held-out rows to the probe's folds.
 PROBE_SALT = "mtk-probe"
+#: Folds of the cross-fitted leakage probe (each row scored by a probe fitted on the others).
+PROBE_FOLDS = 5
 NO_KEY, ALL_KEYS = "none", "all"
 
 
@@ -132,23 +136,49 @@ def accuracy_table(scores: dict, layout) -> tuple[dict[str, dict[str, float]], d
     return table, locked
 
 
-def _probe(x_fit, y_fit, x_test, y_test) -> float:
+def probe_folds(ids, *, folds: int = PROBE_FOLDS) -> np.ndarray:
+    """The leakage probe's fold of each held-out row: an id hash, so a row keeps its fold across
+    models and conditions (every probe of a report is scored on the same rows)."""
+    from raypriv.hashing import id_uniform
+
+    return np.minimum((id_uniform(ids, seed=0, salt=PROBE_SALT) * folds).astype(int), folds - 1)
+
+
+def cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> float:
+    """Accuracy of a logistic-regression probe of ``y`` from ``x``, each fold scored by a probe fitted
+    on the other folds (standardized on them; a fit set with one class predicts that class).
+
+    >>> x = np.repeat(np.eye(3), 20, axis=0); y = np.repeat(np.arange(3), 20)
+    >>> cross_fitted(x, y, np.arange(60) % 5)                      # x tells y exactly
+    1.0
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    if len(np.unique(y_fit)) < 2:
-        return float((y_test == y_fit[0]).mean())
-    scaler = StandardScaler().fit(x_fit)
-    clf = LogisticRegression(max_iter=2000).fit(scaler.transform(x_fit), y_fit)
-    return float(clf.score(scaler.transform(x_test), y_test))
+    correct = 0
+    for f in np.unique(fold):
+        fit, test = fold != f, fold == f
+        if len(np.unique(y[fit])) < 2:
+            correct += int((y[test] == y[fit][0]).sum())
+            continue
+        scaler = StandardScaler().fit(x[fit])
+        clf = LogisticRegression(max_iter=2000).fit(scaler.transform(x[fit]), y[fit])
+        correct += int((clf.predict(scaler.transform(x[test])) == y[test]).sum())
+    return correct / max(len(y), 1)
+
+
+def majority_rate(y: np.ndarray, fold: np.ndarray) -> float:
+    """The base rate, cross-fitted like the probe: each fold guesses the other folds' majority class."""
+    correct = sum(int((y[fold == f] == np.bincount(y[fold != f]).argmax()).sum()) for f in np.unique(fold)
+                  if (fold != f).any())
+    return correct / max(len(y), 1)
 
 
 def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
     """Per secured task: probe accuracy from un-keyed unsecured logits, from all logits, and the
-    two references (majority base rate, irreducible: the probe on true unsecured labels)."""
-    from raypriv.hashing import id_uniform
-
-    fit = id_uniform(scores["id"], seed=0, salt=PROBE_SALT) < 0.5
+    two references (majority base rate, irreducible: the probe on true unsecured labels), all
+    cross-fitted on the same folds (:func:`cross_fitted`)."""
+    fold = probe_folds(scores["id"])
     heads = split_logits(scores[NO_KEY], layout)
     unsecured = layout.unsecured_index
     labels = scores["labels"]
@@ -157,13 +187,12 @@ def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
     out = {}
     for s in layout.secured_index:
         y = labels[:, s]
-        majority = float((y[~fit] == np.bincount(y[fit]).argmax()).mean())
         seen = np.concatenate([heads[i] for i in unsecured], axis=1) if unsecured else np.zeros((len(y), 1))
         out[layout.names[s]] = {
-            "base_rate": majority,
-            "irreducible": _probe(truth[fit], y[fit], truth[~fit], y[~fit]),
-            "from_unsecured_outputs": _probe(seen[fit], y[fit], seen[~fit], y[~fit]),
-            "from_all_outputs": _probe(scores[NO_KEY][fit], y[fit], scores[NO_KEY][~fit], y[~fit]),
+            "base_rate": majority_rate(y, fold),
+            "irreducible": cross_fitted(truth, y, fold),
+            "from_unsecured_outputs": cross_fitted(seen, y, fold),
+            "from_all_outputs": cross_fitted(scores[NO_KEY], y, fold),
         }
     return out
 

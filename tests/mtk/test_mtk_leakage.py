@@ -1,0 +1,50 @@
+"""The leakage probe of ``raypriv mtk evaluate``: cross-fitted over id-hash folds, so every
+held-out row is scored once, by a probe that never saw it."""
+import numpy as np
+
+from raypriv.mtk.config import TaskLayout
+from raypriv.mtk.evaluate import NO_KEY, PROBE_FOLDS, cross_fitted, leakage, majority_rate, probe_folds
+
+
+def test_every_row_is_scored_once_by_a_probe_fitted_on_the_others():
+    y = np.repeat(np.arange(3), 21)
+    x = np.eye(3)[y]
+    y_flipped = y.copy()
+    y_flipped[5] = 2                      # one row whose feature says 0: only that row is wrong
+    fold = np.arange(len(y)) % PROBE_FOLDS
+    # a half/half split would score ~31 rows: its figure could not be 62/63
+    assert cross_fitted(x, y_flipped, fold) == (len(y) - 1) / len(y)
+
+
+def test_the_probe_does_not_score_rows_it_was_fitted_on():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 150))       # unique rows, labels independent of them: memorisable only
+    y = rng.integers(0, 2, size=200)
+    assert abs(cross_fitted(x, y, probe_folds([f"r{i}" for i in range(200)])) - 0.5) < 0.12
+
+
+def test_folds_are_a_pure_balanced_function_of_the_ids():
+    ids = [f"img-{i}" for i in range(1000)]
+    fold = probe_folds(ids)
+    assert np.array_equal(fold, probe_folds(list(reversed(ids)))[::-1])
+    counts = np.bincount(fold, minlength=PROBE_FOLDS)
+    assert len(counts) == PROBE_FOLDS and counts.min() > 150
+
+
+def test_the_base_rate_guesses_the_other_folds_majority():
+    y = np.array([0] * 70 + [1] * 30)
+    assert majority_rate(y, np.arange(100) % 5) == 0.7
+
+
+def test_leakage_references_on_a_model_that_copies_the_true_unsecured_answers():
+    """Unsecured logits that are exactly the true unsecured labels leak exactly the irreducible level."""
+    rng = np.random.default_rng(1)
+    digit = rng.choice(10, size=600, p=np.arange(1, 11) / 55)     # no ties between the likeliest digits
+    parity = digit % 2
+    layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",))
+    logits = np.concatenate([rng.normal(size=(600, 10)), np.eye(2)[parity] * 5], axis=1)
+    report = leakage({"id": np.array([f"r{i}" for i in range(600)]), "labels": np.stack([digit, parity], 1),
+                      NO_KEY: logits}, layout)["digit"]
+    assert report["from_unsecured_outputs"] == report["irreducible"]
+    # the best guess knowing the parity: 8 or 9 (17 of 55 the likeliest digit alone gets: 10 of 55)
+    assert report["base_rate"] < 0.22 < 0.28 < report["irreducible"] < 0.4
