@@ -61,9 +61,7 @@ class MtkModel:
 
     def load_keys(self, path: str) -> "KeySet":
         """The key file at ``path``, refused unless it holds exactly this model's keys."""
-        from raypriv.mtk.keys import KeySet
-
-        from raypriv.mtk.keys import KeyFileError
+        from raypriv.mtk.keys import KeyFileError, KeySet
 
         if not self.layout.secured:
             raise KeyFileError(f"{self.path or 'this model'} secures no task (an ordinary multi-task model): "
