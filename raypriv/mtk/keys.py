@@ -17,6 +17,10 @@ Two forms (:class:`KeySpec`):
   secured task (tiled row by row from the top left, public like the form itself): the
   paper's picture of small symbols stamped on the image, ``patch_size²·C`` bits per key.
 
+A key must hold at least :data:`MIN_KEY_BITS` secret bits (an 8×8 patch on one channel):
+with fewer, an attacker could try every pattern, and the salted digest a model records would
+let them check each guess offline.
+
 The key file holds the patterns and stays with the key distributor: written with mode 0600,
 and refused on reading when anyone but its owner may read it. Nothing else holds a key:
 a model artifact records a salted hash of each key (:func:`key_digests`), so a key file
@@ -24,10 +28,10 @@ meant for another model is refused with a clear error, and :class:`KeySet`'s ``r
 tasks and form, never a pattern.
 
 >>> import numpy as np
->>> ks = KeySet.generate(("digit",), image_shape=(4, 4, 1), spec=KeySpec(amplitude=8))
+>>> ks = KeySet.generate(("digit",), image_shape=(8, 8, 1), spec=KeySpec(amplitude=8))
 >>> ks
-KeySet(tasks=('digit',), form='full', amplitude=8, image_shape=(4, 4, 1))
->>> keyed = ks.apply(np.full((2, 4, 4, 1), 100, np.uint8), ("digit",))
+KeySet(tasks=('digit',), form='full', amplitude=8, image_shape=(8, 8, 1))
+>>> keyed = ks.apply(np.full((2, 8, 8, 1), 100, np.uint8), ("digit",))
 >>> keyed.dtype, sorted(np.unique(keyed).tolist())
 (dtype('uint8'), [92, 108])
 """
@@ -51,6 +55,8 @@ __all__ = ["KEY_FORMS", "KeyFileError", "KeySet", "KeySpec", "apply_patterns", "
            "new_salt"]
 
 FORMAT = "raypriv-mtk-keys-v1"
+#: The fewest secret bits (random signs) a generated key may hold.
+MIN_KEY_BITS = 64
 
 
 class KeyFileError(RayprivError):
@@ -97,6 +103,12 @@ class KeySet:
         if len(set(tasks)) != len(tasks):
             raise ConfigError("secured tasks", f"each task once, got {tasks}")
         shape = tuple(int(v) for v in image_shape)
+        for i in range(len(tasks)):
+            bits = int(spec.support(i, shape).sum())
+            if bits < MIN_KEY_BITS:
+                raise ConfigError("key patch_size", f"a {spec.form} key on {shape} images holds {bits} secret bits, "
+                                                    f"fewer than {MIN_KEY_BITS}: an attacker could try every "
+                                                    "pattern; use a larger patch_size or form='full'")
         return cls({t: spec.random_pattern(i, shape) for i, t in enumerate(tasks)}, spec=spec, image_shape=shape)
 
     @property
@@ -150,15 +162,20 @@ class KeySet:
         that the keys are that model's."""
         path = os.path.abspath(os.path.expanduser(path))
         try:
-            st = os.stat(path)
+            f = open(path, "rb")
         except FileNotFoundError:
             raise KeyFileError(f"{path}: no such key file") from None
-        if os.name == "posix" and st.st_mode & 0o077:
-            raise KeyFileError(f"{path}: the key file may be read by others (mode {stat.filemode(st.st_mode)}); "
-                               f"keys are secrets: chmod 600 {path}")
+        except OSError as e:
+            raise KeyFileError(f"{path}: cannot open the key file ({e.strerror})") from None
+        with f:
+            # the mode of the file actually opened (a stat before the open could see another file)
+            st = os.fstat(f.fileno())
+            if os.name == "posix" and st.st_mode & 0o077:
+                raise KeyFileError(f"{path}: the key file may be read by others (mode {stat.filemode(st.st_mode)}); "
+                                   f"keys are secrets: chmod 600 {path}")
+            data = f.read()
         try:
-            with open(path, "rb") as f:
-                body = json.loads(f.read())
+            body = json.loads(data)
             if body.get("format") != FORMAT:
                 raise ValueError(f"format {body.get('format')!r}, expected {FORMAT!r}")
             spec = KeySpec(**body["spec"])

@@ -21,16 +21,29 @@ def test_full_keys_are_fresh_bounded_sign_patterns():
 
 
 def test_patch_keys_sit_in_their_own_square():
-    ks = KeySet.generate(("left", "right"), image_shape=SHAPE, spec=KeySpec(form="patch", amplitude=60, patch_size=7))
+    ks = KeySet.generate(("left", "right"), image_shape=SHAPE, spec=KeySpec(form="patch", amplitude=60, patch_size=8))
     left, right = ks.pattern("left"), ks.pattern("right")
-    assert np.count_nonzero(left) == 49 and np.count_nonzero(right) == 49
-    assert np.count_nonzero(left[:7, :7]) == 49 and np.count_nonzero(right[:7, 7:14]) == 49
+    assert np.count_nonzero(left) == 64 and np.count_nonzero(right) == 64
+    assert np.count_nonzero(left[:8, :8]) == 64 and np.count_nonzero(right[:8, 8:16]) == 64
     with pytest.raises(ConfigError, match="do not fit"):
-        KeySet.generate(tuple("abcdefghijklmnopq"), image_shape=SHAPE, spec=KeySpec(form="patch", patch_size=7))
+        KeySet.generate(tuple("abcdefghij"), image_shape=SHAPE, spec=KeySpec(form="patch", patch_size=8))
+
+
+def test_keys_too_small_to_resist_guessing_are_refused():
+    """A 7x7 patch holds 49 secret bits: few enough to try them all against the model (or, offline,
+    against the salted digest its manifest records)."""
+    with pytest.raises(ConfigError, match="holds 49 secret bits, fewer than 64"):
+        KeySet.generate(("digit",), image_shape=SHAPE, spec=KeySpec(form="patch", patch_size=7))
+    with pytest.raises(ConfigError, match="holds 16 secret bits"):
+        KeySet.generate(("digit",), image_shape=(4, 4, 1))
+    colour = KeySet.generate(("digit",), image_shape=(16, 16, 3), spec=KeySpec(form="patch", patch_size=5))
+    assert np.count_nonzero(colour.pattern("digit")) == 75               # 5x5x3 bits: enough
 
 
 def test_keys_apply_to_uint8_images_clip_and_combine():
-    ks = KeySet.generate(("a", "b"), image_shape=(2, 2, 1), spec=KeySpec(amplitude=100))
+    rng = np.random.default_rng(0)            # tiny hand-made patterns: generate() refuses keys this small
+    ks = KeySet({t: rng.integers(-100, 101, size=(2, 2, 1)) for t in "ab"}, spec=KeySpec(amplitude=100),
+                image_shape=(2, 2, 1))
     images = np.array([[[[0], [128]], [[250], [5]]]], dtype=np.uint8)
     both = ks.apply(images)
     expected = np.clip(images.astype(int) + ks.pattern("a") + ks.pattern("b"), 0, 255)
@@ -71,5 +84,5 @@ def test_a_key_file_of_another_model_is_refused(tmp_path):
 
 
 def test_nothing_but_the_key_file_shows_a_pattern():
-    ks = KeySet.generate(("digit",), image_shape=(2, 2, 1), spec=KeySpec(amplitude=7))
-    assert repr(ks) == str(ks) == "KeySet(tasks=('digit',), form='full', amplitude=7, image_shape=(2, 2, 1))"
+    ks = KeySet.generate(("digit",), image_shape=(8, 8, 1), spec=KeySpec(amplitude=7))
+    assert repr(ks) == str(ks) == "KeySet(tasks=('digit',), form='full', amplitude=7, image_shape=(8, 8, 1))"
