@@ -136,10 +136,7 @@ def audit_keys(model: "MtkModel", held_out: "Corpus", spec: "KeySpec", *, config
     scored = id_uniform(rows["id"], seed=config.seed, salt=AUDIT_SALT) >= 0.5
     pool = _rows(attacker, {t: column_of(attacker.info, t) for t in layout.secured}) if attacker is not None \
         else {k: v[~scored] for k, v in rows.items()}
-    largest = max(config.sizes)
-    if len(pool["id"]) < largest:
-        raise ConfigError("audit sizes", f"the attacker's pool has {len(pool['id'])} labeled images, fewer than "
-                                         f"{largest}; pass a larger attacker corpus or smaller sizes")
+    sizes = attacker_sizes(config.sizes, len(pool["id"]))
     order = np.random.default_rng(config.seed).permutation(len(pool["id"]))
     report: dict[str, Any] = {}
     for j, (task, head) in enumerate(zip(layout.secured, layout.secured_index)):
@@ -148,12 +145,31 @@ def audit_keys(model: "MtkModel", held_out: "Corpus", spec: "KeySpec", *, config
                   "steps": config.steps, "batch_size": config.batch_size, "attacker_order": order,
                   "attacker_images": pool["image"], "attacker_labels": pool[task],
                   "scored_images": rows["image"][scored], "scored_labels": rows[task][scored]}
-        jobs = ray.data.from_items([{"size": n, "restart": r} for n in config.sizes for r in range(config.restarts)])
+        jobs = ray.data.from_items([{"size": n, "restart": r} for n in sizes for r in range(config.restarts)])
         found = run(pool_map(jobs, KeyRecovery, resources=resources, batch_size=1, shared=shared),
                     lambda d: d.take_all())
-        report[task] = {str(n): _summarize([f for f in found if int(f["size"]) == n]) for n in config.sizes}
-    return {"attacker": "held-out half" if attacker is None else attacker.info.source,
-            "scored_rows": int(scored.sum()), "config": dataclasses.asdict(config), "tasks": report}
+        report[task] = {str(n): _summarize([f for f in found if int(f["size"]) == n]) for n in sizes}
+    out = {"attacker": "held-out half" if attacker is None else attacker.info.source,
+           "attacker_pool": int(len(pool["id"])), "scored_rows": int(scored.sum()),
+           "config": dataclasses.asdict(config), "tasks": report}
+    if sizes != config.sizes:
+        out["note"] = (f"the attacker's pool holds {len(pool['id'])} labeled images: sizes {list(config.sizes)} were "
+                       f"audited as {list(sizes)} (pass a larger attacker corpus for the rest)")
+    return out
+
+
+def attacker_sizes(requested: tuple[int, ...], pool: int) -> tuple[int, ...]:
+    """The attacker sizes an audit can run with a pool of ``pool`` labeled images: each requested
+    size, capped at the pool (the whole pool stands in for every larger size, once).
+
+    >>> attacker_sizes((100, 1000), 500)
+    (100, 500)
+    >>> attacker_sizes((100, 1000, 2000), 50)
+    (50,)
+    """
+    if pool < 1:
+        raise ConfigError("audit attacker", "the attacker's pool holds no labeled images")
+    return tuple(dict.fromkeys(min(n, pool) for n in requested))
 
 
 def _summarize(found: list[dict]) -> dict[str, float]:

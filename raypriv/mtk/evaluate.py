@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raypriv.errors import ConfigError
 from raypriv.runtime.pool import PoolWorker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,6 +207,12 @@ def evaluate_mtk(model: "MtkModel", test: "Corpus", keys: "KeySet | None", *, re
     counterpart secures."""
     import dataclasses
 
+    unknown = sorted(set(leakage_of or ()) - set(model.layout.names))
+    if unknown:
+        raise ConfigError("leakage_of", f"unknown task(s) {unknown}; the model's tasks are {list(model.layout.names)}")
+    model.check_corpus(test)
+    if keys is not None:
+        model.check_keys(keys)
     scores = score(model, test, keys, resources=resources, seed=seed)
     accuracy, locked = accuracy_table(scores, model.layout)
     leak_layout = model.layout if leakage_of is None else dataclasses.replace(model.layout, secured=tuple(leakage_of))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from raypriv.configs import setting
+from raypriv.errors import ConfigError
 from raypriv.jobs.base import Job, Outcome
 from raypriv.jobs.registry import register_group, register_job
 from raypriv.jobs.stages import ReportStage, Stage, run_stages
@@ -42,7 +43,7 @@ class MtkKeysJob(Job):
         from raypriv.mtk.config import task_layout
         from raypriv.mtk.keys import KeySet
 
-        corpus = load_corpus(self.source, validate=False)
+        corpus = load_corpus(self.source)     # validated: no key is written for a corpus training would refuse
         layout = task_layout(corpus.info, secured=self.secured or None)
         keys = KeySet.generate(layout.secured, image_shape=corpus.info.image_shape, spec=self.key)
         path = keys.save(self.output, overwrite=self.overwrite)
@@ -60,7 +61,8 @@ class MtkTrainJob(Stage):
     LOCAL_PATHS = ("output", "keys")
     what = "MTK model"
     source: str = setting(positional=True, help=SOURCE_HELP)
-    keys: str = setting(help="key file written by `raypriv mtk keys`")
+    keys: str | None = setting(None, help="key file written by `raypriv mtk keys` (without: the ordinary "
+                                          "multi-task model of the same recipe, the baseline MTK is compared with)")
     output: str = setting(short="-o", help="model directory")
     split: str = setting("train", help="split of the source to train on")
     overwrite: bool = setting(False, help="replace a finished model")
@@ -71,7 +73,9 @@ class MtkTrainJob(Stage):
         from raypriv.mtk.keys import KeySet
         from raypriv.mtk.train import train_mtk
 
-        keys = KeySet.load(self.keys)
+        keys = KeySet.load(self.keys) if self.keys else None
+        if keys is None:
+            reporter("no key file: training the ordinary multi-task model (no task secured)")
         model = train_mtk(load_corpus(self.source, split=self.split), keys, config=self.mtk, output=self.output,
                           resources=self.cluster(), overwrite=self.overwrite, progress=reporter)
         return Outcome(artifacts={"model": model.path, "manifest": f"{model.path}/manifest.json"},
@@ -94,8 +98,12 @@ class MtkEvaluateJob(ReportStage):
     files = {"table": "report.txt"}
     model: str = setting(positional=True, help="model directory written by `raypriv mtk train`")
     source: str = setting(positional=True, help="held-out multi-task corpus spec (its test split by default)")
-    keys: str = setting(help="the model's key file (refused unless it holds this model's keys)")
+    keys: str | None = setting(None, help="the model's key file (refused unless it holds this model's keys; "
+                                          "none for an ordinary multi-task model)")
     output: str = setting(short="-o", help="report directory (report.json, report.txt, manifest.json)")
+    leakage_of: tuple[str, ...] = setting((), help="tasks whose leakage through the other heads is measured "
+                                                   "(default: the secured ones; for an ordinary model, name the "
+                                                   "tasks its MTK counterpart secures)")
     split: str = setting("test", help="split of the source to evaluate on")
     seed: int = setting(0, help="seeds the forged keys")
     audit: AuditConfig | None = setting(default_factory=AuditConfig,
@@ -114,11 +122,16 @@ class MtkEvaluateJob(ReportStage):
         from raypriv.mtk.train import load_model
 
         model = load_model(self.model)
-        keys = model.load_keys(self.keys)
+        if model.layout.secured and not self.keys:
+            raise ConfigError("keys", f"{self.model} secures {', '.join(model.layout.secured)}: pass its key file")
+        keys = model.load_keys(self.keys) if self.keys else None
         test = load_corpus(self.source, split=self.split)
         reporter(f"scoring {test.info.num_rows:,} images of {test.info.source} under every key condition")
-        report = evaluate_mtk(model, test, keys, resources=self.cluster(), seed=self.seed)
-        if self.audit is not None:
+        report = evaluate_mtk(model, test, keys, resources=self.cluster(), seed=self.seed,
+                              leakage_of=self.leakage_of or None)
+        if self.audit is not None and keys is None:
+            reporter("no key: the key-recovery audit is skipped (an ordinary model has no gate to attack)")
+        elif self.audit is not None:
             from raypriv.mtk.audit import audit_keys
 
             reporter(f"key-recovery audit: attackers with {', '.join(map(str, self.audit.sizes))} labeled images, "
@@ -131,7 +144,7 @@ class MtkEvaluateJob(ReportStage):
         os.makedirs(self.output, exist_ok=True)
         write_text_atomic(os.path.join(self.output, "report.txt"), table + "\n")
         params = {"model": model.path, "seed": self.seed, "audit": None if self.audit is None else
-                  dataclasses.asdict(self.audit), "attacker": self.attacker}
+                  dataclasses.asdict(self.audit), "attacker": self.attacker, "leakage_of": list(self.leakage_of)}
         finish_report(self.output, report, method="mtk-evaluate", params=params,
                       input_fingerprint=test.keyed_fingerprint(), files=("report.txt",))
         return self.collect()
@@ -189,6 +202,12 @@ class MtkPipelineJob(Job):
         import os
 
         if not os.path.exists(self.keys):
+            from raypriv.data import load_corpus
+            from raypriv.mtk.config import task_layout
+
+            # the settings training would refuse fail here, before a key file is written
+            task_layout(load_corpus(self.source, validate=False).info, tasks=self.mtk.tasks,
+                        secured=self.secured or None)
             MtkKeysJob(source=self.source, output=self.keys, secured=self.secured, key=self.key).execute(reporter)
         common = {"resources": self.resources}
         model, report = (os.path.join(self.output, s) for s in ("model", "eval"))

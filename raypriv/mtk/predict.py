@@ -33,9 +33,15 @@ def predict(model: "MtkModel", images: np.ndarray, keys: "KeySet | None" = None)
     a secured task without its key answers :data:`LOCKED` (models trained with ``target="locked"``)."""
     import torch
 
+    from raypriv.errors import ConfigError
     from raypriv.models import to_float_nchw
 
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != model.image_shape:
+        raise ConfigError("images", f"must be uint8 (B, H, W, C) with H, W, C = {model.image_shape} (the model's), "
+                                    f"got {images.dtype} {tuple(images.shape)}")
     if keys is not None:
+        model.check_keys(keys)
         images = keys.apply(images)
     net = model.build("cpu")
     with torch.no_grad():
@@ -49,10 +55,9 @@ def predict_corpus(model: "MtkModel", corpus: "Corpus", keys: "KeySet | None", *
     from raypriv.runtime.execute import run
     from raypriv.runtime.pool import pool_map
 
-    from raypriv.data.validate import check_same_shape
-
-    if tuple(corpus.info.image_shape) != tuple(model.image_shape):
-        check_same_shape(corpus.info.source, corpus.info.image_shape, "the model's images", model.image_shape)
+    model.check_corpus(corpus, labels=False)
+    if keys is not None:
+        model.check_keys(keys)
     ds = pool_map(corpus.ds, MtkScorer, resources=resources, batch_size=256,
                   shared={"payload": model.payload, "conditions": {"chosen": keys.patterns() if keys else []}},
                   options={"columns": ("label",)})

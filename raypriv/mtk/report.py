@@ -34,4 +34,6 @@ def format_audit(audit: dict) -> str:
     for task, by_size in audit["tasks"].items():
         for n, v in by_size.items():
             lines.append(f"{task:<14} {n:>15}   {v['unlocked']:>8.1%}   {v['best']:>10.1%}   {v['locked']:>14.1%}")
+    if audit.get("note"):
+        lines.append(f"note: {audit['note']}")
     return "\n".join(lines)

@@ -6,7 +6,9 @@ The driver checks the key file against the tasks, expands the training set
 shard (split by a hash of the expanded row ids). Each epoch every worker checkpoints (rank 0
 writes) the network, the adversary and the optimizer, so an interrupted run re-submitted with
 the same output resumes from the last finished epoch (``OUTPUT.checkpoints``, removed when the
-model is written).
+model is written). A checkpoint carries the run's fingerprint (:func:`run_fingerprint`: the
+settings, the workers, the keyed fingerprint of the data and a digest of the keys); a re-run
+with other settings, data or keys is refused instead of silently continuing the old weights.
 
 Output directory (:class:`MtkModel`)::
 
@@ -20,6 +22,7 @@ Output directory (:class:`MtkModel`)::
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import shutil
 import time
@@ -67,6 +70,30 @@ class MtkModel:
             raise KeyFileError(f"{self.path or 'this model'} secures no task (an ordinary multi-task model): "
                                "it takes no key file")
         return KeySet.load(path, digests=self.manifest["key_digests"], salt=self.manifest["key_salt"])
+
+    def check_keys(self, keys: "KeySet") -> None:
+        """Raise :class:`~raypriv.mtk.keys.KeyFileError` unless ``keys`` are this model's keys."""
+        from raypriv.mtk.keys import check_digests
+
+        check_digests(keys, digests=self.manifest["key_digests"], salt=self.manifest["key_salt"],
+                      path=f"the keys given to {self.path or 'this model'}")
+
+    def check_corpus(self, corpus: "Corpus", *, labels: bool = True) -> None:
+        """Raise a clear error unless ``corpus`` has this model's image shape and (``labels``) every
+        task of the model with its class count: before any work, not deep inside a Ray actor."""
+        from raypriv.data.validate import check_same_shape
+        from raypriv.errors import ConfigError
+
+        info = corpus.info
+        if tuple(info.image_shape) != self.image_shape:
+            check_same_shape(info.source, info.image_shape, "the model's images", self.image_shape)
+        if not labels:
+            return
+        found = task_layout(info, tasks=self.layout.names, secured=())
+        wrong = [f"{t}: {k} classes, the model's {m}" for t, k, m in zip(self.layout.names, found.num_classes,
+                                                                           self.layout.num_classes) if k != m]
+        if wrong:
+            raise ConfigError("tasks", f"{info.source} does not match the model: {'; '.join(wrong)}")
 
     def save(self, output: str, *, overwrite: bool = False) -> str:
         import torch
@@ -123,11 +150,13 @@ def model_kwargs(info, layout: TaskLayout) -> dict:
 
 def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, output: str,
               resources: "ResourceSpec | None" = None, overwrite: bool = False, max_failures: int = 0,
-              progress: Callable[[str], None] = print) -> MtkModel:
+              progress: Callable[[str], None] = print, epoch_hook: Callable | None = None) -> MtkModel:
     """Train an MTK model on ``train`` with ``keys`` and save it to ``output`` (see the module docstring).
 
     ``keys=None`` trains the ordinary multi-task model of the same recipe (no task secured, no
-    expansion): the baseline MTK's keyed and unsecured accuracy and its leakage are compared with."""
+    expansion): the baseline MTK's keyed and unsecured accuracy and its leakage are compared with.
+    ``epoch_hook``, a picklable ``hook(*, epoch, rank)``, runs on every worker after each epoch's
+    checkpoint: a place to watch or interrupt training (the resume test raises there)."""
     from raypriv.manifest import build_manifest, is_finished
     from raypriv.models import ModelPayload, build_model
     from raypriv.mtk.expand import expand_corpus
@@ -165,8 +194,13 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
                 "key_support": support.astype(np.uint8).tolist(), "key_amplitude": keys.spec.amplitude,
                 "columns": list(columns), "rows_per_epoch": max(1, rows // resources.workers),
                 "batch_per_worker": max(1, config.train.batch_size // resources.workers)}
+    loop_cfg["run"] = run_fingerprint(loop_cfg, workers=resources.workers, data=train.keyed_fingerprint(),
+                                      keys=keys)
+    loop_cfg.update(epoch_hook=epoch_hook, checkpoints=default_checkpoint_dir(output))
     from raypriv.mtk.worker import train_loop
 
+    if glob.glob(os.path.join(loop_cfg["checkpoints"], RUN_NAME, "checkpoint_*")):
+        progress(f"resuming the interrupted run in {loop_cfg['checkpoints']} (from its last finished epoch)")
     result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=default_checkpoint_dir(output),
                  name=RUN_NAME, datasets={"train": expanded}, max_failures=max_failures, what="MTK training")
     state = load_checkpoint(result, weights_only=False)
@@ -191,6 +225,30 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     shutil.rmtree(default_checkpoint_dir(output), ignore_errors=True)
     progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
     return model
+
+
+def run_fingerprint(loop_cfg: dict, *, workers: int, data: str, keys: "KeySet") -> str:
+    """What a checkpoint must match to be resumed: a SHA-256 of the loop settings, the worker
+    count (each worker's shard and random streams depend on it), the keyed fingerprint of the
+    training data and an HMAC of each key under a fixed public salt (a key holds at least
+    :data:`~raypriv.mtk.keys.MIN_KEY_BITS` random bits, so the digest reveals nothing usable).
+
+    >>> from raypriv.mtk.keys import KeySet
+    >>> keys = KeySet.generate(("digit",), image_shape=(8, 8, 1))
+    >>> a = run_fingerprint({"lr": 0.02}, workers=2, data="d", keys=keys)
+    >>> a == run_fingerprint({"lr": 0.02}, workers=2, data="d", keys=keys)
+    True
+    >>> a == run_fingerprint({"lr": 0.02}, workers=2, data="d", keys=KeySet.generate(("digit",), image_shape=(8, 8, 1)))
+    False
+    """
+    import hashlib
+    import json
+
+    from raypriv.mtk.keys import key_digests
+
+    body = {"loop": loop_cfg, "workers": workers, "data": data,
+            "keys": key_digests(keys, salt=hashlib.sha256(b"raypriv-mtk-resume").hexdigest())}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def unformed_gates(history: list[dict], layout: TaskLayout) -> list[str]:

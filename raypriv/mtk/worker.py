@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any
 
-from raypriv.errors import RayprivError
+from raypriv.errors import ArtifactError, RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
 from raypriv.mtk.decouple import SecuredMemory, decoupling_loss, uses_adversary
 
@@ -172,6 +172,10 @@ def train_loop(cfg: dict) -> None:
     images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
     memory = secured_memory(layout, mc)
     state = restore(weights_only=False) or {"epoch": 0, "history": []}
+    if "trainee" in state and state.get("run") != cfg["run"]:
+        raise ArtifactError(f"{cfg['checkpoints']} holds an interrupted MTK run (after epoch {state['epoch']}) of "
+                            "other settings, data or keys: re-run with the ones it was started with to resume "
+                            "it, or remove that directory to start afresh")
     if "trainee" in state:
         inner.load_state_dict(state["trainee"])
         opt.load_state_dict(state["optim"])
@@ -213,8 +217,10 @@ def train_loop(cfg: dict) -> None:
                                f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
                  "trainee": inner.state_dict(), "optim": opt.state_dict(),
-                 "decoupler": memory.state_dict() if memory is not None else None}
+                 "decoupler": memory.state_dict() if memory is not None else None, "run": cfg["run"]}
         report(record_metrics(record), rank=worker.rank, state=state)
+        if cfg.get("epoch_hook") is not None:
+            cfg["epoch_hook"](epoch=epoch + 1, rank=worker.rank)
 
 
 def hardening_on(history: list[dict], layout: TaskLayout, mc: MtkConfig) -> bool:
