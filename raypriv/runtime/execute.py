@@ -8,6 +8,15 @@ True
 >>> err.__cause__ = DataError("mixed image sizes", item="train/b/big.png")
 >>> print(find_raypriv_error(err))
 train/b/big.png: mixed image sizes
+
+When Ray flattened the error into text, the class is rebuilt from the trace line:
+
+>>> found = find_raypriv_error(RuntimeError("Traceback ... raypriv.errors.ArtifactError: out.checkpoints holds a run"))
+>>> type(found).__name__, str(found)
+('ArtifactError', 'out.checkpoints holds a run')
+>>> found = find_raypriv_error(RuntimeError("raypriv.errors.ConfigError: invalid lr: must be > 0, got 0"))
+>>> type(found).__name__, found.field
+('ConfigError', 'lr')
 """
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ from raypriv.errors import DataError, RayprivError
 
 # The last "raypriv.errors.<Name>: <message>" line of a traceback Ray flattened into text.
 _TRACE_LINE = re.compile(r"raypriv\.errors\.(\w+): (.*)")
+_CONFIG_MESSAGE = re.compile(r"invalid (.+?): (.*)", re.S)
 # Ray Data appends "\nFailed to apply UDF transform after 1/1 attempts ..." to messages.
 _RETRY_SUFFIX = re.compile(r"\nFailed to .*? after \d+/\d+ attempts.*", re.S)
 
@@ -54,9 +64,14 @@ def _from_text(text: str) -> RayprivError | None:
         return None
     cls = getattr(errors, found.group(1), None)
     msg = found.group(2).strip()
-    if isinstance(cls, type) and issubclass(cls, DataError):
+    if not (isinstance(cls, type) and issubclass(cls, RayprivError)):
+        return RayprivError(msg)
+    if issubclass(cls, DataError):
         return DataError(msg)
-    return RayprivError(msg)
+    if issubclass(cls, errors.ConfigError):
+        parts = _CONFIG_MESSAGE.match(msg)
+        return errors.ConfigError(parts.group(1), parts.group(2)) if parts else RayprivError(msg)
+    return cls(msg)
 
 
 def find_raypriv_error(exc: BaseException) -> RayprivError | None:
