@@ -16,13 +16,15 @@ def test_readme_mtk_commands_build_their_jobs():
     from raypriv.cli import get_args_parser, job_from_args
 
     commands = readme_mtk_commands()
-    assert [c[2] for c in commands] == ["keys", "train", "evaluate", "predict", "predict", "pipeline"]
+    assert [c[2] for c in commands] == ["keys", "train", "evaluate", "predict", "predict", "pipeline", "train",
+                                        "evaluate"]
     jobs = [job_from_args(get_args_parser().parse_args(c[1:])) for c in commands]
     assert [j.name for j in jobs] == ["mtk.keys", "mtk.train", "mtk.evaluate", "mtk.predict", "mtk.predict",
-                                      "mtk.pipeline"]
+                                      "mtk.pipeline", "mtk.train", "mtk.evaluate"]
     assert jobs[0].secured == ("digit",) and jobs[1].mtk.decoupling == 1
     assert jobs[3].keys is None and jobs[4].keys == "secret/digit.keys"
     assert jobs[2].audit is not None                    # the audit is part of evaluate by default
+    assert jobs[6].keys is None and jobs[7].keys is None and jobs[7].leakage_of == ("digit",)   # the ordinary model
 
 
 def test_the_smoke_config_parses_and_bad_keys_are_named():
