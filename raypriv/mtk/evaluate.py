@@ -14,9 +14,9 @@ model's un-keyed outputs, once from the unsecured heads' logits and once from ev
 logits. The probe is *cross-fitted*: the held-out rows fall into ``PROBE_FOLDS`` folds by id
 hash and each fold is scored by a probe fitted on the others, so every row is scored once (a
 half/half split scored half the rows: on the 792 validation rows of ``mnist5k-pairs``, ±2 points
-of noise at 20 % leakage). Two references: the majority-class base rate, and the **irreducible** leakage, the same probe on
-the *true* unsecured labels (one-hot): no model that answers the unsecured tasks correctly can
-hide that much. Leakage above it is what the model's outputs add, and what decoupling removes.
+of noise at 20 % leakage). Two references: the majority-class base rate, and the
+**irreducible** leakage, the same probe on the *true* unsecured labels (one-hot): no model that
+answers the unsecured tasks correctly can hide that much. Leakage above it is what the model's outputs add, and what decoupling removes.
 """
 from __future__ import annotations
 

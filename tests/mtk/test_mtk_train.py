@@ -43,7 +43,8 @@ def pipeline(ray_local, subsets, tmp_path_factory):
     job = MtkPipelineJob.from_dict({
         "source": f"parquet:{root / 'tasks'}", "keys": str(root / "digit.keys"),
         "output": str(root / "run"),
-        "mtk": {"gate_attack_steps": 0, "train": {"epochs": EPOCHS}}, "audit": {"sizes": [100, 5000], "steps": 10, "restarts": 1},
+        "mtk": {"gate_attack_steps": 0, "train": {"epochs": EPOCHS}},
+        "audit": {"sizes": [100, 5000], "steps": 10, "restarts": 1},
         "resources": {"workers": 2}})
     outcome = job.run(reporter=reporter)
     return {"root": root, "outcome": outcome, "log": "\n".join(reporter.lines), "job": job}
