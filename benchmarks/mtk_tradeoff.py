@@ -4,6 +4,7 @@ key-recovery audit, and training throughput with 1 and 2 Ray Train workers.
     python benchmarks/mtk_tradeoff.py --dataset mnist5k-tasks                     # validation split
     python benchmarks/mtk_tradeoff.py --dataset mnist5k-pairs --lambdas 0,0.3,1,3
     python benchmarks/mtk_tradeoff.py --dataset mnist5k-tasks --parts throughput
+    python benchmarks/mtk_tradeoff.py --merge bench-out/a.json,bench-out/b.json   # one table and PNG
 
 Parts (``--parts``, comma-separated):
 
@@ -61,8 +62,35 @@ def get_args_parser():
     p.add_argument("--audit-sizes", default="100,1000")
     p.add_argument("--audit-steps", type=int, default=100)
     p.add_argument("--audit-restarts", type=int, default=4)
+    p.add_argument("--merge", default="", help="comma-separated result JSONs of earlier tradeoff runs (one view): "
+                                              "their models in one table with seed means and one PNG; trains nothing")
     add_holdout_args(p)
     return p
+
+
+def merge(paths: list[str]) -> None:
+    """The tradeoff table, seed means and PNG of the models of several earlier runs (runs split
+    across invocations: seeds or λ values added later)."""
+    import json
+
+    from common import save_result
+
+    runs = [json.load(open(p)) for p in paths]
+    if len({r["args"]["dataset"] for r in runs}) != 1:
+        raise SystemExit("--merge: the runs are of different views")
+    first = runs[0]
+    secured, unsecured = first["secured"], first["unsecured"]
+    models = [dict(m, tag=f"{m['tag']}@{os.path.basename(p)}") for r, p in zip(runs, paths) for m in r["models"]]
+    rows = [summary_row(m, secured, unsecured) for m in models]
+    print_table(rows)
+    print("mean over runs of the same model and λ:")
+    means = seed_means([dict(r, model=r["model"].split("@")[0]) for r in rows])
+    print_table(means)
+    result = {"merged": paths, "secured": secured, "unsecured": unsecured, "table": rows, "table_seed_means": means}
+    path = save_result(f"mtk_tradeoff-{first['args']['dataset']}-merged", result)
+    result["png"] = path.replace(".json", ".png")
+    plot(means, result["png"], f"{first['args']['dataset']}: {secured} secured, {len(paths)} runs merged")
+    print(f"trade-off plot: {result['png']}\nwrote {save_result('', result, path=path)}")
 
 
 def seeds_of(args) -> list[int]:
@@ -282,4 +310,5 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cli = get_args_parser().parse_args()
+    merge(cli.merge.split(",")) if cli.merge else main(cli)
