@@ -199,8 +199,7 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     loop_cfg.update(epoch_hook=epoch_hook, checkpoints=default_checkpoint_dir(output))
     from raypriv.mtk.worker import train_loop
 
-    if glob.glob(os.path.join(loop_cfg["checkpoints"], RUN_NAME, "checkpoint_*")):
-        progress(f"resuming the interrupted run in {loop_cfg['checkpoints']} (from its last finished epoch)")
+    interrupted_run(loop_cfg["checkpoints"], loop_cfg["run"], overwrite=overwrite, progress=progress)
     result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=default_checkpoint_dir(output),
                  name=RUN_NAME, datasets={"train": expanded}, max_failures=max_failures, what="MTK training")
     state = load_checkpoint(result, weights_only=False)
@@ -225,6 +224,29 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     shutil.rmtree(default_checkpoint_dir(output), ignore_errors=True)
     progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
     return model
+
+
+def interrupted_run(checkpoints: str, run: str, *, overwrite: bool, progress: Callable[[str], None]) -> None:
+    """Decide what happens to an interrupted run's checkpoints before training: resumed when they
+    carry this run's fingerprint; otherwise discarded with ``overwrite``, else refused (the
+    workers would continue the old weights under other settings, data or keys)."""
+    from raypriv.runtime.train import STATE_FILE
+
+    found = sorted(glob.glob(os.path.join(checkpoints, RUN_NAME, "checkpoint_*", STATE_FILE)))
+    if not found:
+        return
+    import torch
+
+    state = torch.load(found[-1], map_location="cpu", weights_only=False)
+    if state.get("run") == run:
+        progress(f"resuming the interrupted run in {checkpoints} after epoch {state['epoch']}")
+        return
+    if not overwrite:
+        raise ArtifactError(f"{checkpoints} holds an interrupted MTK run (after epoch {state['epoch']}) of other "
+                            "settings, data or keys: re-run with the ones it was started with to resume it, pass "
+                            "overwrite=True (--overwrite) to discard it, or remove that directory")
+    progress(f"discarding the interrupted run in {checkpoints} (other settings, data or keys; overwrite)")
+    shutil.rmtree(checkpoints)
 
 
 def run_fingerprint(loop_cfg: dict, *, workers: int, data: str, keys: "KeySet") -> str:

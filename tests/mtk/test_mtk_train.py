@@ -242,11 +242,32 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
         train_mtk(small, other, config=config, output=out, resources=two, progress=lambda line: None)
     lines = []
     train_mtk(small, keys, config=config, output=out, resources=two, progress=lines.append)
-    assert any(line.startswith("resuming the interrupted run") for line in lines)
+    assert f"resuming the interrupted run in {default_checkpoint_dir(out)} after epoch {len(before)}" in lines
     history = load_model(out).manifest["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[:len(before)] == before                  # carried over, wall times and all
     assert not os.path.exists(default_checkpoint_dir(out))
+
+
+def test_overwrite_discards_an_interrupted_run_of_other_keys(tmp_path):
+    """What a re-run with ``overwrite`` does to checkpoints it cannot resume (the decision is the
+    driver's, before any worker starts)."""
+    import torch
+
+    from raypriv.errors import ArtifactError
+    from raypriv.mtk.train import RUN_NAME, interrupted_run
+
+    ckpt = tmp_path / "m.checkpoints"
+    (ckpt / RUN_NAME / "checkpoint_1").mkdir(parents=True)
+    torch.save({"epoch": 2, "run": "old"}, ckpt / RUN_NAME / "checkpoint_1" / "state.pt")
+    lines = []
+    interrupted_run(str(ckpt), "old", overwrite=False, progress=lines.append)
+    assert lines == [f"resuming the interrupted run in {ckpt} after epoch 2"]
+    with pytest.raises(ArtifactError, match="after epoch 2.*pass overwrite=True"):
+        interrupted_run(str(ckpt), "new", overwrite=False, progress=lines.append)
+    assert ckpt.exists()
+    interrupted_run(str(ckpt), "new", overwrite=True, progress=lines.append)
+    assert not ckpt.exists() and lines[-1].startswith("discarding the interrupted run")
 
 
 def test_a_corpus_or_images_that_do_not_fit_the_model_are_refused_before_any_work(pipeline, subsets, tmp_path):
