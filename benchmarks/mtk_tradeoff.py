@@ -139,8 +139,10 @@ def summary_row(entry: dict, secured: str, unsecured: list[str]) -> dict:
            f"{secured} forged": acc.get(f"forged:{secured}", {}).get(secured)}
     row.update({f"{t} (un-keyed)": acc["none"][t] for t in unsecured})
     row["unsecured mean"] = sum(acc["none"][t] for t in unsecured) / len(unsecured)
-    row.update({"leak: unsecured outputs": leak["from_unsecured_outputs"], "leak: all outputs":
-                leak["from_all_outputs"], "irreducible": leak["irreducible"], "base rate": leak["base_rate"]})
+    row.update({"leak: unsecured outputs": leak["from_unsecured_outputs"],
+                "leak: unsecured answers": leak.get("from_unsecured_answers"),      # None in runs before 12-07
+                "leak: all outputs": leak["from_all_outputs"], "irreducible": leak["irreducible"],
+                "base rate": leak["base_rate"]})
     return row
 
 

@@ -10,8 +10,8 @@ at chance without its key and with a forged or another task's key, and near the 
 model's accuracy with it.
 
 **Leakage** (un-keyed inputs): a logistic-regression probe learns each secured label from the
-model's un-keyed outputs, once from the unsecured heads' logits and once from every head's
-logits. The probe is *cross-fitted*: the held-out rows fall into ``PROBE_FOLDS`` folds by id
+model's un-keyed outputs: from the unsecured heads' logits, from their answers alone (one-hot:
+what :func:`raypriv.mtk.predict.predict` returns) and from every head's logits. The probe is *cross-fitted*: the held-out rows fall into ``PROBE_FOLDS`` folds by id
 hash and each fold is scored by a probe fitted on the others, so every row is scored once (a
 half/half split scored half the rows: on the 792 validation rows of ``mnist5k-pairs``, ±2 points
 of noise at 20 % leakage). Two references: the majority-class base rate, and the
@@ -176,8 +176,8 @@ def majority_rate(y: np.ndarray, fold: np.ndarray) -> float:
 
 
 def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
-    """Per secured task: probe accuracy from un-keyed unsecured logits, from all logits, and the
-    two references (majority base rate, irreducible: the probe on true unsecured labels), all
+    """Per secured task: probe accuracy from un-keyed unsecured logits, from the unsecured answers,
+    from all logits, and the two references (majority base rate, irreducible: the probe on true unsecured labels), all
     cross-fitted on the same folds (:func:`cross_fitted`)."""
     fold = probe_folds(scores["id"])
     heads = split_logits(scores[NO_KEY], layout)
@@ -189,10 +189,13 @@ def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
     for s in layout.secured_index:
         y = labels[:, s]
         seen = np.concatenate([heads[i] for i in unsecured], axis=1) if unsecured else np.zeros((len(y), 1))
+        said = np.concatenate([np.eye(layout.num_classes[i])[heads[i][:, :layout.num_classes[i]].argmax(1)]
+                               for i in unsecured], axis=1) if unsecured else np.zeros((len(y), 1))
         out[layout.names[s]] = {
             "base_rate": majority_rate(y, fold),
             "irreducible": cross_fitted(truth, y, fold),
             "from_unsecured_outputs": cross_fitted(seen, y, fold),
+            "from_unsecured_answers": cross_fitted(said, y, fold),
             "from_all_outputs": cross_fitted(scores[NO_KEY], y, fold),
         }
     return out

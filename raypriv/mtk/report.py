@@ -20,10 +20,12 @@ def format_report(report: dict) -> str:
             lines.append(f"{t:<14}" + "".join(f"{report['locked'][c][t]:>16.1%} " for c in conds))
     if report["leakage"]:
         lines.append("")
-        lines.append("leakage (un-keyed)  base rate  irreducible  from unsecured outputs  from all outputs")
+        lines.append("leakage (un-keyed)  base rate  irreducible  from unsecured outputs  from unsecured answers  "
+                     "from all outputs")
         for t, v in report["leakage"].items():
             lines.append(f"{t:<19} {v['base_rate']:>9.1%}  {v['irreducible']:>11.1%}  "
-                         f"{v['from_unsecured_outputs']:>22.1%}  {v['from_all_outputs']:>16.1%}")
+                         f"{v['from_unsecured_outputs']:>22.1%}  {v['from_unsecured_answers']:>22.1%}  "
+                         f"{v['from_all_outputs']:>16.1%}")
     return "\n".join(lines)
 
 

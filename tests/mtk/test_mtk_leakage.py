@@ -45,6 +45,20 @@ def test_leakage_references_on_a_model_that_copies_the_true_unsecured_answers():
     logits = np.concatenate([rng.normal(size=(600, 10)), np.eye(2)[parity] * 5], axis=1)
     report = leakage({"id": np.array([f"r{i}" for i in range(600)]), "labels": np.stack([digit, parity], 1),
                       NO_KEY: logits}, layout)["digit"]
-    assert report["from_unsecured_outputs"] == report["irreducible"]
+    assert report["from_unsecured_outputs"] == report["irreducible"] == report["from_unsecured_answers"]
     # the best guess knowing the parity: 8 or 9 (17 of 55 the likeliest digit alone gets: 10 of 55)
     assert report["base_rate"] < 0.22 < 0.28 < report["irreducible"] < 0.4
+
+
+def test_answers_leak_less_than_the_logits_that_carry_more_than_the_answer():
+    """Parity logits whose size follows the digit: a probe reads the digit from the logits, not
+    from the answers (the one-hot parity), which leak the irreducible level only."""
+    rng = np.random.default_rng(2)
+    digit = rng.choice(10, size=800, p=np.arange(1, 11) / 55)
+    parity = digit % 2
+    layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",))
+    logits = np.concatenate([rng.normal(size=(800, 10)), np.eye(2)[parity] * (1 + digit[:, None])], axis=1)
+    report = leakage({"id": np.array([f"r{i}" for i in range(800)]), "labels": np.stack([digit, parity], 1),
+                      NO_KEY: logits}, layout)["digit"]
+    assert report["from_unsecured_answers"] == report["irreducible"]
+    assert report["from_unsecured_outputs"] > report["irreducible"] + 0.2
