@@ -11,12 +11,14 @@ model's accuracy with it.
 
 **Leakage** (un-keyed inputs): a logistic-regression probe learns each secured label from the
 model's un-keyed outputs: from the unsecured heads' logits, from their answers alone (one-hot:
-what :func:`raypriv.mtk.predict.predict` returns) and from every head's logits. The probe is *cross-fitted*: the held-out rows fall into ``PROBE_FOLDS`` folds by id
-hash and each fold is scored by a probe fitted on the others, so every row is scored once (a
-half/half split scored half the rows: on the 792 validation rows of ``mnist5k-pairs``, ±2 points
-of noise at 20 % leakage). Two references: the majority-class base rate, and the
-**irreducible** leakage, the same probe on the *true* unsecured labels (one-hot): no model that
-answers the unsecured tasks correctly can hide that much. Leakage above it is what the model's outputs add, and what decoupling removes.
+what :func:`raypriv.mtk.predict.predict` returns) and from every head's logits. The probe is
+*cross-fitted*: the held-out rows fall into ``PROBE_FOLDS`` folds by id hash and each fold is
+scored by a probe fitted on the others, so every row is scored once (a half/half split scored
+half the rows: on the 792 validation rows of ``mnist5k-pairs``, ±2 points of noise at 20 %
+leakage). Two references: the majority-class base rate, and the **irreducible** leakage, the
+same probe on the *true* unsecured labels (one-hot): no model that answers the unsecured tasks
+correctly can hide that much. Leakage above it is what the model's outputs add, and what
+decoupling removes.
 """
 from __future__ import annotations
 
@@ -175,22 +177,28 @@ def majority_rate(y: np.ndarray, fold: np.ndarray) -> float:
     return correct / max(len(y), 1)
 
 
+def one_hot(classes: list[np.ndarray], layout, tasks) -> np.ndarray:
+    """The one-hot codes of ``tasks``' classes side by side (``classes[t]``: task t's class per
+    row); one zero column when there are no tasks."""
+    if not tasks:
+        return np.zeros((len(classes[0]), 1))
+    return np.concatenate([np.eye(layout.num_classes[t])[classes[t]] for t in tasks], axis=1)
+
+
 def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
-    """Per secured task: probe accuracy from un-keyed unsecured logits, from the unsecured answers,
-    from all logits, and the two references (majority base rate, irreducible: the probe on true unsecured labels), all
-    cross-fitted on the same folds (:func:`cross_fitted`)."""
+    """Per secured task: probe accuracy from un-keyed unsecured logits, from the unsecured
+    answers, from all logits, and the two references (majority base rate, irreducible: the probe
+    on true unsecured labels), all cross-fitted on the same folds (:func:`cross_fitted`)."""
     fold = probe_folds(scores["id"])
     heads = split_logits(scores[NO_KEY], layout)
     unsecured = layout.unsecured_index
     labels = scores["labels"]
-    truth = np.concatenate([np.eye(layout.num_classes[i])[labels[:, i]] for i in unsecured], axis=1) \
-        if unsecured else np.zeros((len(labels), 1))
+    truth = one_hot(list(labels.T), layout, unsecured)
+    said = one_hot(answers(scores[NO_KEY], layout), layout, unsecured)
+    seen = np.concatenate([heads[i] for i in unsecured], axis=1) if unsecured else np.zeros((len(labels), 1))
     out = {}
     for s in layout.secured_index:
         y = labels[:, s]
-        seen = np.concatenate([heads[i] for i in unsecured], axis=1) if unsecured else np.zeros((len(y), 1))
-        said = np.concatenate([np.eye(layout.num_classes[i])[heads[i][:, :layout.num_classes[i]].argmax(1)]
-                               for i in unsecured], axis=1) if unsecured else np.zeros((len(y), 1))
         out[layout.names[s]] = {
             "base_rate": majority_rate(y, fold),
             "irreducible": cross_fitted(truth, y, fold),
