@@ -8,7 +8,8 @@ writes) the network, the adversary and the optimizer, so an interrupted run re-s
 the same output resumes from the last finished epoch (``OUTPUT.checkpoints``, removed when the
 model is written). A checkpoint carries the run's fingerprint (:func:`run_fingerprint`: the
 settings, the workers, the keyed fingerprint of the data and a digest of the keys); a re-run
-with other settings, data or keys is refused instead of silently continuing the old weights.
+with other settings, data or keys is refused (or, with ``overwrite``, discarded) instead of
+silently continuing the old weights.
 
 Output directory (:class:`MtkModel`)::
 
@@ -22,7 +23,6 @@ Output directory (:class:`MtkModel`)::
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import shutil
 import time
@@ -196,11 +196,12 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
                 "batch_per_worker": max(1, config.train.batch_size // resources.workers)}
     loop_cfg["run"] = run_fingerprint(loop_cfg, workers=resources.workers, data=train.keyed_fingerprint(),
                                       keys=keys)
-    loop_cfg.update(epoch_hook=epoch_hook, checkpoints=default_checkpoint_dir(output))
+    loop_cfg["epoch_hook"] = epoch_hook
     from raypriv.mtk.worker import train_loop
 
-    interrupted_run(loop_cfg["checkpoints"], loop_cfg["run"], overwrite=overwrite, progress=progress)
-    result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=default_checkpoint_dir(output),
+    checkpoints = default_checkpoint_dir(output)
+    interrupted_run(checkpoints, loop_cfg["run"], overwrite=overwrite, progress=progress)
+    result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=checkpoints,
                  name=RUN_NAME, datasets={"train": expanded}, max_failures=max_failures, what="MTK training")
     state = load_checkpoint(result, weights_only=False)
     history = state["history"]
@@ -230,14 +231,11 @@ def interrupted_run(checkpoints: str, run: str, *, overwrite: bool, progress: Ca
     """Decide what happens to an interrupted run's checkpoints before training: resumed when they
     carry this run's fingerprint; otherwise discarded with ``overwrite``, else refused (the
     workers would continue the old weights under other settings, data or keys)."""
-    from raypriv.runtime.train import STATE_FILE
+    from raypriv.runtime.train import saved_state
 
-    found = sorted(glob.glob(os.path.join(checkpoints, RUN_NAME, "checkpoint_*", STATE_FILE)))
-    if not found:
+    state = saved_state(checkpoints, RUN_NAME)
+    if state is None:
         return
-    import torch
-
-    state = torch.load(found[-1], map_location="cpu", weights_only=False)
     if state.get("run") == run:
         progress(f"resuming the interrupted run in {checkpoints} after epoch {state['epoch']}")
         return

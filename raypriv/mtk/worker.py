@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any
 
-from raypriv.errors import ArtifactError, RayprivError
+from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
 from raypriv.mtk.decouple import SecuredMemory, decoupling_loss, uses_adversary
 
@@ -172,10 +172,6 @@ def train_loop(cfg: dict) -> None:
     images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
     memory = secured_memory(layout, mc)
     state = restore(weights_only=False) or {"epoch": 0, "history": []}
-    if "trainee" in state and state.get("run") != cfg["run"]:
-        raise ArtifactError(f"{cfg['checkpoints']} holds an interrupted MTK run (after epoch {state['epoch']}) of "
-                            "other settings, data or keys: re-run with the ones it was started with to resume "
-                            "it, or remove that directory to start afresh")
     if "trainee" in state:
         inner.load_state_dict(state["trainee"])
         opt.load_state_dict(state["optim"])

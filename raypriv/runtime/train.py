@@ -133,6 +133,19 @@ def restore(filename: str = STATE_FILE, *, weights_only: bool = False) -> Any:
         return torch.load(os.path.join(d, filename), map_location="cpu", weights_only=weights_only)
 
 
+def saved_state(storage_path: str, name: str, filename: str = STATE_FILE, *, weights_only: bool = False) -> Any:
+    """On the driver, before :func:`fit`: the state of the newest checkpoint an interrupted run
+    ``name`` left in ``storage_path`` (what :func:`restore` will hand the workers), or None."""
+    import glob
+
+    import torch
+
+    found = sorted(glob.glob(os.path.join(storage_path, name, "checkpoint_*", filename)))
+    if not found:
+        return None
+    return torch.load(found[-1], map_location="cpu", weights_only=weights_only)
+
+
 def load_checkpoint(result, filename: str = STATE_FILE, *, weights_only: bool = True) -> Any:
     """The state in a finished run's (``ray.train.Result``) last checkpoint."""
     import torch
