@@ -313,4 +313,7 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     cli = get_args_parser().parse_args()
-    merge(cli.merge.split(",")) if cli.merge else main(cli)
+    if cli.merge:
+        merge(cli.merge.split(","))
+    else:
+        main(cli)

@@ -40,11 +40,17 @@ class MtkKeysJob(Job):
 
     def execute(self, reporter) -> Outcome:
         from raypriv.data import load_corpus
+
+        # validated: no key is written for a corpus training would refuse
+        return self.write_keys(load_corpus(self.source), reporter)
+
+    def write_keys(self, corpus, reporter, *, tasks: tuple[str, ...] = ()) -> Outcome:
+        """Generate and save the keys of ``corpus`` (already loaded); ``tasks``: the tasks training
+        will use, which must include every secured one (checked before the key file is written)."""
         from raypriv.mtk.config import task_layout
         from raypriv.mtk.keys import KeySet
 
-        corpus = load_corpus(self.source)     # validated: no key is written for a corpus training would refuse
-        layout = task_layout(corpus.info, secured=self.secured or None)
+        layout = task_layout(corpus.info, tasks=tasks, secured=self.secured or None)
         keys = KeySet.generate(layout.secured, image_shape=corpus.info.image_shape, spec=self.key)
         path = keys.save(self.output, overwrite=self.overwrite)
         reporter(f"wrote {len(keys.tasks)} {keys.spec.form} key(s) (amplitude {keys.spec.amplitude}) for "
@@ -203,12 +209,10 @@ class MtkPipelineJob(Job):
 
         if not os.path.exists(self.keys):
             from raypriv.data import load_corpus
-            from raypriv.mtk.config import task_layout
 
-            # the settings training would refuse fail here, before a key file is written
-            task_layout(load_corpus(self.source, validate=False).info, tasks=self.mtk.tasks,
-                        secured=self.secured or None)
-            MtkKeysJob(source=self.source, output=self.keys, secured=self.secured, key=self.key).execute(reporter)
+            # bad data and settings training would refuse fail here, before a key file is written
+            MtkKeysJob(source=self.source, output=self.keys, secured=self.secured, key=self.key).write_keys(
+                load_corpus(self.source), reporter, tasks=self.mtk.tasks)
         common = {"resources": self.resources}
         model, report = (os.path.join(self.output, s) for s in ("model", "eval"))
         return run_stages([
