@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 TARGETS = ("locked", "random", "uniform")
-DECOUPLING_TARGETS = ("cell", "secured", "uniform")
+DECOUPLING_TARGETS = ("cell", "conditional", "secured", "uniform")
 KEY_FORMS = ("full", "patch")
 
 

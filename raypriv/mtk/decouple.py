@@ -43,9 +43,86 @@ from raypriv.errors import ConfigError
 from raypriv.mtk.config import MtkConfig, TaskLayout
 
 
+#: The decoupling targets that train an adversary beside the network.
+ADVERSARY_TARGETS = ("conditional", "uniform")
+
+
 def uses_adversary(cfg: MtkConfig) -> bool:
-    """Whether the decoupling term needs the adversary module (the ``uniform`` target)."""
-    return cfg.decoupling > 0 and cfg.decoupling_target == "uniform"
+    """Whether the decoupling term needs the adversary module (``conditional`` and ``uniform``)."""
+    return cfg.decoupling > 0 and cfg.decoupling_target in ADVERSARY_TARGETS
+
+
+def build_adversary(layout: TaskLayout, *, conditional: bool):
+    """The decoupling adversary: per secured task, a linear classifier of the secured label from
+    the un-keyed rows' unsecured logits (standardized over the batch's rows without a key, with
+    the statistics held fixed: the network cannot beat it by shrinking or inflating its logits),
+    with one weight matrix and bias *per cell* when ``conditional``: it reads the leakage
+    inside each cell, and its bias alone gives the cell's prior for free. Its
+    :meth:`forward` returns, per secured task, its logits on detached features (its own loss:
+    learn ``y_s``), its logits through frozen weights (the network's loss: answer the target
+    distribution) and the target: the cell's prior ``p(y_s | cell)`` from :meth:`set_prior`
+    (``conditional``), else uniform. Weights start at zero, so the network is pushed only as
+    far as the adversary has learned to read it.
+
+    >>> import torch
+    >>> from raypriv.mtk.config import TaskLayout
+    >>> layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",))
+    >>> adversary = build_adversary(layout, conditional=True)
+    >>> adversary.set_prior(torch.tensor([[0, 0], [2, 0], [1, 1]]))
+    >>> [round(p, 3) for p in adversary.priors[0][1, :4].tolist()]   # odd cell: digit 1 seen, +1 smoothing
+    [0.091, 0.182, 0.091, 0.091]
+    """
+    import math
+
+    import torch
+    import torch.nn as nn
+
+    cells = math.prod(layout.num_classes[t] for t in layout.unsecured_index) if conditional else 1
+    dim = sum(layout.num_classes[t] for t in layout.unsecured_index)
+    size = cells * dim * sum(layout.num_classes[s] for s in layout.secured_index)
+    if size > MAX_ADVERSARY:
+        raise ConfigError("decoupling_target", f"'conditional' needs {size:,} adversary weights for these tasks "
+                                               f"(the unsecured tasks have {cells:,} label combinations), over "
+                                               f"{MAX_ADVERSARY:,}: use 'cell' or 'uniform'")
+
+    class Adversary(nn.Module):
+        def __init__(self):
+            super().__init__()
+            classes = [layout.num_classes[s] for s in layout.secured_index]
+            self.weight = nn.ParameterList(nn.Parameter(torch.zeros(cells, k, dim)) for k in classes)
+            self.bias = nn.ParameterList(nn.Parameter(torch.zeros(cells, k)) for k in classes)
+            for j, k in enumerate(classes):
+                self.register_buffer(f"prior{j}", torch.full((cells, k), 1.0 / k))
+
+        @property
+        def priors(self) -> list:
+            return [getattr(self, f"prior{j}") for j in range(len(self.weight))]
+
+        def set_prior(self, labels) -> None:
+            """The targets ``p(y_s | cell)`` from the training rows' true labels (``(N, T)``, head
+            order), add-one smoothed; uniform without ``conditional``."""
+            if not conditional:
+                return
+            codes = cell_codes(labels, layout)
+            for prior, s in zip(self.priors, layout.secured_index):
+                counts = torch.ones_like(prior).index_put_((codes, labels[:, s]), torch.ones(len(codes)),
+                                                           accumulate=True)
+                prior.copy_(counts / counts.sum(dim=1, keepdim=True))
+
+        def forward(self, seen, labels):
+            """``seen``: the unsecured logits of the rows without a key (``(B, dim)``, B ≥ 2);
+            ``labels`` their true labels. ``[(learn, confuse, target, y_s)]`` per secured task."""
+            z = (seen - seen.mean(dim=0).detach()) / seen.std(dim=0).detach().clamp_min(1e-3)
+            cell = cell_codes(labels, layout) if conditional else torch.zeros_like(labels[:, 0])
+            out = []
+            for weight, bias, prior, s in zip(self.weight, self.bias, self.priors, layout.secured_index):
+                w, b = weight[cell], bias[cell]
+                learn = torch.einsum("bkd,bd->bk", w, z.detach()) + b
+                confuse = torch.einsum("bkd,bd->bk", w.detach(), z) + b.detach()
+                out.append((learn, confuse, prior[cell], labels[:, s]))
+            return out
+
+    return Adversary()
 
 
 def cell_codes(labels, layout: TaskLayout):
@@ -69,6 +146,10 @@ def cell_spread(seen, codes):
     total = ((seen - seen.mean(dim=0)) ** 2).sum()
     return within / total.clamp_min(1e-6)
 
+
+#: The most weights the ``conditional`` adversary may have (cells × unsecured logits × secured
+#: classes); beyond it, the unsecured tasks' label combinations are too many for cells.
+MAX_ADVERSARY = 20_000_000
 
 #: The most (cell, secured label) groups × logits the secured term keeps means of (float64:
 #: 400 MB); beyond it, the unsecured tasks' label combinations are too many for cells.
@@ -199,27 +280,40 @@ def _means(seen, index):
 def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *,
                     memory: SecuredMemory | None = None):
     """The decoupling term of a batch over its rows without a true key (see the module
-    docstring); with the ``uniform`` target also the adversary's own loss; the ``secured``
-    target takes (and adds the batch to) ``memory``."""
+    docstring). The adversary targets take ``adversary``, what the trainee's adversary returned
+    for the batch, and add its own loss; the ``secured`` target takes (and adds the batch to)
+    ``memory``."""
     import torch
     import torch.nn.functional as F
 
+    if cfg.decoupling_target in ADVERSARY_TARGETS:
+        return adversary_loss(adversary, cfg.decoupling)
     plain = mask == 0
-    if plain.sum() < 2 and cfg.decoupling_target != "secured":
-        # nothing to decouple; the adversary still joins the graph (DDP). (The secured memory
-        # goes on: its all-reduce needs every worker.)
-        return sum(w.sum() for w in adversary[0]) * 0 if adversary is not None else logits[0].new_zeros(())
-    rows = labels[plain]
-    if cfg.decoupling_target in ("cell", "secured"):
-        seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
-        codes = cell_codes(rows, layout)
-        if cfg.decoupling_target == "cell":
-            return cfg.decoupling * cell_spread(seen, codes)
-        if memory is None:
-            raise ValueError("the 'secured' decoupling term needs its SecuredMemory")
-        return cfg.decoupling * memory.term(seen, codes, rows)
-    loss = logits[0].new_zeros(())
-    for learn, confuse, s in zip(*adversary, layout.secured_index):
-        loss = loss + F.cross_entropy(learn[plain], rows[:, s])
-        loss = loss - cfg.decoupling * F.log_softmax(confuse[plain], dim=1).mean(dim=1).mean()
+    if plain.sum() < 2 and cfg.decoupling_target == "cell":
+        return logits[0].new_zeros(())      # nothing to decouple (the secured memory goes on: its
+    rows = labels[plain]                    # all-reduce needs every worker)
+    seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
+    codes = cell_codes(rows, layout)
+    if cfg.decoupling_target == "cell":
+        return cfg.decoupling * cell_spread(seen, codes)
+    if memory is None:
+        raise ValueError("the 'secured' decoupling term needs its SecuredMemory")
+    return cfg.decoupling * memory.term(seen, codes, rows)
+
+
+def adversary_loss(adversary, decoupling: float):
+    """The adversary's loss (cross-entropy of the secured labels, on detached features: it trains
+    the adversary alone) plus λ times the network's: the KL divergence from the target
+    distribution to the adversary's answer through its frozen weights (bounded below, unlike a
+    reversed gradient). A batch without two rows lacking a key adds 0 (the adversary still
+    joins the graph, for DDP)."""
+    import torch.nn.functional as F
+
+    loss = 0
+    for learn, confuse, target, y in adversary:
+        if len(learn) < 2:
+            loss = loss + (learn.sum() + confuse.sum()) * 0
+            continue
+        kl = (target * (target.log() - F.log_softmax(confuse, dim=1))).sum(dim=1).mean()
+        loss = loss + F.cross_entropy(learn, y) + decoupling * kl
     return loss

@@ -27,37 +27,35 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import SecuredMemory, decoupling_loss, uses_adversary
+from raypriv.mtk.decouple import SecuredMemory, build_adversary, decoupling_loss, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
 
 
-def build_trainee(model, layout: TaskLayout, *, adversary: bool):
-    """The network and, with ``adversary`` (the ``uniform`` decoupling target), the decoupling
-    adversary, as one module (one DDP wrapper)."""
+def build_trainee(model, layout: TaskLayout, mc: MtkConfig):
+    """The network and, for the adversary decoupling targets, the decoupling adversary
+    (:func:`~raypriv.mtk.decouple.build_adversary`), as one module (one DDP wrapper). Its forward
+    takes the batch's true labels and key masks for the adversary: ``(logits, adversary)``."""
+    import torch
     import torch.nn as nn
 
     class Trainee(nn.Module):
         def __init__(self):
             super().__init__()
             self.net = model
-            unsecured = sum(layout.num_classes[i] for i in layout.unsecured_index)
-            self.adversary = nn.ModuleList(nn.Linear(unsecured, layout.num_classes[i]) for i in layout.secured_index) \
-                if adversary and unsecured else None
+            self.adversary = build_adversary(layout, conditional=mc.decoupling_target == "conditional") \
+                if uses_adversary(mc) and layout.secured and layout.unsecured_index else None
 
-        def forward(self, x):
-            import torch
-
+        def forward(self, x, labels=None, mask=None):
             logits = self.net(x)
-            if self.adversary is None:
+            if self.adversary is None or labels is None:
                 return logits, None
-            import torch.nn.functional as F
-
-            seen = torch.cat([logits[i] for i in layout.unsecured_index], dim=1)
-            learn = [a(seen.detach()) for a in self.adversary]                   # trains the adversary
-            confuse = [F.linear(seen, a.weight.detach(), a.bias.detach()) for a in self.adversary]  # the network
-            return logits, (learn, confuse)
+            plain = mask == 0
+            if plain.sum() < 2:
+                plain = torch.zeros_like(plain)
+            seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
+            return logits, self.adversary(seen, labels[plain])
 
     return Trainee()
 
@@ -165,11 +163,13 @@ def train_loop(cfg: dict) -> None:
     mc = MtkConfig(**{**cfg["mtk"], "train": _victim(cfg["mtk"]["train"])})
     vc, layout = mc.train, TaskLayout.from_dict(cfg["layout"])
     worker = worker_context(cfg, seed=vc.seed)
-    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, adversary=uses_adversary(mc))
+    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, mc)
+    images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
+    if trainee.adversary is not None:
+        trainee.adversary.set_prior(table[:, :-1])
     trainee = ray.train.torch.prepare_model(trainee)
     inner = getattr(trainee, "module", trainee)
     opt = make_optimizer(trainee.parameters(), vc)
-    images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
     memory = secured_memory(layout, mc)
     state = restore(weights_only=False) or {"epoch": 0, "history": []}
     if "trainee" in state:
@@ -197,7 +197,7 @@ def train_loop(cfg: dict) -> None:
             if hardening:
                 x, rows = with_gate_attack(inner.net, x, rows, layout, mc, support=support, amplitude=amplitude,
                                            gen=target_gen)
-            logits, adversary = trainee(x)
+            logits, adversary = trainee(x, rows[:, :-1], rows[:, -1])
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
                                               gen=target_gen, memory=memory)
             opt.zero_grad(set_to_none=True)

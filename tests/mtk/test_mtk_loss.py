@@ -30,18 +30,21 @@ def test_un_keyed_secured_rows_learn_the_locked_output():
 def _grads(decoupling: float, target: str):
     torch.manual_seed(0)
     net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
-    trainee = build_trainee(net, LAYOUT, adversary=True)
+    cfg = MtkConfig(decoupling=decoupling, decoupling_target=target)
+    trainee = build_trainee(net, LAYOUT, cfg)
     x, labels, mask = _batch()
-    logits, adversary = trainee(x)
-    loss, _, _ = mtk_loss(logits, adversary, labels, mask, LAYOUT,
-                          MtkConfig(decoupling=decoupling, decoupling_target=target),
-                          gen=torch.Generator().manual_seed(0))
+    trainee.adversary.set_prior(labels)
+    for p in trainee.adversary.parameters():      # an adversary that has learned something
+        torch.nn.init.normal_(p, generator=torch.Generator().manual_seed(1))
+    logits, adversary = trainee(x, labels, mask)
+    loss, _, _ = mtk_loss(logits, adversary, labels, mask, LAYOUT, cfg, gen=torch.Generator().manual_seed(0))
     loss.backward()
     return {n: p.grad.clone() for n, p in trainee.named_parameters()}
 
 
-def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda():
-    low, high = _grads(0.1, "uniform"), _grads(10.0, "uniform")
+@pytest.mark.parametrize("target", ["uniform", "conditional"])
+def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda(target):
+    low, high = _grads(0.1, target), _grads(10.0, target)
     adversary = [n for n in low if n.startswith("adversary")]
     shared = [n for n in low if n.startswith("net.heads.1")]          # the unsecured head the adversary reads
     assert adversary and shared
