@@ -197,3 +197,68 @@ def test_two_secured_tasks_average_their_terms():
         each.append(decoupling_loss([torch.zeros(40, 11), z], None, labels[:, [t, 1]], mask, alone, cfg,
                                     memory=SecuredMemory(alone, steps=50)).item() / 2.0)
     assert min(each) > 0.01 and abs(both - 2.0 * sum(each) / 2) < 1e-5
+
+
+def _trained_adversary(z, labels, layout=LAYOUT, *, steps=300):
+    """A 'conditional' adversary trained alone (its own loss, λ = 0) on fixed logits ``z``."""
+    from raypriv.mtk.decouple import adversary_loss, build_adversary
+
+    torch.manual_seed(0)
+    adversary = build_adversary(layout, conditional=True)
+    adversary.set_prior(labels)
+    opt = torch.optim.SGD(adversary.parameters(), lr=0.5)
+    for _ in range(steps):
+        opt.zero_grad()
+        adversary_loss(adversary(z, labels), 0.0).backward()
+        opt.step()
+    return adversary
+
+
+def _read(adversary, z, labels):
+    """The adversary's accuracy on the digit, and the network's term (KL to the cell prior) with
+    its gradient with respect to the logits."""
+    from raypriv.mtk.decouple import adversary_loss
+
+    z = z.clone().requires_grad_(True)
+    ((learn, confuse, target, y),) = adversary(z, labels)
+    kl = adversary_loss([(learn.detach(), confuse, target, y)], 1.0) - torch.nn.functional.cross_entropy(learn, y)
+    (grad,) = torch.autograd.grad(kl, z)
+    return float((learn.argmax(1) == y).float().mean()), kl.item(), grad
+
+
+def test_the_conditional_adversary_reads_and_pushes_only_what_a_cell_does_not_explain():
+    """Within a parity cell, logits that vary with style only tell the adversary nothing beyond
+    the cell's prior (chance among the cell's 5 digits) and the network gets no push; logits
+    offset by the digit inside each cell are read, and a step against the network's gradient
+    makes them less readable to the same adversary."""
+    labels, style_only, by_digit = _secured_case()
+    adversary = _trained_adversary(style_only, labels)
+    acc, kl, grad = _read(adversary, style_only, labels)
+    assert acc <= 0.3 and kl < 0.05 and grad.abs().max() < 1e-2
+    by_digit = style_only + 2.0 * (by_digit - style_only)                 # digits 4 logit units apart
+    adversary = _trained_adversary(by_digit, labels)
+    acc, kl, grad = _read(adversary, by_digit, labels)
+    assert acc >= 0.5 and kl > 0.3
+    stepped = by_digit - 2.0 * grad / grad.abs().max()
+    assert _read(adversary, stepped, labels)[1] < kl
+
+
+def test_the_conditional_adversary_is_refused_for_too_many_label_combinations():
+    from raypriv.mtk.decouple import build_adversary
+
+    layout = TaskLayout(("digit", "a", "b", "c"), (10, 1000, 1000, 10), ("digit",), locked=True)
+    with pytest.raises(ConfigError, match="decoupling_target.*'cell' or 'uniform'"):
+        build_adversary(layout, conditional=True)
+    assert build_adversary(layout, conditional=False) is not None        # 'uniform' needs no cells
+
+
+def test_the_secured_term_weighs_offsets_by_how_little_the_logits_vary_that_way():
+    """Digit offsets inside the parity cells along a logit that varies little otherwise, beside
+    a logit with 10× the style spread: a probe reads the digit, and so does the term (the
+    Euclidean share of the spread would be 7 %)."""
+    labels, _, _ = _secured_case()
+    style = torch.tensor([1.0, -1.0]).repeat(20)
+    z = torch.stack([10 * style + 3 * labels[:, 1], 2.0 * (labels[:, 0] // 2 - 2).float()], dim=1)
+    value, grad = _term(z, labels, MtkConfig(decoupling=1.0), SecuredMemory(LAYOUT, steps=50))
+    assert value > 0.9
+    assert grad[:, 1].abs().max() > 10 * grad[:, 0].abs().max()        # pushed along the readable logit
