@@ -175,6 +175,9 @@ class MtkConfig:
                                           "alone; 'uniform': an "
                                           "adversary pushed to a uniform answer (toward the base rate, at a cost in "
                                           "unsecured accuracy)")
+    decoupling_warmup: int = setting(1, help="epochs trained before the decoupling term starts (the term "
+                                             "pushes on the logits of a network that has learned the tasks; "
+                                             "from the first batch it collapsed one pairs run at λ 1)")
     decoupling_memory: int = setting(50, help="batches (per worker, decayed) the 'secured' term's class means "
                                               "average over: one batch holds too few rows per class and cell")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "
@@ -201,7 +204,7 @@ class MtkConfig:
             raise ConfigError("gate_attack_share", f"must be in (0, 1], got {self.gate_attack_share}")
         if not 0 <= self.gate_attack_after <= 1:
             raise ConfigError("gate_attack_after", f"must be in [0, 1], got {self.gate_attack_after}")
-        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps", "decoupling_memory"):
+        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps", "decoupling_memory", "decoupling_warmup"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
@@ -216,6 +219,9 @@ class MtkConfig:
                               f"must be one of {DECOUPLING_TARGETS}, got {self.decoupling_target!r}")
         if isinstance(self.decoupling, bool) or not isinstance(self.decoupling, (int, float)) or self.decoupling < 0:
             raise ConfigError("decoupling", f"must be >= 0, got {self.decoupling}")
+        if self.decoupling > 0 and self.decoupling_warmup >= self.train.epochs:
+            raise ConfigError("decoupling_warmup", f"the decoupling term would never start: {self.decoupling_warmup} "
+                                                   f"warm-up epochs of {self.train.epochs}")
         if self.train.augment:
             raise ConfigError("train.augment", "random crops move a key's pattern; MTK trains without them")
         if not isinstance(self.seed, int) or self.seed < 0:

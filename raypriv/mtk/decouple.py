@@ -291,16 +291,18 @@ def _means(seen, index):
 
 
 def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *,
-                    memory: SecuredMemory | None = None):
+                    memory: SecuredMemory | None = None, weight: float | None = None):
     """The decoupling term of a batch over its rows without a true key (see the module
-    docstring). The adversary targets take ``adversary``, what the trainee's adversary returned
+    docstring), weighted by ``weight`` (default ``cfg.decoupling``; 0 during the warm-up: the
+    adversary and the memory still learn, the network is not pushed). The adversary targets take ``adversary``, what the trainee's adversary returned
     for the batch, and add its own loss; the ``secured`` target takes (and adds the batch to)
     ``memory``."""
     import torch
     import torch.nn.functional as F
 
+    weight = cfg.decoupling if weight is None else weight
     if cfg.decoupling_target in ADVERSARY_TARGETS:
-        return adversary_loss(adversary, cfg.decoupling)
+        return adversary_loss(adversary, weight)
     plain = mask == 0
     if plain.sum() < 2 and cfg.decoupling_target == "cell":
         return logits[0].new_zeros(())      # nothing to decouple (the secured memory goes on: its
@@ -308,10 +310,10 @@ def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: Mt
     seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
     codes = cell_codes(rows, layout)
     if cfg.decoupling_target == "cell":
-        return cfg.decoupling * cell_spread(seen, codes)
+        return weight * cell_spread(seen, codes)
     if memory is None:
         raise ValueError("the 'secured' decoupling term needs its SecuredMemory")
-    return cfg.decoupling * memory.term(seen, codes, rows)
+    return weight * memory.term(seen, codes, rows)
 
 
 def adversary_loss(adversary, decoupling: float):

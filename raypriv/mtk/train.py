@@ -145,7 +145,7 @@ def model_kwargs(info, layout: TaskLayout) -> dict:
     from raypriv.models import ModelPayload
 
     h, w, _ = (int(v) for v in info.image_shape)
-    return {**ModelPayload.image_kwargs(info.image_shape, layout.head_sizes), "image_width": w}
+    return {**ModelPayload.image_kwargs(info.image_shape, layout.head_sizes), "image_width": w, "log_probs": True}
 
 
 def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, output: str,

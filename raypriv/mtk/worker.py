@@ -7,9 +7,9 @@ Per batch of expanded rows (images, true labels of every task, ``key_mask``):
   uninformative target: the extra *locked* output (``target="locked"``), a uniformly random
   class drawn afresh each time the row is seen (``target="random"``) or the uniform
   distribution (``target="uniform"``);
-* with λ > 0, on rows carrying no true key: the decoupling term of :mod:`raypriv.mtk.decouple`
-  (by default the share of the unsecured logits' spread left within the cells of equal true
-  unsecured labels).
+* with λ > 0, on rows carrying no true key, after ``decoupling_warmup`` epochs: the decoupling
+  term of :mod:`raypriv.mtk.decouple` (by default what the secured labels explain of the
+  unsecured logits inside the cells of equal true unsecured labels).
 
 >>> import torch
 >>> from raypriv.mtk.config import TaskLayout
@@ -121,9 +121,11 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
     return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
 
 
-def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, memory=None):
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, memory=None,
+             decoupling: float | None = None):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets;
-    ``memory``: the :class:`~raypriv.mtk.decouple.SecuredMemory` of the ``secured`` decoupling term."""
+    ``memory``: the :class:`~raypriv.mtk.decouple.SecuredMemory` of the ``secured`` decoupling term;
+    ``decoupling``: its weight now (default ``cfg.decoupling``; 0 during the warm-up)."""
     import torch
     import torch.nn.functional as F
 
@@ -140,7 +142,7 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
-        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, memory=memory)
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, memory=memory, weight=decoupling)
     return loss, correct, counted
 
 
@@ -187,6 +189,7 @@ def train_loop(cfg: dict) -> None:
         for group in opt.param_groups:
             group["lr"] = lr_at(vc, epoch)
         hardening = hardening_on(state["history"], layout, mc)
+        decoupling = mc.decoupling if epoch >= mc.decoupling_warmup else 0.0
         trainee.train()
         started = time.perf_counter()
         stats = torch.zeros(2 + 2 * len(layout.names), dtype=torch.float64)
@@ -199,7 +202,7 @@ def train_loop(cfg: dict) -> None:
                                            gen=target_gen)
             logits, adversary = trainee(x, rows[:, :-1], rows[:, -1])
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen, memory=memory)
+                                              gen=target_gen, memory=memory, decoupling=decoupling)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -207,7 +210,7 @@ def train_loop(cfg: dict) -> None:
         if worker.world > 1:
             torch.distributed.all_reduce(stats)
         record = {**_epoch_record(epoch, stats, layout), "seconds": round(time.perf_counter() - started, 3),
-                  "hardening": hardening}
+                  "hardening": hardening, "decoupling": decoupling}
         if not math.isfinite(record["loss"]):     # every rank sees the all-reduced loss: all stop together
             raise RayprivError(f"MTK training diverged in epoch {epoch + 1} (the loss is not finite); nothing "
                                f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")

@@ -262,3 +262,41 @@ def test_the_secured_term_weighs_offsets_by_how_little_the_logits_vary_that_way(
     value, grad = _term(z, labels, MtkConfig(decoupling=1.0), SecuredMemory(LAYOUT, steps=50))
     assert value > 0.9
     assert grad[:, 1].abs().max() > 10 * grad[:, 0].abs().max()        # pushed along the readable logit
+
+
+def test_a_warm_up_as_long_as_training_is_refused():
+    import dataclasses
+
+    short = dataclasses.replace(MtkConfig().train, epochs=2)
+    assert MtkConfig(decoupling=1.0, train=short).decoupling_warmup == 1                 # the default
+    with pytest.raises(ConfigError, match="decoupling_warmup.*never start: 2 warm-up epochs of 2"):
+        MtkConfig(decoupling=1.0, decoupling_warmup=2, train=short)
+    assert MtkConfig(decoupling=0.0, decoupling_warmup=2, train=short)                   # no term, no matter
+
+
+def test_mtk_networks_output_log_probabilities_with_no_direction_softmax_ignores():
+    """The heads of an MTK network return log-probabilities: the predictions and the training
+    loss of the raw logits, but shifting every logit of a head (which softmax ignores, and
+    which a probe on raw logits can read) changes nothing in the outputs."""
+    from raypriv.mtk.train import model_kwargs
+
+    class Info:
+        image_shape = (28, 28, 1)
+
+    kwargs = model_kwargs(Info(), LAYOUT)
+    assert kwargs["log_probs"] is True
+    torch.manual_seed(0)
+    net = build_model("multi_small_cnn", **kwargs)
+    raw = build_model("multi_small_cnn", **{**kwargs, "log_probs": False})
+    raw.load_state_dict(net.state_dict())
+    x = torch.rand(8, 1, 28, 28)
+    for out, logits in zip(net(x), raw(x)):
+        torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(8))
+        assert torch.equal(out.argmax(1), logits.argmax(1))
+        torch.testing.assert_close(torch.nn.functional.cross_entropy(out, torch.zeros(8, dtype=torch.long)),
+                                   torch.nn.functional.cross_entropy(logits, torch.zeros(8, dtype=torch.long)))
+    with torch.no_grad():
+        for head in net.heads:
+            head.bias += 5.0                     # a shift of every logit of every head
+    for before, after in zip(raw(x), net(x)):
+        torch.testing.assert_close(after, before.log_softmax(dim=1))

@@ -195,7 +195,7 @@ def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
 
     small = subsets[0].subsample(0.1)
     # decoupling on, so that its term (and its memory's all-reduce) also runs on 2 workers
-    config = MtkConfig(gate_attack_steps=0, decoupling=0.5,
+    config = MtkConfig(gate_attack_steps=0, decoupling=0.5, decoupling_warmup=0,
                        train=dataclasses.replace(MtkConfig().train, epochs=1, lr=1e6))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
     with pytest.raises(RayprivError, match=r"diverged in epoch 1 .*lower train\.lr"):
@@ -213,7 +213,8 @@ def interrupt_after_epoch_2(*, epoch, rank):       # shipped to the workers by v
 def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tmp_path):
     """The crash leaves epoch 2's checkpoint; a re-run with other keys is refused (it would have
     continued the old weights under the new keys' digests); the same run resumes: its first epochs
-    are the interrupted run's own records (their wall times too), not a re-training."""
+    are the interrupted run's own records (their wall times too), not a re-training. Decoupling
+    is on (the secured term's memory is checkpointed and resumed) after its one warm-up epoch."""
     import dataclasses
     import glob
 
@@ -227,7 +228,7 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     from raypriv.runtime.train import TrainingError
 
     small = subsets[0].subsample(0.1)
-    config = MtkConfig(gate_attack_steps=0, train=dataclasses.replace(MtkConfig().train, epochs=3))
+    config = MtkConfig(gate_attack_steps=0, decoupling=0.5, train=dataclasses.replace(MtkConfig().train, epochs=3))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
     out, two = str(tmp_path / "m"), ResourceSpec(workers=2)
     with pytest.raises(TrainingError, match="simulated crash after epoch 2"):
@@ -245,6 +246,7 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     assert f"resuming the interrupted run in {default_checkpoint_dir(out)} after epoch {len(before)}" in lines
     history = load_model(out).manifest["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["decoupling"] for h in history] == [0.0, 0.5, 0.5]       # the warm-up epoch, then λ
     assert history[:len(before)] == before                  # carried over, wall times and all
     assert not os.path.exists(default_checkpoint_dir(out))
 
