@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 TARGETS = ("locked", "random", "uniform")
-DECOUPLING_TARGETS = ("cell", "conditional", "secured", "uniform")
+DECOUPLING_TARGETS = ("cell", "secured", "uniform")
 KEY_FORMS = ("full", "patch")
 
 
@@ -178,8 +178,6 @@ class MtkConfig:
     decoupling_warmup: int = setting(1, help="epochs trained before the decoupling term starts (the term "
                                              "pushes on the logits of a network that has learned the tasks; "
                                              "from the first batch it collapsed one pairs run at λ 1)")
-    decoupling_memory: int = setting(50, help="batches (per worker, decayed) the 'secured' term's class means "
-                                              "average over: one batch holds too few rows per class and cell")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "
                                              "'locked' (hardens the gate against key recovery; 0: off)")
     gate_attack_share: float = setting(0.25, help="share of each batch's un-keyed rows the in-training key "
@@ -204,12 +202,10 @@ class MtkConfig:
             raise ConfigError("gate_attack_share", f"must be in (0, 1], got {self.gate_attack_share}")
         if not 0 <= self.gate_attack_after <= 1:
             raise ConfigError("gate_attack_after", f"must be in [0, 1], got {self.gate_attack_after}")
-        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps", "decoupling_memory", "decoupling_warmup"):
+        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps", "decoupling_warmup"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
-        if self.decoupling_memory < 1:
-            raise ConfigError("decoupling_memory", f"must be >= 1 batch, got {self.decoupling_memory}")
         if self.keyed_copies < 1:
             raise ConfigError("keyed_copies", "must be >= 1: the model learns each task's key from keyed copies")
         if self.target not in TARGETS:

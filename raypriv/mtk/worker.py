@@ -27,35 +27,37 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import SecuredMemory, build_adversary, decoupling_loss, uses_adversary
+from raypriv.mtk.decouple import decoupling_loss, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
 
 
-def build_trainee(model, layout: TaskLayout, mc: MtkConfig):
-    """The network and, for the adversary decoupling targets, the decoupling adversary
-    (:func:`~raypriv.mtk.decouple.build_adversary`), as one module (one DDP wrapper). Its forward
-    takes the batch's true labels and key masks for the adversary: ``(logits, adversary)``."""
-    import torch
+def build_trainee(model, layout: TaskLayout, *, adversary: bool):
+    """The network and, with ``adversary`` (the ``uniform`` decoupling target), the decoupling
+    adversary, as one module (one DDP wrapper)."""
     import torch.nn as nn
 
     class Trainee(nn.Module):
         def __init__(self):
             super().__init__()
             self.net = model
-            self.adversary = build_adversary(layout, conditional=mc.decoupling_target == "conditional") \
-                if uses_adversary(mc) and layout.secured and layout.unsecured_index else None
+            unsecured = sum(layout.num_classes[i] for i in layout.unsecured_index)
+            self.adversary = nn.ModuleList(nn.Linear(unsecured, layout.num_classes[i]) for i in layout.secured_index) \
+                if adversary and unsecured else None
 
-        def forward(self, x, labels=None, mask=None):
+        def forward(self, x):
+            import torch
+
             logits = self.net(x)
-            if self.adversary is None or labels is None:
+            if self.adversary is None:
                 return logits, None
-            plain = mask == 0
-            if plain.sum() < 2:
-                plain = torch.zeros_like(plain)
-            seen = torch.cat([logits[i][plain] for i in layout.unsecured_index], dim=1)
-            return logits, self.adversary(seen, labels[plain])
+            import torch.nn.functional as F
+
+            seen = torch.cat([logits[i] for i in layout.unsecured_index], dim=1)
+            learn = [a(seen.detach()) for a in self.adversary]                   # trains the adversary
+            confuse = [F.linear(seen, a.weight.detach(), a.bias.detach()) for a in self.adversary]  # the network
+            return logits, (learn, confuse)
 
     return Trainee()
 
@@ -121,11 +123,11 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
     return torch.cat([x, attacked]), torch.cat([rows, rows[take]])
 
 
-def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen, memory=None,
+def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen,
              decoupling: float | None = None):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets;
-    ``memory``: the :class:`~raypriv.mtk.decouple.SecuredMemory` of the ``secured`` decoupling term;
-    ``decoupling``: its weight now (default ``cfg.decoupling``; 0 during the warm-up)."""
+    ``decoupling``: the decoupling term's weight now (default ``cfg.decoupling``; 0 during the
+    warm-up)."""
     import torch
     import torch.nn.functional as F
 
@@ -142,15 +144,8 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
-        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, memory=memory, weight=decoupling)
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, weight=decoupling)
     return loss, correct, counted
-
-
-def secured_memory(layout: TaskLayout, mc: MtkConfig):
-    """The ``secured`` decoupling term's memory when training uses it, else ``None``."""
-    if mc.decoupling > 0 and mc.decoupling_target == "secured" and layout.secured and layout.unsecured_index:
-        return SecuredMemory(layout, steps=mc.decoupling_memory)
-    return None
 
 
 def train_loop(cfg: dict) -> None:
@@ -165,20 +160,15 @@ def train_loop(cfg: dict) -> None:
     mc = MtkConfig(**{**cfg["mtk"], "train": _victim(cfg["mtk"]["train"])})
     vc, layout = mc.train, TaskLayout.from_dict(cfg["layout"])
     worker = worker_context(cfg, seed=vc.seed)
-    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, mc)
-    images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
-    if trainee.adversary is not None:
-        trainee.adversary.set_prior(table[:, :-1])
+    trainee = build_trainee(build_model(vc.model, **cfg["model_kwargs"]), layout, adversary=uses_adversary(mc))
     trainee = ray.train.torch.prepare_model(trainee)
     inner = getattr(trainee, "module", trainee)
     opt = make_optimizer(trainee.parameters(), vc)
-    memory = secured_memory(layout, mc)
+    images, table = worker.shard("train", what="MTK training set", columns=(*cfg["columns"], "key_mask"))
     state = restore(weights_only=False) or {"epoch": 0, "history": []}
     if "trainee" in state:
         inner.load_state_dict(state["trainee"])
         opt.load_state_dict(state["optim"])
-        if memory is not None and state.get("decoupler"):
-            memory.load_state_dict(state["decoupler"])
     device = next(inner.parameters()).device
     support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
     amplitude = cfg["key_amplitude"] / 255.0
@@ -200,9 +190,9 @@ def train_loop(cfg: dict) -> None:
             if hardening:
                 x, rows = with_gate_attack(inner.net, x, rows, layout, mc, support=support, amplitude=amplitude,
                                            gen=target_gen)
-            logits, adversary = trainee(x, rows[:, :-1], rows[:, -1])
+            logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen, memory=memory, decoupling=decoupling)
+                                              gen=target_gen, decoupling=decoupling)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -215,8 +205,7 @@ def train_loop(cfg: dict) -> None:
             raise RayprivError(f"MTK training diverged in epoch {epoch + 1} (the loss is not finite); nothing "
                                f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
-                 "trainee": inner.state_dict(), "optim": opt.state_dict(),
-                 "decoupler": memory.state_dict() if memory is not None else None, "run": cfg["run"]}
+                 "trainee": inner.state_dict(), "optim": opt.state_dict(), "run": cfg["run"]}
         report(record_metrics(record), rank=worker.rank, state=state)
         if cfg.get("epoch_hook") is not None:
             cfg["epoch_hook"](epoch=epoch + 1, rank=worker.rank)

@@ -7,7 +7,7 @@ import torch
 from raypriv.errors import ConfigError
 from raypriv.models import build_model
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import SecuredMemory, decoupling_loss, uses_adversary
+from raypriv.mtk.decouple import decoupling_loss, uses_adversary
 from raypriv.mtk.worker import build_trainee, mtk_loss, secured_targets
 
 LAYOUT = TaskLayout(("digit", "parity"), (10, 2), ("digit",), locked=True)
@@ -30,21 +30,18 @@ def test_un_keyed_secured_rows_learn_the_locked_output():
 def _grads(decoupling: float, target: str):
     torch.manual_seed(0)
     net = build_model("multi_small_cnn", in_channels=1, num_classes=LAYOUT.head_sizes, image_size=28)
-    cfg = MtkConfig(decoupling=decoupling, decoupling_target=target)
-    trainee = build_trainee(net, LAYOUT, cfg)
+    trainee = build_trainee(net, LAYOUT, adversary=True)
     x, labels, mask = _batch()
-    trainee.adversary.set_prior(labels)
-    for p in trainee.adversary.parameters():      # an adversary that has learned something
-        torch.nn.init.normal_(p, generator=torch.Generator().manual_seed(1))
-    logits, adversary = trainee(x, labels, mask)
-    loss, _, _ = mtk_loss(logits, adversary, labels, mask, LAYOUT, cfg, gen=torch.Generator().manual_seed(0))
+    logits, adversary = trainee(x)
+    loss, _, _ = mtk_loss(logits, adversary, labels, mask, LAYOUT,
+                          MtkConfig(decoupling=decoupling, decoupling_target=target),
+                          gen=torch.Generator().manual_seed(0))
     loss.backward()
     return {n: p.grad.clone() for n, p in trainee.named_parameters()}
 
 
-@pytest.mark.parametrize("target", ["uniform", "conditional"])
-def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda(target):
-    low, high = _grads(0.1, target), _grads(10.0, target)
+def test_the_adversary_learns_alone_and_the_network_is_pushed_by_lambda():
+    low, high = _grads(0.1, "uniform"), _grads(10.0, "uniform")
     adversary = [n for n in low if n.startswith("adversary")]
     shared = [n for n in low if n.startswith("net.heads.1")]          # the unsecured head the adversary reads
     assert adversary and shared
@@ -96,172 +93,76 @@ def test_the_batch_loss_adds_the_cell_term_weighted_by_lambda():
     assert term > 0 and abs(loss[2.0] - loss[0.0] - term) < 1e-5
 
 
-def _secured_case():
-    """40 un-keyed rows, 4 per digit; parity logits = a cell offset, ±1 style alternating inside
-    every digit, and (``by_digit``) a digit-dependent offset inside each parity cell."""
+def test_the_secured_term_reads_only_what_the_secured_label_explains_inside_a_cell():
+    """The 'secured' target: spread inside a parity cell that does not depend on the digit
+    (here ±1 alternating inside every digit) costs nothing, unlike under 'cell'; digit-dependent
+    offsets inside a cell are pushed together, whatever the logits' scale (above a within-cell
+    variance of one logit unit; below it, as early in training, the push is not larger)."""
     digits = torch.arange(10).repeat_interleave(4)
     labels = torch.stack([digits, digits % 2], dim=1)
+    mask = torch.zeros(40, dtype=torch.long)
     by_cell = torch.stack([labels[:, 1] * 3.0, -labels[:, 1] * 3.0], dim=1)
     style = torch.tensor([1.0, -1.0]).repeat(20).unsqueeze(1)
-    return labels, by_cell + style, by_cell + style + 0.5 * digits.unsqueeze(1).float()
-
-
-def _term(z, labels, cfg, memory, layout=LAYOUT, mask=None):
-    z = z.clone().requires_grad_(True)
-    mask = torch.zeros(len(z), dtype=torch.long) if mask is None else mask
-    value = decoupling_loss([torch.zeros(len(z), 11), z], None, labels, mask, layout, cfg, memory=memory)
-    return value.item(), torch.autograd.grad(value, z)[0]
-
-
-def test_the_secured_term_reads_only_what_the_secured_label_explains_inside_a_cell():
-    """The 'secured' target: spread inside a parity cell that does not depend on the digit costs
-    nothing, unlike under 'cell'; digit-dependent offsets inside a cell are pushed together,
-    whatever the logits' scale (above a within-cell variance of one logit unit; below it, as
-    early in training, the push is not larger)."""
-    labels, style_only, by_digit = _secured_case()
     secured, cell = MtkConfig(decoupling=1.0), MtkConfig(decoupling=1.0, decoupling_target="cell")
-    assert secured.decoupling_target == "secured" and secured.decoupling_memory == 50   # the defaults
-    fresh = lambda: SecuredMemory(LAYOUT, steps=secured.decoupling_memory)           # noqa: E731
+    assert secured.decoupling_target == "secured"                  # the default
 
-    assert _term(style_only, labels, secured, fresh())[0] == 0.0
-    assert _term(style_only, labels, cell, None)[0] > 0.1
-    value, grad = _term(by_digit, labels, secured, fresh())
-    assert value > 0.1 and abs(_term(by_digit * 3, labels, secured, fresh())[0] - value) < 1e-5   # scale-free
-    assert _term(by_digit / 10, labels, secured, fresh())[1].abs().max() <= grad.abs().max()   # bounded
-    # the push is the same for every row of a group: blind to the style that cancels inside it
-    style = torch.tensor([1.0, -1.0]).repeat(20).unsqueeze(1)
-    assert abs(float((grad * style).sum())) < 1e-6 and grad.abs().max() > 1e-3
+    def term(z, cfg):
+        z = z.clone().requires_grad_(True)
+        value = decoupling_loss([torch.zeros(40, 11), z], None, labels, mask, LAYOUT, cfg)
+        return value.item(), torch.autograd.grad(value, z)[0]
+
+    assert term(by_cell + style, secured)[0] == 0.0 and term(by_cell + style, cell)[0] > 0.1
+    by_digit = by_cell + style + 0.5 * digits.unsqueeze(1).float()
+    value, grad = term(by_digit, secured)
+    assert value > 0.1 and abs(term(by_digit * 3, secured)[0] - value) < 1e-5     # scale-free above
+    assert term(by_digit / 10, secured)[1].abs().max() <= grad.abs().max()    # bounded near-constant logits
     # a gradient step moves the digits' means inside each cell toward each other
     stepped = by_digit - 0.5 * grad / grad.abs().max()
-    assert _term(stepped, labels, secured, fresh())[0] < value
-    with pytest.raises(ValueError, match="SecuredMemory"):
-        _term(by_digit, labels, secured, None)
+    assert term(stepped, secured)[0] < value
 
 
-def test_the_memory_pushes_rows_alone_in_their_group_within_the_batch():
-    """One worker's batch holds a row or two per (cell, digit) group: the group means come from
-    earlier batches, so a batch of lone rows is still pushed against its digits' offsets, and
-    keyed rows neither count nor get pushed."""
-    labels, _, by_digit = _secured_case()
-    cfg, memory = MtkConfig(decoupling=1.0), SecuredMemory(LAYOUT, steps=50)
-    _term(by_digit, labels, cfg, memory)                       # an earlier batch: 4 rows per digit
-    lone = torch.arange(0, 40, 4)                              # one row per digit
-    mask = torch.tensor([0, 1] * 5)
-    value, grad = _term(by_digit[lone], labels[lone], cfg, memory, mask=mask)
-    assert value > 0.1
-    pushed = grad[mask == 0].abs().sum(dim=1) > 1e-4          # digits 0, 2, 4, 6, 8 of the even cell:
-    assert pushed.tolist() == [True, True, False, True, True]  # 4 sits at its cell's mean
-    assert grad[mask == 1].abs().max() == 0
-    # on a fresh memory the same lone rows are groups of one: nothing to compare, no push
-    value, grad = _term(by_digit[lone], labels[lone], cfg, SecuredMemory(LAYOUT, steps=50), mask=mask)
-    assert value == 0.0 and grad.abs().max() == 0
+def _share_case():
+    digits = torch.arange(10).repeat_interleave(4)
+    style = torch.tensor([1.0, -1.0]).repeat(20).unsqueeze(1)
+    z = torch.stack([(digits % 2) * 3.0, -(digits % 2) * 3.0], dim=1) + style + 0.5 * digits.unsqueeze(1).float()
+    return digits, digits % 2, style, z
 
 
-def test_the_memory_forgets_old_batches_and_resumes_from_its_state():
-    """Decayed over ``steps`` batches: after many style-only batches the digit offsets of an old
-    batch are forgotten; a memory restored from its state continues exactly."""
-    labels, style_only, by_digit = _secured_case()
-    cfg = MtkConfig(decoupling=1.0)
-    memory = SecuredMemory(LAYOUT, steps=5)
-    first = _term(by_digit, labels, cfg, memory)[0]
-    for _ in range(40):
-        last = _term(style_only, labels, cfg, memory)[0]
-    assert first > 0.1 and last < 1e-3
-    a, b = SecuredMemory(LAYOUT, steps=5), SecuredMemory(LAYOUT, steps=5)
-    for z in (by_digit, style_only):
-        _term(z, labels, cfg, a)
-    b.load_state_dict({k: v.clone() for k, v in a.state_dict().items()})
-    (va, ga), (vb, gb) = _term(by_digit * 2, labels, cfg, a), _term(by_digit * 2, labels, cfg, b)
-    assert va == vb and torch.equal(ga, gb) and va != _term(by_digit * 2, labels, cfg, SecuredMemory(LAYOUT, steps=5))[0]
+def test_the_secured_term_ignores_lone_rows_and_one_label_cells_and_holds_its_scale_fixed():
+    from raypriv.mtk.decouple import secured_share
+
+    digits, cells, style, z = _share_case()
+    base = secured_share(z, cells, digits).item()
+    # a row alone in its (cell, digit) group and a cell holding one digit only change nothing but
+    # the share of the rows that count (40 of 43)
+    extra = torch.tensor([[40.0, -7.0], [-30.0, 5.0], [12.0, 8.0]])
+    value = secured_share(torch.cat([z, extra]), torch.cat([cells, torch.tensor([0, 2, 2])]),
+                          torch.cat([digits, torch.tensor([7, 3, 3])])).item()
+    assert abs(value - base * 40 / 43) < 1e-6
+    # the denominator is held fixed: the push is the same for every row of a group, so it is
+    # blind to style that cancels inside each group
+    z = z.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(secured_share(z, cells, digits), z)
+    assert abs(float((grad * style).sum())) < 1e-6 and grad.abs().max() > 1e-3
+    assert secured_share(z, cells, torch.arange(40)) is None          # every group a lone row
 
 
-def test_the_memory_is_refused_for_too_many_label_combinations():
-    layout = TaskLayout(("digit", "a", "b", "c"), (10, 1000, 1000, 10), ("digit",), locked=True)
-    with pytest.raises(ConfigError, match="decoupling_target.*'cell' or 'uniform'"):
-        SecuredMemory(layout, steps=50)
-    with pytest.raises(ConfigError, match="decoupling_memory"):
-        MtkConfig(decoupling_memory=0)
+def test_two_secured_tasks_average_the_terms_of_those_with_rows_to_compare():
+    from raypriv.mtk.decouple import secured_share
 
-
-def test_two_secured_tasks_average_their_terms():
     layout = TaskLayout(("digit", "parity", "ge5"), (10, 2, 2), ("digit", "ge5"), locked=True)
-    labels, _, z = _secured_case()
-    labels = torch.cat([labels, (labels[:, :1] >= 5).long()], dim=1)
+    digits, cells, _, z = _share_case()
+    labels = torch.stack([digits, cells, (digits >= 5).long()], dim=1)
     mask = torch.zeros(40, dtype=torch.long)
     cfg = MtkConfig(decoupling=2.0)
     logits = [torch.zeros(40, 11), z, torch.zeros(40, 3)]
-    both = decoupling_loss(logits, None, labels, mask, layout, cfg, memory=SecuredMemory(layout, steps=50)).item()
-    each = []
-    for t in (0, 2):            # each secured task alone, with parity unsecured
-        alone = TaskLayout(("s", "parity"), (layout.num_classes[t], 2), ("s",), locked=True)
-        each.append(decoupling_loss([torch.zeros(40, 11), z], None, labels[:, [t, 1]], mask, alone, cfg,
-                                    memory=SecuredMemory(alone, steps=50)).item() / 2.0)
+    both = decoupling_loss(logits, None, labels, mask, layout, cfg).item()
+    each = [secured_share(z, cells, labels[:, t]).item() for t in (0, 2)]
     assert min(each) > 0.01 and abs(both - 2.0 * sum(each) / 2) < 1e-5
-
-
-def _trained_adversary(z, labels, layout=LAYOUT, *, steps=300):
-    """A 'conditional' adversary trained alone (its own loss, λ = 0) on fixed logits ``z``."""
-    from raypriv.mtk.decouple import adversary_loss, build_adversary
-
-    torch.manual_seed(0)
-    adversary = build_adversary(layout, conditional=True)
-    adversary.set_prior(labels)
-    opt = torch.optim.SGD(adversary.parameters(), lr=0.5)
-    for _ in range(steps):
-        opt.zero_grad()
-        adversary_loss(adversary(z, labels), 0.0).backward()
-        opt.step()
-    return adversary
-
-
-def _read(adversary, z, labels):
-    """The adversary's accuracy on the digit, and the network's term (KL to the cell prior) with
-    its gradient with respect to the logits."""
-    from raypriv.mtk.decouple import adversary_loss
-
-    z = z.clone().requires_grad_(True)
-    ((learn, confuse, target, y),) = adversary(z, labels)
-    kl = adversary_loss([(learn.detach(), confuse, target, y)], 1.0) - torch.nn.functional.cross_entropy(learn, y)
-    (grad,) = torch.autograd.grad(kl, z)
-    return float((learn.argmax(1) == y).float().mean()), kl.item(), grad
-
-
-def test_the_conditional_adversary_reads_and_pushes_only_what_a_cell_does_not_explain():
-    """Within a parity cell, logits that vary with style only tell the adversary nothing beyond
-    the cell's prior (chance among the cell's 5 digits) and the network gets no push; logits
-    offset by the digit inside each cell are read, and a step against the network's gradient
-    makes them less readable to the same adversary."""
-    labels, style_only, by_digit = _secured_case()
-    adversary = _trained_adversary(style_only, labels)
-    acc, kl, grad = _read(adversary, style_only, labels)
-    assert acc <= 0.3 and kl < 0.05 and grad.abs().max() < 1e-2
-    by_digit = style_only + 2.0 * (by_digit - style_only)                 # digits 4 logit units apart
-    adversary = _trained_adversary(by_digit, labels)
-    acc, kl, grad = _read(adversary, by_digit, labels)
-    assert acc >= 0.5 and kl > 0.3
-    stepped = by_digit - 2.0 * grad / grad.abs().max()
-    assert _read(adversary, stepped, labels)[1] < kl
-
-
-def test_the_conditional_adversary_is_refused_for_too_many_label_combinations():
-    from raypriv.mtk.decouple import build_adversary
-
-    layout = TaskLayout(("digit", "a", "b", "c"), (10, 1000, 1000, 10), ("digit",), locked=True)
-    with pytest.raises(ConfigError, match="decoupling_target.*'cell' or 'uniform'"):
-        build_adversary(layout, conditional=True)
-    assert build_adversary(layout, conditional=False) is not None        # 'uniform' needs no cells
-
-
-def test_the_secured_term_weighs_offsets_by_how_little_the_logits_vary_that_way():
-    """Digit offsets inside the parity cells along a logit that varies little otherwise, beside
-    a logit with 10× the style spread: a probe reads the digit, and so does the term (the
-    Euclidean share of the spread would be 7 %)."""
-    labels, _, _ = _secured_case()
-    style = torch.tensor([1.0, -1.0]).repeat(20)
-    z = torch.stack([10 * style + 3 * labels[:, 1], 2.0 * (labels[:, 0] // 2 - 2).float()], dim=1)
-    value, grad = _term(z, labels, MtkConfig(decoupling=1.0), SecuredMemory(LAYOUT, steps=50))
-    assert value > 0.9
-    assert grad[:, 1].abs().max() > 10 * grad[:, 0].abs().max()        # pushed along the readable logit
+    # ge5 constant inside the batch: no rows to compare for it, and the digit's term is not halved
+    labels[:, 2] = 1
+    alone = decoupling_loss(logits, None, labels, mask, layout, cfg).item()
+    assert abs(alone - 2.0 * each[0]) < 1e-5
 
 
 def test_a_warm_up_as_long_as_training_is_refused():

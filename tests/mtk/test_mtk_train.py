@@ -194,7 +194,7 @@ def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
     from raypriv.runtime import ResourceSpec
 
     small = subsets[0].subsample(0.1)
-    # decoupling on, so that its term (and its memory's all-reduce) also runs on 2 workers
+    # decoupling on from the first epoch, so that its term also runs on 2 workers
     config = MtkConfig(gate_attack_steps=0, decoupling=0.5, decoupling_warmup=0,
                        train=dataclasses.replace(MtkConfig().train, epochs=1, lr=1e6))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
@@ -214,7 +214,7 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     """The crash leaves epoch 2's checkpoint; a re-run with other keys is refused (it would have
     continued the old weights under the new keys' digests); the same run resumes: its first epochs
     are the interrupted run's own records (their wall times too), not a re-training. Decoupling
-    is on (the secured term's memory is checkpointed and resumed) after its one warm-up epoch."""
+    is on after its one warm-up epoch."""
     import dataclasses
     import glob
 
