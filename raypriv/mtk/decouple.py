@@ -9,15 +9,17 @@ probe reads on top. Three terms, weighted by λ (``decoupling``), chosen by
 ``decoupling_target``:
 
 * ``secured`` (the default): λ times the share of the within-cell spread of the unsecured heads'
-  logits that the secured labels explain (:func:`secured_share`, a Fisher ratio: how far each
-  (cell, secured label) group's mean lies from its cell's mean, which is what a linear probe
-  reads inside a cell). Its gradient pulls the secured classes' means inside each cell together
-  and mostly leaves the rest of the within-cell spread (digit-independent style) alone (small
-  groups are noisy: :func:`secured_share`), so it fights neither the unsecured tasks nor the
-  gate. Groups of one row in a worker's batch are left out: it needs rows of several secured
-  classes per cell in each batch. Measured (README "MTK: what
-  we measured"): on ``mnist5k-tasks`` λ = 3 brings leakage to 0.5 points above the irreducible
-  level (2 seeds) with no loss on any task.
+  outputs (log-probabilities) that the secured labels explain (:func:`secured_share`, a Fisher
+  ratio: how far each (cell, secured label) group's mean lies from its cell's mean, which is
+  what a linear probe reads inside a cell), over each batch. Its gradient pulls the secured
+  classes' means inside each cell together and mostly leaves the rest of the within-cell spread
+  (digit-independent style) alone (small groups are noisy: :func:`secured_share`), so it fights
+  neither the unsecured tasks nor the gate. Groups of one row in a worker's batch are left out:
+  it needs rows of several secured classes per cell in each batch, which ``mnist5k-pairs`` (200
+  (cell, left digit) groups) rarely has. Measured in README "MTK: what we measured". Variants
+  measured worse and dropped: means from a decayed memory of 50 batches (so that lone rows
+  count), weighted Euclidean or by the inverse within-cell covariance (the latter blew the
+  outputs' spread up and raised leakage), and an adversary per cell pushed to ``p(y_s | cell)``.
 * ``cell``: λ times the share of the spread of the unsecured heads' logits left within the cells
   (:func:`cell_spread`): 0 when the outputs are a function of the unsecured answers alone. It
   also pulls together rows that differ in style only, and the network can lower it by moving
@@ -139,8 +141,8 @@ CELL_TERMS = {"cell": _cell_term, "secured": _secured_term}
 def decoupling_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *,
                     weight: float | None = None):
     """The decoupling term of a batch over its rows without a true key (see the module
-    docstring), weighted by ``weight`` (default ``cfg.decoupling``; 0 during the warm-up: the
-    ``uniform`` adversary still learns, the network is not pushed); with the ``uniform`` target
+    docstring), weighted by ``weight`` (default ``cfg.decoupling``; 0 until the gate has formed:
+    the ``uniform`` adversary still learns, the network is not pushed); with the ``uniform`` target
     also the adversary's own loss."""
     import torch
     import torch.nn.functional as F

@@ -165,16 +165,6 @@ def test_two_secured_tasks_average_the_terms_of_those_with_rows_to_compare():
     assert abs(alone - 2.0 * each[0]) < 1e-5
 
 
-def test_a_warm_up_as_long_as_training_is_refused():
-    import dataclasses
-
-    short = dataclasses.replace(MtkConfig().train, epochs=2)
-    assert MtkConfig(decoupling=1.0, train=short).decoupling_warmup == 1                 # the default
-    with pytest.raises(ConfigError, match="decoupling_warmup.*never start: 2 warm-up epochs of 2"):
-        MtkConfig(decoupling=1.0, decoupling_warmup=2, train=short)
-    assert MtkConfig(decoupling=0.0, decoupling_warmup=2, train=short)                   # no term, no matter
-
-
 def test_mtk_networks_output_log_probabilities_with_no_direction_softmax_ignores():
     """The heads of an MTK network return log-probabilities: the predictions and the training
     loss of the raw logits, but shifting every logit of a head (which softmax ignores, and

@@ -169,9 +169,9 @@ def test_unknown_and_single_class_tasks_are_refused(ray_local, tmp_path):
         task_layout(one, secured=("parity",))
 
 
-def test_hardening_starts_once_the_gate_has_formed_and_stays_on():
+def test_hardening_and_decoupling_start_once_the_gate_has_formed_and_stay_on():
     from raypriv.mtk.config import MtkConfig, TaskLayout
-    from raypriv.mtk.worker import hardening_on
+    from raypriv.mtk.worker import gate_formed, hardening_on
 
     layout = TaskLayout(("digit", "parity"), (10, 2), ("digit",), locked=True)
     cfg = MtkConfig(gate_attack_after=0.9)
@@ -181,6 +181,9 @@ def test_hardening_starts_once_the_gate_has_formed_and_stays_on():
     assert hardening_on([epoch(0.1), epoch(0.95)], layout, cfg)
     assert hardening_on([epoch(0.95, on=True), epoch(0.7, on=True)], layout, cfg)   # a dip does not stop it
     assert not hardening_on([epoch(0.95)], layout, MtkConfig(gate_attack_steps=0))
+    # the decoupling term starts at the same moment, hardening or not
+    assert not gate_formed([epoch(0.1), epoch(0.8)], layout, cfg)
+    assert gate_formed([epoch(0.95), epoch(0.7)], layout, MtkConfig(gate_attack_steps=0))
 
 
 def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
@@ -194,8 +197,7 @@ def test_a_diverging_run_fails_clearly_and_saves_no_model(subsets, tmp_path):
     from raypriv.runtime import ResourceSpec
 
     small = subsets[0].subsample(0.1)
-    # decoupling on from the first epoch, so that its term also runs on 2 workers
-    config = MtkConfig(gate_attack_steps=0, decoupling=0.5, decoupling_warmup=0,
+    config = MtkConfig(gate_attack_steps=0, decoupling=0.5,
                        train=dataclasses.replace(MtkConfig().train, epochs=1, lr=1e6))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
     with pytest.raises(RayprivError, match=r"diverged in epoch 1 .*lower train\.lr"):
@@ -214,7 +216,7 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     """The crash leaves epoch 2's checkpoint; a re-run with other keys is refused (it would have
     continued the old weights under the new keys' digests); the same run resumes: its first epochs
     are the interrupted run's own records (their wall times too), not a re-training. Decoupling
-    is on after its one warm-up epoch."""
+    is on once the gate has formed."""
     import dataclasses
     import glob
 
@@ -224,6 +226,7 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     from raypriv.manifest import is_finished
     from raypriv.mtk import MtkConfig, train_mtk
     from raypriv.mtk.train import default_checkpoint_dir, load_model
+    from raypriv.mtk.worker import gate_formed
     from raypriv.runtime import ResourceSpec
     from raypriv.runtime.train import TrainingError
 
@@ -246,7 +249,9 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     assert f"resuming the interrupted run in {default_checkpoint_dir(out)} after epoch {len(before)}" in lines
     history = load_model(out).manifest["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
-    assert [h["decoupling"] for h in history] == [0.0, 0.5, 0.5]       # the warm-up epoch, then λ
+    layout = load_model(out).layout
+    assert [h["decoupling"] for h in history] == [0.5 if gate_formed(history[:i], layout, config) else 0.0
+                                                  for i in range(3)]
     assert history[:len(before)] == before                  # carried over, wall times and all
     assert not os.path.exists(default_checkpoint_dir(out))
 
