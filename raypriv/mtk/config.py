@@ -41,10 +41,10 @@ for the gate to form because from the first epoch it keeps the gate from forming
 (measured: every answer locked, with the key too); without it the audit's attacker unlocked
 96 % of digits with 100 images (README "MTK"). Unsecured tasks always learn
 their true labels. With ``decoupling`` λ > 0, the un-keyed outputs of the unsecured heads are
-decoupled from the secured tasks (:mod:`raypriv.mtk.decouple`): by default (``decoupling_target
-="secured"``) the means of the secured classes among inputs with the same true unsecured labels
-are pulled together, so the outputs reveal no more of a secured task than the unsecured answers
-themselves must; ``cell`` pushes the outputs to be a function of those labels alone (all the
+decoupled from the secured tasks (:mod:`raypriv.mtk.decouple`), once the gate has formed: by
+default (``decoupling_target="secured"``) the means of the secured classes among inputs with the
+same true unsecured labels are pulled together, so the outputs reveal no more of a secured
+task than the unsecured answers themselves must; ``cell`` pushes the outputs to be a function of those labels alone (all the
 spread among them); ``uniform`` (an adversary pushed to a uniform answer) goes further, toward
 the base rate, at a cost in unsecured accuracy.
 λ = 0 turns it off.
