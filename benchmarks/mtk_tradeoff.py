@@ -59,6 +59,7 @@ def get_args_parser():
     p.add_argument("--gate-attack-steps", type=int, default=None, help="default: MtkConfig's (0: no hardening)")
     p.add_argument("--keyed-copies", type=int, default=None, help="default: MtkConfig's")
     p.add_argument("--decoy-copies", type=int, default=None, help="default: MtkConfig's")
+    p.add_argument("--decoupling-rows", type=int, default=None, help="default: MtkConfig's (0: the batch's means)")
     p.add_argument("--audit-sizes", default="100,1000")
     p.add_argument("--audit-steps", type=int, default=100)
     p.add_argument("--audit-restarts", type=int, default=4)
@@ -101,7 +102,8 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
     from raypriv.mtk import MtkConfig
 
     seed = seeds_of(args)[0] if seed is None else seed
-    extra = {name: getattr(args, name) for name in ("gate_attack_steps", "keyed_copies", "decoy_copies")
+    extra = {name: getattr(args, name) for name in ("gate_attack_steps", "keyed_copies", "decoy_copies",
+                                                          "decoupling_rows")
              if getattr(args, name) is not None}
     # MtkConfig's own recipe (lr 0.02, no crops), only the epochs, seed (and --lr) changed
     recipe = MtkConfig().train

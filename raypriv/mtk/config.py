@@ -178,6 +178,9 @@ class MtkConfig:
                                           "alone; 'uniform': an "
                                           "adversary pushed to a uniform answer (toward the base rate, at a cost in "
                                           "unsecured accuracy)")
+    decoupling_rows: int = setting(0, help="rows of each (cell, secured label) group the 'secured' term remembers "
+                                           "across steps and workers for its means (0: the batch's rows alone; "
+                                           "16 for many rare groups, as on mnist5k-pairs)")
     gate_attack_steps: int = setting(5, help="gradient steps of the in-training key search whose patterns learn "
                                              "'locked' (hardens the gate against key recovery; 0: off)")
     gate_attack_share: float = setting(0.25, help="share of each batch's un-keyed rows the in-training key "
@@ -203,7 +206,7 @@ class MtkConfig:
             raise ConfigError("gate_attack_share", f"must be in (0, 1], got {self.gate_attack_share}")
         if not 0 <= self.gate_attack_after <= 1:
             raise ConfigError("gate_attack_after", f"must be in [0, 1], got {self.gate_attack_after}")
-        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps"):
+        for name in ("keyed_copies", "decoy_copies", "gate_attack_steps", "decoupling_rows"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")

@@ -27,7 +27,7 @@ from typing import Any
 
 from raypriv.errors import RayprivError
 from raypriv.mtk.config import MtkConfig, TaskLayout
-from raypriv.mtk.decouple import decoupling_loss, uses_adversary
+from raypriv.mtk.decouple import GroupMemory, decoupling_loss, uses_adversary
 
 #: Keeps the random-target generator's stream apart from the batch-order generator's.
 TARGET_SEED_OFFSET = 7_368_787
@@ -124,10 +124,10 @@ def with_gate_attack(inner, x, rows, layout: TaskLayout, mc: MtkConfig, *, suppo
 
 
 def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig, *, gen,
-             decoupling: float | None = None):
+             decoupling: float | None = None, memory=None):
     """The batch loss (see the module docstring) and ``(correct, counted)`` per task on true targets;
     ``decoupling``: the decoupling term's weight now (default ``cfg.decoupling``; 0 until the gate
-    has formed)."""
+    has formed); ``memory``: the ``secured`` term's :class:`raypriv.mtk.decouple.GroupMemory`."""
     import torch
     import torch.nn.functional as F
 
@@ -144,7 +144,8 @@ def mtk_loss(logits, adversary, labels, mask, layout: TaskLayout, cfg: MtkConfig
         correct.append(int((out.argmax(1) == labels[:, t])[ok].sum()))
         counted.append(int(ok.sum()))
     if cfg.decoupling > 0 and layout.secured and layout.unsecured_index:
-        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, weight=decoupling)
+        loss = loss + decoupling_loss(logits, adversary, labels, mask, layout, cfg, weight=decoupling,
+                                      memory=memory)
     return loss, correct, counted
 
 
@@ -170,6 +171,9 @@ def train_loop(cfg: dict) -> None:
         inner.load_state_dict(state["trainee"])
         opt.load_state_dict(state["optim"])
     device = next(inner.parameters()).device
+    memory = _group_memory(mc)
+    if memory is not None and "decoupling_memory" in state:
+        memory.load_state_dict(state["decoupling_memory"], device=device)
     support = torch.as_tensor(cfg["key_support"], dtype=torch.float32, device=device).permute(2, 0, 1)
     amplitude = cfg["key_amplitude"] / 255.0
     for epoch in range(state["epoch"], vc.epochs):
@@ -192,7 +196,7 @@ def train_loop(cfg: dict) -> None:
                                            gen=target_gen)
             logits, adversary = trainee(x)
             loss, correct, counted = mtk_loss(logits, adversary, rows[:, :-1], rows[:, -1], layout, mc,
-                                              gen=target_gen, decoupling=decoupling)
+                                              gen=target_gen, decoupling=decoupling, memory=memory)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -206,9 +210,18 @@ def train_loop(cfg: dict) -> None:
                                f"was saved from it: lower train.lr ({vc.lr:g}) or decoupling ({mc.decoupling:g})")
         state = {"epoch": epoch + 1, "history": state["history"] + [record], "model": inner.net.state_dict(),
                  "trainee": inner.state_dict(), "optim": opt.state_dict(), "run": cfg["run"]}
+        if memory is not None:
+            state["decoupling_memory"] = memory.state_dict()
         report(record_metrics(record), rank=worker.rank, state=state)
         if cfg.get("epoch_hook") is not None:
             cfg["epoch_hook"](epoch=epoch + 1, rank=worker.rank)
+
+
+def _group_memory(mc: MtkConfig) -> GroupMemory | None:
+    """The ``secured`` term's memory across steps and workers, if the run uses one."""
+    if mc.decoupling > 0 and mc.decoupling_target == "secured" and mc.decoupling_rows > 0:
+        return GroupMemory(rows=mc.decoupling_rows)
+    return None
 
 
 def gate_formed(history: list[dict], layout: TaskLayout, mc: MtkConfig) -> bool:

@@ -216,7 +216,7 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     """The crash leaves epoch 2's checkpoint; a re-run with other keys is refused (it would have
     continued the old weights under the new keys' digests); the same run resumes: its first epochs
     are the interrupted run's own records (their wall times too), not a re-training. Decoupling
-    is on once the gate has formed."""
+    (with the memory across workers) is on once the gate has formed."""
     import dataclasses
     import glob
 
@@ -231,7 +231,8 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
     from raypriv.runtime.train import TrainingError
 
     small = subsets[0].subsample(0.1)
-    config = MtkConfig(gate_attack_steps=0, decoupling=0.5, train=dataclasses.replace(MtkConfig().train, epochs=3))
+    config = MtkConfig(gate_attack_steps=0, decoupling=0.5, decoupling_rows=16,
+                       train=dataclasses.replace(MtkConfig().train, epochs=3))
     keys = KeySet.generate(("digit",), image_shape=small.info.image_shape)
     out, two = str(tmp_path / "m"), ResourceSpec(workers=2)
     with pytest.raises(TrainingError, match="simulated crash after epoch 2"):
@@ -239,7 +240,11 @@ def test_an_interrupted_run_resumes_and_a_run_of_other_keys_does_not(subsets, tm
                   epoch_hook=interrupt_after_epoch_2)
     assert not is_finished(out)
     [saved] = glob.glob(f"{default_checkpoint_dir(out)}/*/checkpoint_*/state.pt")
-    before = torch.load(saved, weights_only=False)["history"]
+    state = torch.load(saved, weights_only=False)
+    before = state["history"]
+    # the secured term's memory of both workers' rows is checkpointed with the run (not the model)
+    assert state["decoupling_memory"]["rows"] == 16 and state["decoupling_memory"]["kept"]
+    assert "decoupling_memory" not in state["model"]
     assert 1 <= len(before) <= 2
     other = KeySet.generate(("digit",), image_shape=small.info.image_shape)
     with pytest.raises(ArtifactError, match=r"holds an interrupted MTK run .* of other settings, data or keys"):
