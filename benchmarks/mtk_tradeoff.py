@@ -102,9 +102,8 @@ def mtk_config(args, *, decoupling: float, epochs: int | None = None, seed: int 
     from raypriv.mtk import MtkConfig
 
     seed = seeds_of(args)[0] if seed is None else seed
-    extra = {name: getattr(args, name) for name in ("gate_attack_steps", "keyed_copies", "decoy_copies",
-                                                          "decoupling_rows")
-             if getattr(args, name) is not None}
+    knobs = ("gate_attack_steps", "keyed_copies", "decoy_copies", "decoupling_rows")
+    extra = {name: getattr(args, name) for name in knobs if getattr(args, name) is not None}
     # MtkConfig's own recipe (lr 0.02, no crops), only the epochs, seed (and --lr) changed
     recipe = MtkConfig().train
     train = dataclasses.replace(recipe, epochs=epochs or args.epochs, seed=seed,

@@ -21,10 +21,10 @@ probe reads on top. Three terms, weighted by λ (``decoupling``), chosen by
   exactly the batch term's gradient, from means over more rows (:func:`remembered_share`).
   Measured (README "MTK: what we measured", λ = 3, seed 0): on ``mnist5k-pairs`` 16 rows bring
   leakage from 31.6 % to 19.6 % (irreducible 19.2) but cost the unsecured tasks 1.8 points; on
-  ``mnist5k-tasks`` they leave 64.5 % where the batch's means reach the irreducible 61.2 %. Variants measured worse and dropped: means
-  decayed over a fixed 50 steps (no effect on ``mnist5k-tasks``),
-  weighted by the inverse within-cell covariance (blew the outputs' spread up and raised
-  leakage), and an adversary per cell pushed to ``p(y_s | cell)``.
+  ``mnist5k-tasks`` they leave 64.5 % where the batch's means reach the irreducible 61.2 %.
+  Variants measured worse and dropped: means decayed over a fixed 50 steps (no effect on
+  ``mnist5k-tasks``), weighted by the inverse within-cell covariance (blew the outputs' spread
+  up and raised leakage), and an adversary per cell pushed to ``p(y_s | cell)``.
 * ``cell``: λ times the share of the spread of the unsecured heads' logits left within the cells
   (:func:`cell_spread`): 0 when the outputs are a function of the unsecured answers alone. It
   also pulls together rows that differ in style only, and the network can lower it by moving
@@ -123,12 +123,17 @@ def secured_share(seen, codes, secured):
     return share * explained / within.detach().clamp_min(seen.numel())
 
 
-def _means(seen, index):
+def _means(seen, index, *, weights=None):
+    """The (``weights``-weighted) mean of the rows of ``seen`` per value of ``index``."""
     import torch
 
     sums = torch.zeros(int(index.max()) + 1, seen.shape[1], dtype=seen.dtype, device=seen.device)
-    counts = torch.bincount(index, minlength=len(sums)).clamp_min(1).unsqueeze(1).to(seen.dtype)
-    return sums.index_add(0, index, seen) / counts
+    if weights is None:
+        counts = torch.bincount(index, minlength=len(sums)).to(seen.dtype)
+    else:
+        counts = torch.zeros(len(sums), dtype=seen.dtype, device=seen.device).index_add(0, index, weights.to(seen.dtype))
+        seen = seen * weights.to(seen.dtype).unsqueeze(1)
+    return sums.index_add(0, index, seen) / counts.clamp_min(1).unsqueeze(1)
 
 
 class GroupMemory:
@@ -139,7 +144,7 @@ class GroupMemory:
 
     A horizon in rows per group, not in steps: a frequent group's means stay as fresh as the
     batch's (``mnist5k-tasks``: ~3 rows per group and worker batch, so 16 rows span ~3 steps),
-    a rare one's reach back as far as they must (``mnist5k-pairs``: 200 groups, ~0.16 rows per
+    a rare one's reach back as far as they must (``mnist5k-pairs``: 100 groups, ~0.3 rows per
     group and worker batch). The memory is checkpointed with the trainee (a resumed run
     continues it), never saved with the model.
 
@@ -155,11 +160,11 @@ class GroupMemory:
         self.kept: dict[tuple[int, int], Any] = {}
 
     def add(self, task: int, seen, group) -> None:
-        """Remember the rows ``seen`` (detached) of groups ``group`` of secured head ``task``, and
-        every other worker's (collective: every worker calls it with its batch, in step)."""
+        """Remember the rows ``seen`` (detached) of groups ``group`` of secured head ``task`` (this
+        process only: :func:`remember` adds every worker's)."""
         import torch
 
-        seen, group = _gathered(seen.detach(), group)
+        seen = seen.detach()
         for g in group.unique().tolist():
             old = self.kept.get((task, g))
             new = seen[group == g] if old is None else torch.cat([old, seen[group == g]])
@@ -185,28 +190,40 @@ class GroupMemory:
         self.kept = {tuple(int(p) for p in k.split(":")): v.to(device) for k, v in state["kept"].items()}
 
 
-def _gathered(seen, group):
-    """``seen`` and ``group`` of every worker, in rank order (as is, outside a process group)."""
+def remember(memory: GroupMemory, seen, codes, rows, layout: TaskLayout) -> None:
+    """Add a batch's un-keyed unsecured outputs ``seen`` (cells ``codes``, labels ``rows``) of every
+    worker to ``memory``, for every secured task: a collective, every worker calls it in step."""
+    import torch
+
+    seen, labels = _gathered(seen.detach(), torch.stack([codes, *(rows[:, s] for s in layout.secured_index)], 1))
+    for k, s in enumerate(layout.secured_index):
+        memory.add(s, seen, labels[:, 0] * layout.num_classes[s] + labels[:, k + 1])
+
+
+def _gathered(seen, labels):
+    """``seen`` and ``labels`` (rows of a float and of an integer tensor) of every worker, in rank
+    order (as is outside a process group of several)."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return seen, group
+        return seen, labels
     world = dist.get_world_size()
     sizes = [torch.zeros(1, dtype=torch.long, device=seen.device) for _ in range(world)]
     dist.all_gather(sizes, torch.tensor([len(seen)], device=seen.device))
-    most = int(max(int(n) for n in sizes))
-    pad = most - len(seen)
-    seen_all = [seen.new_zeros(most, seen.shape[1]) for _ in range(world)]
-    group_all = [group.new_zeros(most) for _ in range(world)]
-    dist.all_gather(seen_all, torch.cat([seen, seen.new_zeros(pad, seen.shape[1])]))
-    dist.all_gather(group_all, torch.cat([group, group.new_zeros(pad)]))
-    return (torch.cat([s[:int(n)] for s, n in zip(seen_all, sizes)]),
-            torch.cat([g[:int(n)] for g, n in zip(group_all, sizes)]))
+    sizes = [int(n) for n in sizes]
+    out = []
+    for mine in (seen, labels):
+        padded = torch.cat([mine, mine.new_zeros(max(sizes) - len(mine), mine.shape[1])])
+        every = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(every, padded)
+        out.append(torch.cat([t[:n] for t, n in zip(every, sizes)]))
+    return tuple(out)
 
 
 def remembered_share(seen, codes, secured, memory: GroupMemory, task: int, classes: int):
-    """:func:`secured_share` with the means from ``memory`` (after adding this batch): the value is
+    """:func:`secured_share` with the means from ``memory`` (holding this batch, :func:`remember`):
+    the value is
     the share of the batch rows' within-cell spread their groups' offsets ``m_g − m_c`` explain,
     and each row's gradient is the one :func:`secured_share` gives it (``2 (m_g − m_c)`` over
     the fixed, floored within-cell spread, times the share of rows that count), so a row alone
@@ -216,18 +233,13 @@ def remembered_share(seen, codes, secured, memory: GroupMemory, task: int, class
     import torch
 
     group = codes * classes + secured
-    memory.add(task, seen, group)
     if (remembered := memory.means(task)) is None:
         return None
     ids, means, counts = (v.to(seen.device) for v in remembered)
     big = counts > 1
     _, cell_of = torch.unique(ids // classes, return_inverse=True)
-    weight = (counts * big).unsqueeze(1)
-    cell_sum = torch.zeros(int(cell_of.max()) + 1, seen.shape[1], dtype=seen.dtype, device=seen.device)
-    cell_n = torch.zeros(len(cell_sum), dtype=seen.dtype, device=seen.device)
-    cell_means = cell_sum.index_add(0, cell_of, means * weight) / cell_n.index_add(0, cell_of, weight[:, 0]) \
-        .clamp_min(1).unsqueeze(1)
-    groups_in_cell = torch.bincount(cell_of[big], minlength=len(cell_sum))
+    cell_means = _means(means, cell_of, weights=counts * big)        # over the remembered rows
+    groups_in_cell = torch.bincount(cell_of[big], minlength=len(cell_means))
     at = torch.searchsorted(ids, group)
     kept = big[at] & (groups_in_cell[cell_of[at]] > 1)
     if not kept.any():
@@ -248,6 +260,9 @@ def _cell_term(seen, codes, rows, layout: TaskLayout, memory):
 def _secured_term(seen, codes, rows, layout: TaskLayout, memory):
     """The mean of :func:`secured_share` (:func:`remembered_share` with a ``memory``) over the
     secured tasks with rows to compare."""
+    if memory is not None:
+        remember(memory, seen, codes, rows, layout)
+
     def share(s):
         if memory is None:
             return secured_share(seen, codes, rows[:, s])

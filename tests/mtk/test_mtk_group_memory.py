@@ -9,14 +9,24 @@ import torch
 import torch.multiprocessing as mp
 
 from raypriv.errors import ConfigError
-from raypriv.mtk.config import MtkConfig
-from raypriv.mtk.decouple import GroupMemory, remembered_share, secured_share
+from raypriv.mtk.config import MtkConfig, TaskLayout
+from raypriv.mtk.decouple import GroupMemory, remember, remembered_share, secured_share
+
+LAYOUT = TaskLayout(("digit", "cell"), (10, 3), ("digit",))
 
 
 def _case(seed=0, n=60):
     g = torch.Generator().manual_seed(seed)
     cells, digits = torch.randint(0, 3, (n,), generator=g), torch.randint(0, 4, (n,), generator=g)
     return cells, digits, torch.randn(n, 5, generator=g) * 3
+
+
+def _remembered(memory):
+    """The remembered term of a batch, once ``memory`` holds it (as in training: :func:`remember`)."""
+    def term(z, cells, digits):
+        remember(memory, z, cells, torch.stack([digits, cells], 1), LAYOUT)
+        return lambda v: remembered_share(v, cells, digits, memory, 0, 10)
+    return term
 
 
 def _value_and_grad(fn, z):
@@ -29,7 +39,7 @@ def test_with_only_the_batch_remembered_the_term_is_the_batch_term():
     cells, digits, z = _case()
     digits[0] = 9                                   # alone in its group: left out by both
     batch = _value_and_grad(lambda v: secured_share(v, cells, digits), z)
-    remembered = _value_and_grad(lambda v: remembered_share(v, cells, digits, GroupMemory(rows=100), 0, 10), z)
+    remembered = _value_and_grad(_remembered(GroupMemory(rows=100))(z, cells, digits), z)
     assert batch[0] > 0.01 and abs(batch[0] - remembered[0]) < 1e-6
     assert torch.allclose(batch[1], remembered[1], atol=1e-8) and float(batch[1][0].abs().max()) == 0.0
 
@@ -44,7 +54,7 @@ def test_a_row_alone_in_its_group_is_pushed_against_its_remembered_offset():
     lone = torch.cat([z[digits != 3], z[:1]])       # this batch holds one digit-3 row
     lone_cells, lone_digits = torch.cat([cells[digits != 3], cells[:1]]), torch.cat([digits[digits != 3], torch.tensor([3])])
     assert _value_and_grad(lambda v: secured_share(v, lone_cells, lone_digits), lone)[1][-1].abs().max() == 0
-    _, grad = _value_and_grad(lambda v: remembered_share(v, lone_cells, lone_digits, memory, 0, 10), lone)
+    _, grad = _value_and_grad(_remembered(memory)(lone, lone_cells, lone_digits), lone)
     assert (grad[-1] > 0).all()                     # a descent step moves it down, toward its cell's mean
 
 
@@ -68,7 +78,7 @@ def _worker(rank, port, out):
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     memory = GroupMemory(rows=16)
     cells, digits, z = _case(seed=rank, n=20 + 7 * rank)   # the workers' batches differ, in size too
-    memory.add(0, z, cells * 10 + digits)
+    remember(memory, z, cells, torch.stack([digits, cells], 1), LAYOUT)
     torch.save(memory.state_dict(), os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
