@@ -15,7 +15,8 @@ from raypriv.jobs.flags import job_flags
 
 JOBS = job_names()
 REQUIRED = {"source": "digits", "output": "/tmp/x", "clean": "digits", "protected": "/tmp/p", "teacher": "/tmp/t",
-            "stats": "/tmp/s", "synthetic": "/tmp/syn", "real": "digits", "model": "/tmp/m", "keys": "/tmp/k"}
+            "stats": "/tmp/s", "synthetic": "/tmp/syn", "real": "digits", "model": "/tmp/m", "keys": "/tmp/k",
+            "job": "dpvae.pipeline"}
 
 
 def test_every_technique_registers_its_jobs():

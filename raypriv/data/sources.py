@@ -99,6 +99,41 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name.strip().lower(), (arg if sep and arg else None)
 
 
+#: The suffix of a spec whose training split is cut into training and validation rows.
+VALIDATION_SUFFIX = "#validation="
+
+
+def split_validation(spec: str) -> tuple[str, float | None]:
+    """``"mnist5k#validation=0.2"`` → ``("mnist5k", 0.2)``: the spec of a corpus whose ``train``
+    split is the training split minus a validation holdout (:func:`raypriv.data.holdout`) of that
+    fraction, and whose ``validation`` split is the holdout; other splits are the source's own.
+    A spec without the suffix gives ``(spec, None)``.
+
+    >>> split_validation("parquet:/data/x#validation=0.25"), split_validation("mnist5k")
+    (('parquet:/data/x', 0.25), ('mnist5k', None))
+    """
+    if not isinstance(spec, str) or VALIDATION_SUFFIX not in spec:
+        return spec, None
+    base, _, text = spec.rpartition(VALIDATION_SUFFIX)
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = -1.0
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError("spec", f"{spec!r}: the validation fraction must be a number in (0, 1), got {text!r}")
+    return base, fraction
+
+
+def _load_with_validation(spec: str, fraction: float, *, split: str, **kwargs) -> Corpus:
+    from raypriv.data.holdout import holdout
+
+    if split not in ("train", "validation"):
+        return load_corpus(spec, split=split, **kwargs)
+    rest, held = holdout(load_corpus(spec, split="train", **kwargs), fraction=fraction)
+    part = rest if split == "train" else held
+    return Corpus(ds=part.ds, info=dataclasses.replace(part.info, source=f"{spec}{VALIDATION_SUFFIX}{fraction:g}"))
+
+
 def get_source(name: str) -> tuple[SourceInfo, Factory]:
     _load_builtins()
     try:
@@ -118,7 +153,8 @@ def load_corpus(
 ) -> Corpus:
     """Load, validate and materialize a corpus from a source spec.
 
-    ``spec`` is ``name`` or ``name:PATH`` (see :func:`list_sources`); ``resize=N``
+    ``spec`` is ``name`` or ``name:PATH`` (see :func:`list_sources`), optionally followed by
+    ``#validation=F`` (:func:`split_validation`: a validation split cut from ``train``); ``resize=N``
     resizes every image to NxN (PIL bilinear), which also makes mixed sizes acceptable.
     ``validate=False`` skips the label/size/duplicate checks (decoding errors still
     raise). Raises :class:`~raypriv.errors.DataError` naming the offending item, or
@@ -127,6 +163,9 @@ def load_corpus(
     from raypriv.runtime.execute import unwrap_errors
     from raypriv.data.validate import finalize_corpus
 
+    spec, fraction = split_validation(spec)
+    if fraction is not None:
+        return _load_with_validation(spec, fraction, split=split, resize=resize, validate=validate, download=download)
     name, arg = parse_spec(spec)
     info, factory = get_source(name)
     if split not in info.splits:

@@ -97,7 +97,9 @@ def _hash_files(fs, paths: list[str]) -> list[dict]:
     """sha256 and size of each file, one Ray task per file."""
     import ray
 
-    task = ray.remote(num_cpus=0.5)(_sha256_file)
+    from raypriv.runtime import TASK_OPTIONS
+
+    task = ray.remote(num_cpus=0.5, **TASK_OPTIONS)(_sha256_file)
     return ray.get([task.remote(fs, p) for p in paths])
 
 

@@ -31,6 +31,21 @@ def privacy_of(manifest: dict) -> dict[str, Any] | None:
             "epsilon_target": p.get("epsilon_target"), "stages": p.get("stages", [])}
 
 
+def planned_privacy(source: str, config: DPVAEConfig):
+    """The mechanisms a training with ``config`` applies to ``source``'s records (σ solved from
+    the target ε, q and the steps from the declared dataset size), or None when none are private."""
+    from raypriv.dpvae.train import plan_stages
+    from raypriv.privacy.accounting import Mechanism, PrivacyPlan
+
+    if not config.private_stage_names:
+        return None
+    rows = config.dataset_size or 1          # a private plan depends on the declared size only
+    plans = [p for p in plan_stages(config, train_rows=rows, public_rows=rows) if p.private]
+    return PrivacyPlan(mechanisms=tuple(Mechanism(sigma=p.sigma, sample_rate=p.sample_rate, steps=p.steps)
+                                        for p in plans),
+                       delta=config.delta, accountant=config.accountant, source=source)
+
+
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainJob(Stage):
@@ -45,6 +60,9 @@ class TrainJob(Stage):
     resume: bool = setting(False, help="continue the run in --output (its ledger keeps counting)")
     max_failures: int = setting(0, help="worker-group restarts Ray Train may make")
     train: DPVAEConfig = setting(default_factory=DPVAEConfig, flatten=True, help="training settings")
+
+    def planned_privacy(self):
+        return planned_privacy(self.source, self.train)
 
     def finished(self) -> bool:
         from raypriv.dpvae.train import is_finished
@@ -142,6 +160,8 @@ class DPVAEPipelineJob(Job):
 
     name = "dpvae.pipeline"
     LOCAL_PATHS = ('output',)
+    SWEEP_METRIC = "eval.downstream_test_acc:max"
+    SWEEP_FRONTIER = ("model.epsilon_spent:min", "eval.downstream_test_acc:max")
     source: str = setting(positional=True, help="corpus spec of the private training data")
     output: str = setting(short="-o", help="pipeline directory (one sub-directory per stage)")
     test_split: str = setting("test", help="split of the source that is the test set")
@@ -152,6 +172,9 @@ class DPVAEPipelineJob(Job):
     evaluate: VictimConfig | None = setting(None, template=default_victim,
                                             help="evaluation classifier recipe (none: no evaluation)")
     max_failures: int = setting(0, help="worker-group restarts Ray Train may make")
+
+    def planned_privacy(self):
+        return planned_privacy(self.source, self.train)
 
     def stages(self) -> list[tuple[str, Stage]]:
         from raypriv.privacy.ledger import LEDGER_NAME

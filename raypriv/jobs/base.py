@@ -25,10 +25,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from raypriv.configs import build, setting
 from raypriv.runtime import ResourceSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from raypriv.privacy.accounting import PrivacyPlan
 
 __all__ = ["Job", "Outcome", "Reporter", "Result", "flat_metrics"]
 
@@ -112,6 +115,10 @@ class Job:
     #: weights. A URI there is refused when the job is built, before any work (a corpus written
     #: through pyarrow may be a URI: those settings are not listed).
     LOCAL_PATHS: ClassVar[tuple[str, ...]] = ()
+    #: What ``raypriv sweep`` optimizes by default (``"metric:max"``) and the frontier it draws
+    #: (privacy or protection vs utility), as flat metric names of the job's Result.
+    SWEEP_METRIC: ClassVar[str | None] = None
+    SWEEP_FRONTIER: ClassVar[tuple[str, str] | None] = None
     resources: ResourceSpec | None = setting(
         None, flag=False, help="workers and what each holds (default: chosen from the connected cluster)")
 
@@ -134,6 +141,12 @@ class Job:
     def cluster(self) -> ResourceSpec:
         """The resources to run with: the job's own, else chosen from the connected cluster."""
         return self.resources or ResourceSpec.auto()
+
+    def planned_privacy(self) -> "PrivacyPlan | None":
+        """The DP mechanisms a run will apply to its private training data, known before it
+        runs (what a sweep charges the dataset's budget); None for a job that claims no DP
+        guarantee. A DP job overrides it."""
+        return None
 
     def execute(self, reporter: Reporter) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -13,11 +13,12 @@ import importlib
 
 from raypriv.errors import ConfigError
 
-__all__ = ["get_job", "group_help", "job_names", "register_group", "register_job"]
+__all__ = ["get_job", "group_help", "import_plugins", "job_names", "register_group", "register_job"]
 
-#: The technique modules that register raypriv's own jobs (imported on first lookup).
+#: The modules that register raypriv's own jobs (imported on first lookup): the techniques', and
+#: the sweep (an edge over the others, registered like a job so the CLI and jobs/ run it alike).
 BUILTIN_JOB_MODULES = ("raypriv.unlearnable.job", "raypriv.evaluate.job", "raypriv.synth.job", "raypriv.dpvae.job",
-                       "raypriv.mtk.job")
+                       "raypriv.mtk.job", "raypriv.sweeps.job")
 
 _JOBS: dict[str, type] = {}
 _GROUPS: dict[str, str] = {}
@@ -45,6 +46,16 @@ def _load_builtins() -> None:
         for module in BUILTIN_JOB_MODULES:
             importlib.import_module(module)
         _loaded = True
+
+
+def import_plugins(modules) -> None:
+    """Import ``modules`` (names), which register jobs of their own; a ConfigError names one
+    that cannot be imported."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError("imports", f"cannot import {name!r}: {e}") from None
 
 
 def job_names() -> list[str]:

@@ -209,6 +209,33 @@ def leakage(scores: dict, layout) -> dict[str, dict[str, float]]:
     return out
 
 
+def summary(report: dict[str, Any]) -> dict[str, float]:
+    """A report's headline figures, the same names for any tasks (what a sweep compares):
+    ``keyed_accuracy`` (mean over secured tasks, every key applied), ``unsecured_accuracy`` (mean
+    over unsecured tasks, no key), ``unkeyed_accuracy`` (the worst secured task without a key),
+    ``leakage`` and ``leakage_irreducible`` (the most leaking secured task's probe on un-keyed
+    unsecured outputs, and its reference), ``audit_unlocked`` (the audit's best recovered
+    pattern, any size; absent without an audit)."""
+    secured = list(report["tasks"]["secured"])
+    names = list(report["tasks"]["names"])
+    unsecured = [t for t in names if t not in secured]
+    acc = report["accuracy"]
+    out: dict[str, float] = {}
+    if unsecured:
+        out["unsecured_accuracy"] = float(np.mean([acc[NO_KEY][t] for t in unsecured]))
+    if secured:
+        out["keyed_accuracy"] = float(np.mean([acc[ALL_KEYS][t] for t in secured]))
+        out["unkeyed_accuracy"] = float(max(acc[NO_KEY][t] for t in secured))
+    leaks = [v for t, v in report.get("leakage", {}).items()]
+    if leaks:
+        worst = max(leaks, key=lambda v: v["from_unsecured_outputs"] - v["irreducible"])
+        out["leakage"], out["leakage_irreducible"] = worst["from_unsecured_outputs"], worst["irreducible"]
+    audit = report.get("audit")
+    if audit:
+        out["audit_unlocked"] = float(max(r["unlocked"] for sizes in audit.values() for r in sizes.values()))
+    return out
+
+
 def evaluate_mtk(model: "MtkModel", test: "Corpus", keys: "KeySet | None", *, resources: "ResourceSpec",
                  seed: int = 0, leakage_of: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Accuracy under every key condition and leakage (see the module docstring) as a report dict.

@@ -156,7 +156,10 @@ class MtkEvaluateJob(ReportStage):
         return self.collect()
 
     def metrics_of_report(self, report: dict) -> dict:
-        return {k: report[k] for k in ("accuracy", "locked", "leakage", "audit") if k in report}
+        from raypriv.mtk.evaluate import summary
+
+        return {**{k: report[k] for k in ("accuracy", "locked", "leakage", "audit") if k in report},
+                "summary": summary(report)}
 
 
 @register_job
@@ -194,6 +197,8 @@ class MtkPipelineJob(Job):
 
     name = "mtk.pipeline"
     LOCAL_PATHS = ("output", "keys")
+    SWEEP_METRIC = "eval.summary.unsecured_accuracy:max"
+    SWEEP_FRONTIER = ("eval.summary.leakage:min", "eval.summary.unsecured_accuracy:max")
     source: str = setting(positional=True, help=SOURCE_HELP)
     keys: str = setting(help="key file: generated when absent, else used as it is")
     output: str = setting(short="-o", help="pipeline directory (model/, eval/)")

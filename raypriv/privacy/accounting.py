@@ -44,6 +44,21 @@ class Mechanism:
         return (float(self.sigma), float(self.sample_rate), int(self.steps))
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PrivacyPlan:
+    """What a DP job will spend on its private training data, known before it runs: the
+    mechanisms it applies to the records of ``source`` (a corpus spec, its ``train`` split), at
+    ``delta``, with ``accountant`` for its own ε (:meth:`epsilon`)."""
+
+    mechanisms: tuple[Mechanism, ...]
+    delta: float
+    accountant: str
+    source: str
+
+    def epsilon(self) -> float:
+        return epsilon(self.mechanisms, delta=self.delta, accountant=self.accountant)
+
+
 def check_accountant(name: str) -> str:
     if name not in ACCOUNTANTS:
         raise ConfigError("accountant", f"must be one of {ACCOUNTANTS}, got {name!r}")

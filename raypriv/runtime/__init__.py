@@ -15,6 +15,12 @@ from raypriv.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+#: Options of raypriv's own Ray tasks and actors: scheduled on the cluster, never captured by
+#: the placement group of a Ray Tune trial that launches them (a sweep's trial holds one CPU
+#: for itself; the work of its job asks for its own resources, like outside a sweep).
+TASK_OPTIONS = {"scheduling_strategy": "DEFAULT"}
+
+
 @dataclasses.dataclass(frozen=True)
 class ResourceSpec:
     """How many parallel workers a distributed step uses and what each one holds.

@@ -159,17 +159,19 @@ def _train_surrogate(work, state: dict, cfg: UnlearnableConfig, resources: Resou
     """Phase 1 of round ``r``: one Ray task trains the surrogate on rows drawn from ``work``."""
     import ray
 
+    from raypriv.runtime import TASK_OPTIONS
     from raypriv.unlearnable.workers import select_training_rows, train_surrogate_round
 
     if cfg.reinit_surrogate and r > 0:
         state["payload"]["state"] = _fresh_weights(cfg, state["payload"]["model_kwargs"], r)
         state["optim"] = None
     fraction = min(1.0, cfg.train_steps * cfg.train_batch_size / max(1, n))
-    select = ray.remote(select_training_rows).options(num_cpus=1)
+    select = ray.remote(select_training_rows).options(num_cpus=1, **TASK_OPTIONS)
     sample = [select.remote(block, seed=cfg.seed, round_index=r, fraction=fraction) for block in work.to_arrow_refs()]
     # The pool is idle while the surrogate trains: the task takes (and uses) the pool's CPUs.
     threads = max(1, min(int(resources.workers * resources.cpus_per_worker), int(ray.cluster_resources().get("CPU", 1))))
-    task = ray.remote(train_surrogate_round).options(num_cpus=threads, num_gpus=1 if resources.use_gpu else 0)
+    task = ray.remote(train_surrogate_round).options(num_cpus=threads, num_gpus=1 if resources.use_gpu else 0,
+                                                     **TASK_OPTIONS)
     trained = ray.get(task.remote(sample, payload=state["payload"], optim_state=state["optim"], cfg=cfg.to_dict(),
                                   use_gpu=resources.use_gpu, threads=threads))
     state["payload"], state["optim"] = trained["payload"], trained["optim"]

@@ -1,0 +1,111 @@
+"""What a sweep costs in privacy, worked out and charged before any trial runs.
+
+Every trial of a DP job trains on the same private records. With ``selection: all`` the sweep
+reports every trial, so its cost is all trials composed; with ``selection: private`` it runs a
+secret, random number of trials and releases only the best (Papernot & Steinke), a cost a
+small multiple of one trial's. Either is charged to the dataset's budget
+(:class:`raypriv.privacy.budget.DatasetBudget`, keyed by the training data's keyed fingerprint)
+before the first trial starts; a sweep the budget cannot pay for is refused with nothing run.
+Tuning on public data costs nothing and says so; a job that makes no DP claim (unlearnable
+examples, BN synthesis, MTK) has no ε to charge, and the sweep says that instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from raypriv.errors import ConfigError
+
+__all__ = ["SweepCost", "charge_sweep", "plan_cost"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepCost:
+    """The privacy of a sweep as its manifest records it."""
+
+    kind: str                      # "composed", "private-selection", "public" or "no-dp-claim"
+    note: str
+    delta: float | None = None
+    trial_epsilon: tuple[float, ...] = ()       # each trial's own ε (its job's accountant)
+    sweep_epsilon: float | None = None          # the whole sweep (RDP), what the data pays
+    selection: dict[str, Any] | None = None     # η, γ, E[K] of private selection
+    dataset: dict[str, Any] | None = None       # the dataset budget after charging
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _plans(jobs: Sequence[Any]):
+    plans = [job.planned_privacy() for job in jobs]
+    private = [p for p in plans if p is not None]
+    if private and len(private) != len(plans):
+        raise ConfigError("space", "some trials are private and some are not: sweep one kind at a time")
+    deltas = {p.delta for p in private}
+    if len(deltas) > 1:
+        raise ConfigError("space", f"trials use different δ ({sorted(deltas)}): one sweep is accounted at one δ")
+    return private
+
+
+def plan_cost(jobs: Sequence[Any], *, candidates: Sequence[Any] = (), selection: str, mean_trials: float,
+              eta: float, data: str) -> tuple[SweepCost, list, Any]:
+    """The sweep's cost before charging: ``(cost, plans, distribution of K or None)``.
+    ``jobs`` are the trials (for ``selection: all``) and ``candidates`` every job a
+    privately selected trial could be."""
+    from raypriv.privacy.selection import RdpCurve, TruncatedNegativeBinomial, compose
+
+    private = selection == "private"
+    plans = _plans(candidates if private else jobs)
+    if not plans:
+        return SweepCost(kind="no-dp-claim", note="the tuned job makes no differential-privacy claim, so the sweep "
+                                                  "has no ε to charge; its outputs protect (or not) as the "
+                                                  "technique's own report says"), [], None
+    delta = plans[0].delta
+    if data == "public":
+        return SweepCost(kind="public", delta=delta, trial_epsilon=tuple(p.epsilon() for p in plans),
+                         note="tuned on data declared public: the trials' DP training is not charged, and the "
+                              "selection costs nothing"), plans, None
+    curves = [RdpCurve.of(p.mechanisms) for p in plans]
+    if private:
+        from raypriv.privacy.budget import selection_curve
+
+        k = TruncatedNegativeBinomial.with_mean(mean_trials, eta=eta)
+        eps = selection_curve(curves, k).epsilon(delta)
+        return SweepCost(kind="private-selection", delta=delta, trial_epsilon=tuple(p.epsilon() for p in plans),
+                         sweep_epsilon=eps, selection={"eta": k.eta, "gamma": k.gamma, "mean_trials": k.mean},
+                         note="private selection (Papernot & Steinke 2022, Theorem 2): a secret number K of "
+                              "random trials, only the best released; ε covers that release (trial_epsilon lists "
+                              "every candidate setting's own ε)"), plans, k
+    eps = compose(curves).epsilon(delta)
+    return SweepCost(kind="composed", delta=delta, trial_epsilon=tuple(p.epsilon() for p in plans),
+                     sweep_epsilon=eps, note="every trial is reported, so the sweep spends all trials composed "
+                                             "(RDP); releasing any of them is covered"), plans, None
+
+
+def charge_sweep(cost: SweepCost, plans: list, k, *, sweep_id: str, budget_dir: str | None,
+                 epsilon_budget: float | None, fingerprint: str) -> SweepCost:
+    """Charge the sweep to the dataset's budget (a no-op for what is already charged under
+    ``sweep_id``: a resumed sweep pays once); refused, with nothing charged, past the budget."""
+    from raypriv.privacy.budget import DatasetBudget
+    from raypriv.privacy.ledger import BudgetExhaustedError
+
+    if cost.kind not in ("composed", "private-selection"):
+        return cost
+    if budget_dir is None:
+        raise ConfigError("budget", "a sweep of a DP job on private data charges the dataset's budget: name a "
+                                    "budget directory (budget=DIR; or declare data=public)")
+    budget = DatasetBudget.open(budget_dir, fingerprint=fingerprint, delta=cost.delta, epsilon_budget=epsilon_budget)
+    runs = [list(p.mechanisms) for p in plans]
+    charge = {"runs": runs} if k is None else {"candidates": runs, "selection": k}
+    already = {e["id"] for e in budget.entries()}
+    if f"{sweep_id}/0" not in already and budget.cap is not None:
+        after = budget.epsilon_with(**charge)
+        if after > budget.cap:
+            raise BudgetExhaustedError(
+                f"this sweep would take the dataset's ε from {budget.epsilon():.3f} to {after:.3f} at δ = "
+                f"{cost.delta:g}, past its budget of {budget.cap:g} ({budget.path}); nothing was run or charged")
+    if k is None:
+        for i, run in enumerate(runs):
+            budget.charge(f"{sweep_id}/{i}", runs=[run], note=f"sweep {sweep_id} trial {i}")
+    else:
+        budget.charge(f"{sweep_id}/0", note=f"sweep {sweep_id}: private selection", **charge)
+    return dataclasses.replace(cost, dataset=budget.summary())

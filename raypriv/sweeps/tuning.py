@@ -1,0 +1,109 @@
+"""The Ray Tune side of a sweep: one function trainable runs any job, and a Tuner runs (or
+resumes) the trials.
+
+Each trial runs its job in the trial's own process (a Tune function trainable), so a job that
+trains with Ray Train nests its ``TorchTrainer`` there (Ray 2.60's Train/Tune interop: the trial
+reports with ``ray.tune.report``, the Train workers with ``ray.train.report`` to their own
+controller). A trial holds :data:`TRIAL_CPUS` CPU for itself; its job's workers ask for their
+own (the sweep's ``trial_workers`` × ``trial_cpus``), never "the whole cluster", and
+``max_concurrent_trials`` bounds how many run at once, so a small machine runs them in turn
+instead of deadlocking. A sweep whose Tune experiment exists is resumed with ``Tuner.restore``:
+finished trials keep their results and are not run again.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from raypriv.jobs.base import Reporter
+
+__all__ = ["TRIAL_CPUS", "TrialReporter", "run_tuner"]
+
+#: CPUs a trial's own process holds (it mostly waits on its job's workers).
+TRIAL_CPUS = 1.0
+
+
+class TrialReporter(Reporter):
+    """A job's reporter inside a Tune trial: progress lines go to the trial's log; metrics a job
+    reports as it goes (``step=`` an epoch) go to Tune, where ASHA can stop a weak trial. The
+    job's final metrics (no step) are kept: :func:`trial` reports them with ε."""
+
+    def metrics(self, values, *, step: int | None = None) -> None:
+        super().metrics(values, step=step)
+        if step is not None:
+            from ray import tune
+
+            tune.report(dict(values))
+
+
+def trial(config: dict[str, Any]) -> None:
+    """The Tune function trainable: build the trial's job from its settings, run it, report its
+    Result's metrics (and ε) as the trial's last report."""
+    from ray import tune
+
+    from raypriv.jobs.registry import get_job, import_plugins
+    from raypriv.runtime.execute import find_raypriv_error
+
+    spec = config["trial"]
+    import_plugins(spec.get("imports", ()))
+    job = get_job(spec["job"]).from_dict(spec["settings"])
+    try:
+        result = job.run(TrialReporter())
+    except Exception as e:  # noqa: BLE001 - a trial's error is recorded as its one line
+        found = find_raypriv_error(e)
+        raise (found or e) from None
+    privacy = result.privacy or {}
+    final = {**result.metrics, "trial": spec["index"], "wall_time_s": result.wall_time_s, "finished": 1}
+    if privacy.get("epsilon") is not None:
+        final["epsilon"] = privacy["epsilon"]
+    tune.report(final)
+
+
+def _scheduler(sweep):
+    if sweep.scheduler != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    metric, _, mode = sweep.objective().rpartition(":")
+    return ASHAScheduler(metric=metric, mode=mode, grace_period=sweep.grace, time_attr="training_iteration")
+
+
+def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dict], list[str]]:
+    """Run (or resume) the trials; return ``(rows, errors)``: a row per trial that finished (its
+    settings, then its metrics) and a line per trial that failed."""
+    from ray import tune
+
+    from raypriv.sweeps.trials import TUNE_NAME, trial_settings
+
+    out = os.path.abspath(sweep.output)
+    path = os.path.join(out, TUNE_NAME)
+    trainable = tune.with_resources(trial, {"cpu": TRIAL_CPUS})
+    if tune.Tuner.can_restore(path):
+        reporter(f"resuming the Tune experiment in {path}: finished trials are kept, the rest run")
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+    else:
+        specs = [{"index": i, "job": sweep.job, "imports": list(sweep.imports), "settings": trial_settings(sweep, p, i)}
+                 for i, p in enumerate(params)]
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(specs)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=sweep.concurrent, scheduler=_scheduler(sweep),
+                                        reuse_actors=False),
+            run_config=tune.RunConfig(storage_path=out, name=TUNE_NAME, verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=0)))
+    grid = tuner.fit()
+    rows, errors = [], []
+    for result in grid:
+        index = result.config["trial"]["index"]
+        if result.error is not None:
+            text = str(result.error).strip().splitlines()
+            errors.append(f"trial {index}: {text[-1] if text else type(result.error).__name__}")
+            continue
+        metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))
+                   and not isinstance(v, bool)}
+        rows.append({"trial": index, **params[index], **{k: metrics[k] for k in sorted(metrics)
+                                                        if not k.startswith(("config/", "time_", "timestamp",
+                                                                             "pid", "iterations_since"))},
+                     "stopped_early": int(not metrics.get("finished"))})
+    rows.sort(key=lambda r: r["trial"])
+    return rows, errors
