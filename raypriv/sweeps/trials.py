@@ -57,7 +57,8 @@ def build_trial(sweep, settings: dict[str, Any], label: str):
     try:
         return sweep.job_class().from_dict(settings)
     except ConfigError as e:
-        raise ConfigError(f"{label} {e.field}", e.reason) from None
+        reason = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
+        raise ConfigError(f"{label} {e.field}", reason) from None
 
 
 def plan_trials(sweep) -> tuple[list[dict], list[Any], list[Any]]:

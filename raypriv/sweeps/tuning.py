@@ -73,6 +73,7 @@ def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dic
     settings, then its metrics) and a line per trial that failed."""
     from ray import tune
 
+    from raypriv.runtime.execute import find_raypriv_error
     from raypriv.sweeps.trials import TUNE_NAME, trial_settings
 
     out = os.path.abspath(sweep.output)
@@ -96,7 +97,8 @@ def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dic
     for result in grid:
         index = result.config["trial"]["index"]
         if result.error is not None:
-            text = str(result.error).strip().splitlines()
+            found = find_raypriv_error(result.error)
+            text = str(found if found is not None else result.error).strip().splitlines()
             errors.append(f"trial {index}: {text[-1] if text else type(result.error).__name__}")
             continue
         metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))

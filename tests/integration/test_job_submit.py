@@ -12,26 +12,10 @@ import time
 
 import pytest
 
+from tests.processes import kill_processes_using
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AGENT_WAIT_S = 400      # a 2-core machine running the suite has taken over 2 minutes to bring a head's job agent up
-
-
-def _stop_head(temp_dir) -> None:
-    """Stop only the Ray processes of this head (``ray stop`` would kill every Ray on the machine,
-    including the test session's own). Its workers exit when their raylet is gone."""
-    import psutil
-
-    procs = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(str(temp_dir) in part for part in (p.info["cmdline"] or [])):
-                procs.append(p)
-                p.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=20)
-    for p in alive:
-        p.kill()
 
 
 def _log_tails(temp_dir, patterns=("dashboard_agent*.log", "dashboard_agent*.err", "raylet.out"), chars=1500) -> str:
@@ -135,5 +119,5 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
         assert os.path.exists(home / ".ray" / "auth_token")
         print("\n".join(log.splitlines()[0] for log in logs))   # the time each README line took (-s shows it)
     finally:
-        _stop_head(temp_dir)
+        kill_processes_using(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)

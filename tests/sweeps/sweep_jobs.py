@@ -1,0 +1,47 @@
+"""A stand-in job for the sweep tests (imported by the sweeps through ``imports``): it "trains"
+for ``epochs``, reporting a score per epoch, and can claim a DP plan so a sweep charges it."""
+import dataclasses
+import os
+import time
+
+from raypriv.configs import setting
+from raypriv.errors import DataError
+from raypriv.jobs.base import Job, Outcome
+from raypriv.jobs.registry import register_job
+
+MODULE = __name__
+
+
+@register_job
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SleepJob(Job):
+    """Stand-in for sweep tests: score = quality after ``epochs`` epochs of ``seconds`` each."""
+
+    name = "sweeptest"
+    SWEEP_METRIC = "score:max"
+    SWEEP_FRONTIER = ("cost:min", "score:max")
+    output: str = setting(help="where the job writes its start marks")
+    quality: float = setting(0.5, help="the final score")
+    epochs: int = setting(2, help="epochs, each reported")
+    seconds: float = setting(0.0, help="seconds per epoch")
+    fail: bool = setting(False, help="raise a raypriv error instead of finishing")
+    sigma: float | None = setting(None, help="claim a DP plan of 1,000 steps at σ, q = 0.01 on digits")
+
+    def planned_privacy(self):
+        if self.sigma is None:
+            return None
+        from raypriv.privacy.accounting import Mechanism, PrivacyPlan
+
+        return PrivacyPlan(mechanisms=(Mechanism(sigma=self.sigma, sample_rate=0.01, steps=1000),), delta=1e-5,
+                           accountant="rdp", source="digits")
+
+    def execute(self, reporter):
+        os.makedirs(self.output, exist_ok=True)
+        with open(os.path.join(self.output, "starts"), "a") as f:
+            f.write(f"{time.time()}\n")
+        for epoch in range(1, self.epochs + 1):
+            time.sleep(self.seconds)
+            reporter.metrics({"score": self.quality * epoch / self.epochs}, step=epoch)
+        if self.fail:
+            raise DataError(f"{self.output}: the stand-in was told to fail")
+        return Outcome(metrics={"score": self.quality, "cost": self.quality ** 2})

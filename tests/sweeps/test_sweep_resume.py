@@ -1,0 +1,65 @@
+"""A sweep killed mid-run (SIGKILL of its driver) resumes with Tuner.restore: the trials that
+finished are not run again, the one in flight is, and nothing is charged twice."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import yaml
+
+from tests.processes import kill_processes_using
+from tests.sweeps.sweep_jobs import MODULE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RAYPRIV = os.path.join(os.path.dirname(sys.executable), "raypriv")
+
+
+def _starts(out, i) -> int:
+    path = os.path.join(out, "trials", f"{i:03d}", "starts")
+    return len(open(path).read().splitlines()) if os.path.exists(path) else 0
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    out = str(tmp_path / "sweep")
+    cfg = tmp_path / "sweep.yaml"
+    # trial 0 is quick; trial 1 is in flight when the driver dies (more than Tune's 10 s between
+    # experiment snapshots after trial 0 finished); trials 2 and 3 have not started
+    cfg.write_text(yaml.safe_dump({
+        "job": "sweeptest", "imports": [MODULE], "output": out, "budget": str(tmp_path / "budget"),
+        "base": {"output": "x", "epochs": 2, "sigma": 2.0}, "space": {"seconds": {"grid": [0.2, 12.0, 0.2, 0.2]}}}))
+    temp_dir = tempfile.mkdtemp(prefix="rp-", dir="/tmp")
+    env = {**os.environ, "RAY_TMPDIR": temp_dir, "PYTHONPATH": ROOT}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        first = subprocess.Popen([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 300
+        while _starts(out, 1) == 0 and first.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        assert first.poll() is None, first.stdout.read()
+        time.sleep(14)                                  # trial 1 is half-way; trial 0's end is in a snapshot
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        kill_processes_using(temp_dir, sig=signal.SIGKILL)
+        killed = {i: _starts(out, i) for i in range(4)}
+        assert killed == {0: 1, 1: 1, 2: 0, 3: 0}, killed
+        assert not os.path.exists(os.path.join(out, "manifest.json"))
+        ledger_lines = open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines()
+
+        second = subprocess.run([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT, capture_output=True,
+                                text=True, timeout=600)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "resuming the Tune experiment" in second.stdout
+        resumed = {i: _starts(out, i) for i in range(4)}
+        print(f"trial starts after the kill {killed}, after the resume {resumed}")
+        assert resumed == {0: 1, 1: 2, 2: 1, 3: 1}                # trial 0 not re-run; 1 re-run; 2, 3 once
+        manifest = json.load(open(os.path.join(out, "manifest.json")))
+        assert manifest["trials_finished"] == 4 and manifest["trials_failed"] == 0
+        assert open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines() == ledger_lines
+    finally:
+        kill_processes_using(temp_dir, sig=signal.SIGKILL)

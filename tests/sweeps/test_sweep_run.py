@@ -1,0 +1,127 @@
+"""`raypriv sweep` on a real local Ray: trials through Ray Tune, the results, the frontier, ASHA,
+failed trials, and what a sweep of a DP job charges the dataset's budget."""
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from raypriv.errors import ConfigError
+from raypriv.jobs.base import Reporter
+from raypriv.privacy.ledger import BudgetExhaustedError
+from raypriv.sweeps import SweepJob
+from tests.sweeps.sweep_jobs import MODULE
+
+
+def _sweep(tmp_path, **settings):
+    base = {"job": "sweeptest", "imports": [MODULE], "output": str(tmp_path / "sweep"), "base": {"output": "x"},
+            "concurrent": 2}
+    return SweepJob.from_dict({**base, **settings})
+
+
+def test_a_sweep_runs_every_trial_and_writes_results_frontier_and_manifest(ray_local, tmp_path):
+    sweep = _sweep(tmp_path, space={"quality": {"grid": [0.2, 0.9, 0.5]}, "epochs": {"choice": [1, 2]}}, samples=2)
+    reporter = Reporter(quiet=True)
+    result = sweep.run(reporter)
+    out = tmp_path / "sweep"
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 6 and sorted(rows["trial"]) == list(range(6))
+    assert sorted(rows["quality"]) == [0.2, 0.2, 0.5, 0.5, 0.9, 0.9]
+    assert (rows["score"] == rows["quality"]).all() and (rows["stopped_early"] == 0).all()
+    assert pd.read_parquet(out / "results.parquet").shape == rows.shape
+    front = pd.read_csv(out / "frontier.csv")          # cost = quality²: every distinct quality is on it
+    assert sorted(set(front["quality"])) == [0.2, 0.5, 0.9]
+    assert (out / "frontier.png").stat().st_size > 5000
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "sweep" and manifest["trials_finished"] == 6
+    assert rows.set_index("trial").loc[manifest["best_trial"], "quality"] == 0.9
+    assert manifest["privacy"]["kind"] == "no-dp-claim" and result.privacy is None
+    assert result.metrics["sweep.trials_finished"] == 6
+    for i in range(6):                                   # each trial ran once, in its own directory
+        assert len((out / "trials" / f"{i:03d}" / "starts").read_text().splitlines()) == 1
+    assert any("frontier" in line for line in reporter.lines)
+
+
+def test_asha_stops_the_trials_that_trail_at_the_first_rung(ray_local, tmp_path):
+    sweep = _sweep(tmp_path, space={"quality": {"grid": [0.9, 0.1, 0.2, 0.3]}}, base={"output": "x", "epochs": 4},
+                   scheduler="asha", grace=1, concurrent=1)
+    sweep.run(Reporter(quiet=True))
+    rows = pd.read_csv(tmp_path / "sweep" / "results.csv").set_index("quality")
+    assert rows.loc[0.9, "stopped_early"] == 0 and rows.loc[0.9, "training_iteration"] == 5   # 4 epochs + the result
+    assert (rows.loc[[0.1, 0.2, 0.3], "stopped_early"] == 1).all()
+    assert (rows.loc[[0.1, 0.2, 0.3], "training_iteration"] < 4).all()
+
+
+def test_a_failed_trial_is_one_line_and_the_others_finish(ray_local, tmp_path):
+    reporter = Reporter(quiet=True)
+    _sweep(tmp_path, space={"fail": {"grid": [False, True]}}).run(reporter)
+    manifest = json.loads((tmp_path / "sweep" / "manifest.json").read_text())
+    assert manifest["trials_finished"] == 1 and manifest["trials_failed"] == 1
+    assert manifest["errors"] == [f"trial 1: {tmp_path / 'sweep' / 'trials' / '001'}: the stand-in was told to fail"]
+    assert any(line.startswith("failed: trial 1:") for line in reporter.lines)
+
+
+def test_a_dp_sweep_charges_every_trial_composed_before_running(ray_local, tmp_path):
+    import dp_accounting as dpa
+
+    budget = tmp_path / "budget"
+    result = _sweep(tmp_path, space={"sigma": {"grid": [1.0, 2.0]}}, budget=str(budget)).run(Reporter(quiet=True))
+    manifest = json.loads((tmp_path / "sweep" / "manifest.json").read_text())
+    events = [dpa.SelfComposedDpEvent(dpa.PoissonSampledDpEvent(0.01, dpa.GaussianDpEvent(s)), 1000) for s in (1.0, 2.0)]
+    independent = dpa.rdp.RdpAccountant().compose(dpa.ComposedDpEvent(events)).get_epsilon(1e-5)
+    cost = manifest["privacy"]
+    assert cost["kind"] == "composed" and cost["sweep_epsilon"] == pytest.approx(independent, rel=1e-4)
+    assert cost["sweep_epsilon"] > max(cost["trial_epsilon"]) and result.privacy["epsilon"] == cost["sweep_epsilon"]
+    ledger = [json.loads(x) for x in open(cost["dataset"]["path"]).read().splitlines()]
+    assert ledger[0]["kind"] == "raypriv-dataset-budget" and [e["id"].rsplit("/", 1)[1] for e in ledger[1:]] == ["0", "1"]
+    again = _sweep(tmp_path, space={"sigma": {"grid": [1.0, 2.0]}}, budget=str(budget)).run(Reporter(quiet=True))
+    assert len(open(cost["dataset"]["path"]).read().splitlines()) == 3        # the same sweep pays once
+    assert again.privacy["epsilon"] == pytest.approx(independent, rel=1e-4)
+
+
+def test_a_sweep_past_the_datasets_budget_is_refused_with_nothing_run(ray_local, tmp_path):
+    sweep = _sweep(tmp_path, space={"sigma": {"grid": [1.0, 1.0, 1.0]}}, budget=str(tmp_path / "b"),
+                   epsilon_budget=3.0)                                        # three runs: 3.51
+    with pytest.raises(BudgetExhaustedError, match="past its budget of 3"):
+        sweep.run(Reporter(quiet=True))
+    assert not (tmp_path / "sweep").exists()
+    (ledger,) = (tmp_path / "b").iterdir()
+    assert len(ledger.read_text().splitlines()) == 1                         # the header only
+    with pytest.raises(ConfigError, match="budget"):
+        _sweep(tmp_path, space={"sigma": {"grid": [1.0]}}).run(Reporter(quiet=True))
+
+
+def test_private_selection_releases_only_the_winner(ray_local, tmp_path):
+    from dp_accounting.dp_event import RepeatAndSelectDpEvent
+    import dp_accounting as dpa
+
+    sweep = _sweep(tmp_path, space={"sigma": {"choice": [1.0, 2.0]}, "quality": {"grid": [0.3, 0.6]}},
+                   selection="private", mean_trials=3, budget=str(tmp_path / "b"))
+    result = sweep.run(Reporter(quiet=True))
+    out = tmp_path / "sweep"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "trials_finished" not in manifest and "frontier" not in manifest and "errors" not in manifest
+    winner = json.loads((out / "release" / "winner.json").read_text())
+    rows = pd.read_csv(out / "results.csv")
+    assert winner["score"] == rows["score"].max() and set(winner["settings"]) == {"sigma", "quality"}
+    worst = dpa.SelfComposedDpEvent(dpa.PoissonSampledDpEvent(0.01, dpa.GaussianDpEvent(1.0)), 1000)
+    bound = dpa.rdp.RdpAccountant().compose(RepeatAndSelectDpEvent(worst, 3.0, 1.0)).get_epsilon(1e-5)
+    assert winner["privacy"]["epsilon"] == pytest.approx(bound, rel=1e-4) == result.privacy["epsilon"]
+    assert set(result.metrics) == {"sweep.best_trial", "privacy.sweep_epsilon", "privacy.max_trial_epsilon"}
+
+
+def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="unknown job"):
+        _sweep(tmp_path, job="sweeptests")
+    with pytest.raises(ConfigError, match="space.quality"):
+        _sweep(tmp_path, space={"quality": {"normal": [0, 1]}})
+    with pytest.raises(ConfigError, match="imports"):
+        _sweep(tmp_path, imports=["no.such.module"])
+    with pytest.raises(ConfigError, match="early stopping"):
+        _sweep(tmp_path, selection="private", scheduler="asha")
+    with pytest.raises(ConfigError, match="private selection .* finite|grid, choice or randint"):
+        _sweep(tmp_path, selection="private", space={"sigma": {"uniform": [1, 2]}}, budget=str(tmp_path)).run(
+            Reporter(quiet=True))
+    with pytest.raises(ConfigError, match="trial 0 epochz"):
+        _sweep(tmp_path, space={"epochz": {"grid": [1, 2]}}).run(Reporter(quiet=True))
+    assert not (tmp_path / "sweep").exists()
