@@ -157,7 +157,8 @@ def evaluate_dpvae(*, synthetic: "Corpus", real_train: "Corpus", real_test: "Cor
              f"classifier assigns {agreement:.1%} of the synthetic images to their label")
     report: dict[str, Any] = {
         "synthetic": synthetic.info.source, "synthetic_rows": synthetic.info.num_rows,
-        "real_train": real_train.info.source, "real_test": real_test.info.source, "victim": victim,
+        "real_train": real_train.info.source, "real_test": real_test.info.source,
+        "real_test_split": real_test.info.split, "victim": victim,
         "downstream_test_acc": down["test_acc"], "real_data_test_acc": reference["test_acc"],
         "frechet_distance": fd, "label_agreement": agreement, "privacy": REPORT_PRIVACY,
         "frechet_reference": "real test set, features of a classifier trained on the real training set "

@@ -34,3 +34,19 @@ def test_holdout_is_a_stable_disjoint_cover_with_the_right_share():
 def test_a_holdout_fraction_outside_zero_one_is_refused(fraction):
     with pytest.raises(ConfigError, match="holdout fraction"):
         holdout(load_corpus("digits", split="train"), fraction=fraction)
+
+
+def test_a_spec_with_a_validation_suffix_serves_both_parts_and_the_source_test_split():
+    """What a sweep's trials read: ``train`` without the held-out rows, ``validation`` the held-out
+    rows, ``test`` the source's own test split untouched."""
+    full = load_corpus("digits", split="train")
+    train = load_corpus("digits#validation=0.2", split="train")
+    val = load_corpus("digits#validation=0.2", split="validation")
+    assert not set(_ids(train)) & set(_ids(val)) and sorted(_ids(train) + _ids(val)) == _ids(full)
+    assert _ids(val) == _ids(holdout(full, fraction=0.2)[1])
+    assert train.info.source == val.info.source == "digits#validation=0.2" and val.info.split == "validation"
+    assert _ids(load_corpus("digits#validation=0.2", split="test")) == _ids(load_corpus("digits", split="test"))
+    with pytest.raises(ConfigError, match="validation fraction"):
+        load_corpus("digits#validation=1.5")
+    with pytest.raises(ConfigError, match="offers splits"):
+        load_corpus("digits", split="validation")
