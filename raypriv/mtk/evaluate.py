@@ -230,7 +230,7 @@ def summary(report: dict[str, Any]) -> dict[str, float]:
     if leaks:
         worst = max(leaks, key=lambda v: v["from_unsecured_outputs"] - v["irreducible"])
         out["leakage"], out["leakage_irreducible"] = worst["from_unsecured_outputs"], worst["irreducible"]
-    audit = report.get("audit")
+    audit = (report.get("audit") or {}).get("tasks")
     if audit:
         out["audit_unlocked"] = float(max(r["unlocked"] for sizes in audit.values() for r in sizes.values()))
     return out

@@ -49,7 +49,8 @@ def write_results(sweep, rows: list[dict[str, Any]], errors: list[str], cost, re
     front = pareto(rows, x=x, y=y)
     _table(front, os.path.join(out, "frontier"))
     png = plot_frontier(rows, front, x=x, y=y, path=os.path.join(out, "frontier.png"),
-                        title=f"{sweep.job}: {len(rows)} trials")
+                        title=f"{sweep.job}: {len(rows)} trials" + (", scored on the validation split" if
+                                                                     sweep.validation else ""))
     best = best_row(rows, sweep.objective())
     artifacts = {"results": os.path.join(out, "results.csv"), "frontier": os.path.join(out, "frontier.csv"),
                  "frontier_png": png}

@@ -12,6 +12,7 @@ finished trials keep their results and are not run again.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -59,6 +60,28 @@ def trial(config: dict[str, Any]) -> None:
     tune.report(final)
 
 
+def _progress(reporter, objective: str, total: int):
+    """A Tune callback (in the driver) giving the reporter a line as each trial ends."""
+    from ray import tune
+
+    metric = objective.rpartition(":")[0]
+
+    class Progress(tune.Callback):
+        done = 0
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            Progress.done += 1
+            value = (trial.last_result or {}).get(metric)
+            shown = f"{value:.4g}" if isinstance(value, (int, float)) else "not reported"
+            reporter(f"trial {trial.config['trial']['index']} finished ({Progress.done}/{total}): {metric} {shown}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            Progress.done += 1
+            reporter(f"trial {trial.config['trial']['index']} failed ({Progress.done}/{total})")
+
+    return Progress()
+
+
 def _scheduler(sweep):
     if sweep.scheduler != "asha":
         return None
@@ -66,6 +89,19 @@ def _scheduler(sweep):
 
     metric, _, mode = sweep.objective().rpartition(":")
     return ASHAScheduler(metric=metric, mode=mode, grace_period=sweep.grace, time_attr="training_iteration")
+
+
+@contextlib.contextmanager
+def _tune_output_off():
+    """Tune's own console tables off while the sweep runs (the reporter gets a line per ended
+    trial, then the frontier and the errors); ``RAY_AIR_NEW_OUTPUT`` set by the user is kept."""
+    given = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = given if given is not None else "0"
+    try:
+        yield
+    finally:
+        if given is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
 
 
 def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dict], list[str]]:
@@ -91,8 +127,10 @@ def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dic
             tune_config=tune.TuneConfig(max_concurrent_trials=sweep.concurrent, scheduler=_scheduler(sweep),
                                         reuse_actors=False),
             run_config=tune.RunConfig(storage_path=out, name=TUNE_NAME, verbose=0,
+                                      callbacks=[_progress(reporter, sweep.objective(), len(specs))],
                                       failure_config=tune.FailureConfig(max_failures=0)))
-    grid = tuner.fit()
+    with _tune_output_off():
+        grid = tuner.fit()
     rows, errors = [], []
     for result in grid:
         index = result.config["trial"]["index"]

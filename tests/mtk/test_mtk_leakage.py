@@ -1,5 +1,6 @@
 """The leakage probe of ``raypriv mtk evaluate``: cross-fitted over id-hash folds, so every
 held-out row is scored once, by a probe that never saw it."""
+import pytest
 import numpy as np
 
 from raypriv.mtk.config import TaskLayout
@@ -62,3 +63,21 @@ def test_answers_leak_less_than_the_logits_that_carry_more_than_the_answer():
                       NO_KEY: logits}, layout)["digit"]
     assert report["from_unsecured_answers"] == report["irreducible"]
     assert report["from_unsecured_outputs"] > report["irreducible"] + 0.2
+
+
+def test_the_report_summary_names_the_headline_figures_for_any_tasks():
+    """What a sweep compares: the same names whatever the tasks (the audit's figures from its
+    ``tasks`` part, the worst leak measured against its own reference)."""
+    from raypriv.mtk.evaluate import summary
+
+    report = {
+        "tasks": {"names": ["left", "right", "sum"], "num_classes": [10, 10, 2], "secured": ["left"], "locked": True},
+        "accuracy": {"none": {"left": 0.1, "right": 0.96, "sum": 0.9}, "all": {"left": 0.97, "right": 0.95, "sum": 0.9}},
+        "leakage": {"left": {"from_unsecured_outputs": 0.6, "irreducible": 0.2, "base_rate": 0.1}},
+        "audit": {"attacker": "held-out half", "config": {"sizes": [100, 1000]},
+                  "tasks": {"left": {"100": {"unlocked": 0.1}, "1000": {"unlocked": 0.25}}}},
+    }
+    assert summary(report) == pytest.approx({"unsecured_accuracy": 0.93, "keyed_accuracy": 0.97, "unkeyed_accuracy": 0.1,
+                                             "leakage": 0.6, "leakage_irreducible": 0.2, "audit_unlocked": 0.25})
+    del report["audit"]
+    assert "audit_unlocked" not in summary(report)

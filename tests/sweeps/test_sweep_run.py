@@ -40,6 +40,7 @@ def test_a_sweep_runs_every_trial_and_writes_results_frontier_and_manifest(ray_l
     for i in range(6):                                   # each trial ran once, in its own directory
         assert len((out / "trials" / f"{i:03d}" / "starts").read_text().splitlines()) == 1
     assert any("frontier" in line for line in reporter.lines)
+    assert sum("finished (" in line for line in reporter.lines) == 6          # a line as each trial ends
 
 
 def test_asha_stops_the_trials_that_trail_at_the_first_rung(ray_local, tmp_path):
