@@ -31,7 +31,7 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     # experiment snapshots after trial 0 finished); trials 2 and 3 have not started
     cfg.write_text(yaml.safe_dump({
         "job": "sweeptest", "imports": [MODULE], "output": out, "budget": str(tmp_path / "budget"),
-        "base": {"output": "x", "epochs": 2, "sigma": 2.0}, "space": {"seconds": {"grid": [0.2, 12.0, 0.2, 0.2]}}}))
+        "base": {"output": "x", "epochs": 1, "sigma": 2.0}, "space": {"seconds": {"grid": [0.2, 14.0, 0.2, 0.2]}}}))
     temp_dir = tempfile.mkdtemp(prefix="rp-", dir="/tmp")
     env = {**os.environ, "RAY_TMPDIR": temp_dir, "PYTHONPATH": ROOT}
     env.pop("RAY_ADDRESS", None)
@@ -42,7 +42,7 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
         while _starts(out, 1) == 0 and first.poll() is None and time.time() < deadline:
             time.sleep(0.5)
         assert first.poll() is None, first.stdout.read()
-        time.sleep(14)                                  # trial 1 is half-way; trial 0's end is in a snapshot
+        time.sleep(11.5)                                # trial 1 is running; trial 0's end is in a snapshot
         first.send_signal(signal.SIGKILL)
         first.wait()
         kill_processes_using(temp_dir, sig=signal.SIGKILL)
