@@ -45,3 +45,30 @@ class SleepJob(Job):
         if self.fail:
             raise DataError(f"{self.output}: the stand-in was told to fail")
         return Outcome(metrics={"score": self.quality, "cost": self.quality ** 2})
+
+
+def _tiny_loop(config):
+    """A Ray Train loop: every worker reports ``scale × world size`` once (rank 0 with a checkpoint)."""
+    from raypriv.runtime.train import report, worker_context
+
+    ctx = worker_context(config, seed=0)
+    report({"value": config["scale"] * ctx.world}, rank=ctx.rank, state={"scale": config["scale"]})
+
+
+@register_job
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TinyTrainJob(Job):
+    """Stand-in for sweep tests: one Ray Train run through raypriv's launcher (a TorchTrainer)."""
+
+    name = "sweeptest-train"
+    SWEEP_METRIC = "value:max"
+    SWEEP_FRONTIER = ("scale:min", "value:max")
+    output: str = setting(help="the Ray Train run's storage")
+    scale: float = setting(1.0, help="what the workers report, times their number")
+
+    def execute(self, reporter):
+        from raypriv.runtime.train import fit
+
+        result = fit(_tiny_loop, config={"scale": self.scale}, resources=self.cluster(), storage_path=self.output,
+                     name="tiny", datasets={}, what="stand-in")
+        return Outcome(metrics={"value": result.metrics["value"], "scale": self.scale})

@@ -5,13 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 import yaml
 
-from tests.processes import kill_processes_using
 from tests.sweeps.sweep_jobs import MODULE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,7 +22,9 @@ def _starts(out, i) -> int:
 
 
 @pytest.mark.slow
-def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp_path):
+    """Both drivers join the test session's Ray (RAY_ADDRESS), as `ray job submit` drivers join a
+    cluster: the killed driver's trials die with it, the cluster stays."""
     out = str(tmp_path / "sweep")
     cfg = tmp_path / "sweep.yaml"
     # trial 0 is quick; trial 1 is in flight when the driver dies (more than Tune's 10 s between
@@ -32,34 +32,28 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     cfg.write_text(yaml.safe_dump({
         "job": "sweeptest", "imports": [MODULE], "output": out, "budget": str(tmp_path / "budget"),
         "base": {"output": "x", "epochs": 1, "sigma": 2.0}, "space": {"seconds": {"grid": [0.2, 14.0, 0.2, 0.2]}}}))
-    temp_dir = tempfile.mkdtemp(prefix="rp-", dir="/tmp")
-    env = {**os.environ, "RAY_TMPDIR": temp_dir, "PYTHONPATH": ROOT}
-    env.pop("RAY_ADDRESS", None)
-    try:
-        first = subprocess.Popen([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 300
-        while _starts(out, 1) == 0 and first.poll() is None and time.time() < deadline:
-            time.sleep(0.5)
-        assert first.poll() is None, first.stdout.read()
-        time.sleep(11.5)                                # trial 1 is running; trial 0's end is in a snapshot
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        kill_processes_using(temp_dir, sig=signal.SIGKILL)
-        killed = {i: _starts(out, i) for i in range(4)}
-        assert killed == {0: 1, 1: 1, 2: 0, 3: 0}, killed
-        assert not os.path.exists(os.path.join(out, "manifest.json"))
-        ledger_lines = open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines()
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address, "PYTHONPATH": ROOT}
+    first = subprocess.Popen([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while _starts(out, 1) == 0 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert first.poll() is None, first.stdout.read()
+    time.sleep(11.5)                                # trial 1 is running; trial 0's end is in a snapshot
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed = {i: _starts(out, i) for i in range(4)}
+    assert killed == {0: 1, 1: 1, 2: 0, 3: 0}, killed
+    assert not os.path.exists(os.path.join(out, "manifest.json"))
+    ledger_lines = open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines()
 
-        second = subprocess.run([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=600)
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert "resuming the Tune experiment" in second.stdout
-        resumed = {i: _starts(out, i) for i in range(4)}
-        print(f"trial starts after the kill {killed}, after the resume {resumed}")
-        assert resumed == {0: 1, 1: 2, 2: 1, 3: 1}                # trial 0 not re-run; 1 re-run; 2, 3 once
-        manifest = json.load(open(os.path.join(out, "manifest.json")))
-        assert manifest["trials_finished"] == 4 and manifest["trials_failed"] == 0
-        assert open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines() == ledger_lines
-    finally:
-        kill_processes_using(temp_dir, sig=signal.SIGKILL)
+    second = subprocess.run([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "resuming the Tune experiment" in second.stdout
+    resumed = {i: _starts(out, i) for i in range(4)}
+    print(f"trial starts after the kill {killed}, after the resume {resumed}")
+    assert resumed == {0: 1, 1: 2, 2: 1, 3: 1}                # trial 0 not re-run; 1 re-run; 2, 3 once
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["trials_finished"] == 4 and manifest["trials_failed"] == 0
+    assert open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines() == ledger_lines
