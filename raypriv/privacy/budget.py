@@ -123,11 +123,16 @@ class DatasetBudget:
         if not isinstance(header, dict) or header.get("kind") != KIND:
             raise ArtifactError(f"{path}: not a raypriv dataset budget")
         entries = []
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], start=2):
+            if not line.strip():
+                continue
             try:
                 entries.append(json.loads(line))
-            except json.JSONDecodeError:            # a torn last line: it was never durable
-                continue
+            except json.JSONDecodeError:
+                if number == len(lines):            # a torn last line (no newline): it was never durable
+                    continue
+                raise ArtifactError(f"{path}: line {number} is not a charge; a budget with a damaged line "
+                                    "cannot be trusted to count everything (restore it from a backup)") from None
         return header, entries
 
     def entries(self) -> list[dict[str, Any]]:
@@ -179,10 +184,12 @@ class DatasetBudget:
                         f"charging {charge_id!r} would take the dataset's ε to {after:.3f} at δ = "
                         f"{self.header['delta']:g}, past its budget of {cap:g} ({self.path}; "
                         f"{self.epsilon():.3f} spent so far)")
+            f.seek(0)
             data = f.read()
+            if not data.endswith(b"\n"):        # a torn last line was never durable: drop it
+                f.truncate(data.rfind(b"\n") + 1)
             f.seek(0, os.SEEK_END)
-            torn = bool(data) and not data.endswith(b"\n")
-            f.write((b"\n" if torn else b"") + json.dumps(entry).encode() + b"\n")
+            f.write(json.dumps(entry).encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
         return True

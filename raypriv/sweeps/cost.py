@@ -83,8 +83,9 @@ def plan_cost(jobs: Sequence[Any], *, candidates: Sequence[Any] = (), selection:
 
 def charge_sweep(cost: SweepCost, plans: list, k, *, sweep_id: str, budget_dir: str | None,
                  epsilon_budget: float | None, fingerprint: str) -> SweepCost:
-    """Charge the sweep to the dataset's budget (a no-op for what is already charged under
-    ``sweep_id``: a resumed sweep pays once); refused, with nothing charged, past the budget."""
+    """Charge the sweep to the dataset's budget, one line for all its trials (a no-op when
+    ``sweep_id`` is charged already: a resumed sweep pays once); refused, with nothing charged,
+    past the budget."""
     from raypriv.privacy.budget import DatasetBudget
     from raypriv.privacy.ledger import BudgetExhaustedError
 
@@ -96,16 +97,9 @@ def charge_sweep(cost: SweepCost, plans: list, k, *, sweep_id: str, budget_dir: 
     budget = DatasetBudget.open(budget_dir, fingerprint=fingerprint, delta=cost.delta, epsilon_budget=epsilon_budget)
     runs = [list(p.mechanisms) for p in plans]
     charge = {"runs": runs} if k is None else {"candidates": runs, "selection": k}
-    already = {e["id"] for e in budget.entries()}
-    if f"{sweep_id}/0" not in already and budget.cap is not None:
-        after = budget.epsilon_with(**charge)
-        if after > budget.cap:
-            raise BudgetExhaustedError(
-                f"this sweep would take the dataset's ε from {budget.epsilon():.3f} to {after:.3f} at δ = "
-                f"{cost.delta:g}, past its budget of {budget.cap:g} ({budget.path}); nothing was run or charged")
-    if k is None:
-        for i, run in enumerate(runs):
-            budget.charge(f"{sweep_id}/{i}", runs=[run], note=f"sweep {sweep_id} trial {i}")
-    else:
-        budget.charge(f"{sweep_id}/0", note=f"sweep {sweep_id}: private selection", **charge)
+    try:           # one line for the whole sweep, under the ledger's lock: all of it is charged or none
+        note = f"{len(runs)} trials, composed" if k is None else f"private selection over {len(runs)} settings"
+        budget.charge(sweep_id, note=note, **charge)
+    except BudgetExhaustedError as e:
+        raise BudgetExhaustedError(f"{e}; the sweep was not run") from None
     return dataclasses.replace(cost, dataset=budget.summary())

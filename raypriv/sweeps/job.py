@@ -80,6 +80,17 @@ class SweepJob(Job):
         for name in ("samples", "trial_workers", "concurrent", "grace"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        reserved = {"output", "resources"} & {str(k).split(".")[0] for k in self.space}
+        if reserved:
+            raise ConfigError(f"space.{sorted(reserved)[0]}", "is set by the sweep for every trial (its own output "
+                                                             "directory, the trial resources): not a setting to vary")
+        self.trial_resources()                                  # its own checks, named
+        if self.epsilon_budget is not None and not self.epsilon_budget > 0:
+            raise ConfigError("epsilon_budget", f"must be > 0, got {self.epsilon_budget}")
+        if self.selection == "private":
+            from raypriv.privacy.selection import TruncatedNegativeBinomial
+
+            TruncatedNegativeBinomial.with_mean(self.mean_trials, eta=self.eta)
         if self.selection == "private" and self.scheduler != "fifo":
             raise ConfigError("scheduler", "private selection runs every trial to the end (early stopping would "
                                            "make one trial's fate depend on another's data)")

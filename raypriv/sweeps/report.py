@@ -31,16 +31,17 @@ def _table(rows: list[dict[str, Any]], path: str) -> None:
     frame.to_parquet(path + ".parquet", index=False)
 
 
-def write_results(sweep, rows: list[dict[str, Any]], errors: list[str], cost, reporter) -> Outcome:
+def write_results(sweep, rows: list[dict[str, Any]], errors: list[str], cost, reporter, *, sweep_id: str) -> Outcome:
     from raypriv.files import write_json_atomic
     from raypriv.manifest import build_manifest, write_manifest
     from raypriv.sweeps.frontier import pareto, plot_frontier
-    from raypriv.sweeps.trials import sweep_id, trial_dir
+    from raypriv.sweeps.trials import trial_dir
 
     out = os.path.abspath(sweep.output)
     x, y = sweep.axes()
-    for line in errors:
-        reporter(f"failed: {line}")
+    if sweep.selection != "private":
+        for line in errors:
+            reporter(f"failed: {line}")
     if not rows:
         from raypriv.errors import RayprivError
 
@@ -48,9 +49,10 @@ def write_results(sweep, rows: list[dict[str, Any]], errors: list[str], cost, re
     _table(rows, os.path.join(out, "results"))
     front = pareto(rows, x=x, y=y)
     _table(front, os.path.join(out, "frontier"))
+    private = sweep.selection == "private"
+    count = "" if private else f": {len(rows)} trials"
     png = plot_frontier(rows, front, x=x, y=y, path=os.path.join(out, "frontier.png"),
-                        title=f"{sweep.job}: {len(rows)} trials" + (", scored on the validation split" if
-                                                                     sweep.validation else ""))
+                        title=f"{sweep.job}{count}" + (", scored on the validation split" if sweep.validation else ""))
     best = best_row(rows, sweep.objective())
     artifacts = {"results": os.path.join(out, "results.csv"), "frontier": os.path.join(out, "frontier.csv"),
                  "frontier_png": png}
@@ -66,19 +68,23 @@ def write_results(sweep, rows: list[dict[str, Any]], errors: list[str], cost, re
         write_json_atomic(os.path.join(release, "winner.json"), {
             "settings": {k: best[k] for k in sweep.space} if best else None,
             "objective": sweep.objective(), "score": best.get(sweep.objective().rpartition(":")[0]) if best else None,
-            "privacy": {"epsilon": cost.sweep_epsilon, "delta": cost.delta, "selection": cost.selection}})
+            "privacy": {"epsilon": cost.sweep_epsilon, "delta": cost.delta, "selection": cost.selection,
+                        "covers": "the training rows (the trials' DP training, selection included); the validation "
+                                  "rows that scored the trials are not covered (see the sweep's manifest)"}})
         artifacts["release"] = release
-        summary = {"best_trial": summary.get("best_trial")}
+        summary = {}
     metrics = {"sweep": summary, "privacy": {"sweep_epsilon": cost.sweep_epsilon,
                                              "max_trial_epsilon": max(cost.trial_epsilon, default=None)}}
     manifest = build_manifest(method="sweep", params={
         k: getattr(sweep, k) for k in ("job", "base", "space", "samples", "seed", "metric", "frontier", "validation",
                                        "data", "selection", "mean_trials", "eta", "trial_workers", "trial_cpus",
                                        "trial_gpus", "concurrent", "scheduler", "grace")},
-        extra={"sweep_id": sweep_id(sweep), "objective": sweep.objective(), "axes": [str(x), str(y)],
+        extra={"sweep_id": sweep_id, "objective": sweep.objective(), "axes": [str(x), str(y)],
                "best_trial": summary.get("best_trial"), "privacy": cost.to_dict(),
-               "validation_split": "validation rows cut from the training split score the trials; the test split "
-                                   "is not read" if sweep.validation else None,
+               "validation_split": "validation rows cut from the training split score the trials (their use is "
+                                   "not covered by ε); the test split is not read" if sweep.validation else None,
+               "private_outputs": "private selection: everything here but release/ reveals the number of trials "
+                                  "and their scores; it stays with the data owner" if private else None,
                **({} if sweep.selection == "private" else
                   {"trials_finished": len(rows), "trials_failed": len(errors), "errors": errors,
                    "frontier": front})})
@@ -100,7 +106,8 @@ def _say(reporter, sweep, rows, front, best, cost, errors) -> None:
                      f"  →  {x.metric} {r[x.metric]:.4g}, {y.metric} {r[y.metric]:.4g}")
     if best is not None:
         metric = sweep.objective().rpartition(":")[0]
-        reporter(f"best trial by {sweep.objective()}: {best['trial']} ({metric} {best.get(metric)})")
+        which = "the winner" if sweep.selection == "private" else f"trial {best['trial']}"
+        reporter(f"best by {sweep.objective()}: {which} ({metric} {best.get(metric)})")
     if cost.sweep_epsilon is not None:
         reporter(f"privacy: the sweep spent ε = {cost.sweep_epsilon:.3f} at δ = {cost.delta:g} ({cost.kind}); "
                  f"one trial: ε ≤ {max(cost.trial_epsilon):.3f}")

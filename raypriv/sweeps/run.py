@@ -3,11 +3,16 @@
 
 Layout of ``output``::
 
+    sweep.json            written first: the charge id, settings and drawn trials (what a resume reuses)
     tune/                 Ray Tune's experiment (what Tuner.restore resumes)
     trials/NNN/           each trial's job output
     results.csv|.parquet  one row per finished trial: its settings, metrics, ε
     frontier.csv|.png     the Pareto frontier of the two axes
     manifest.json         written last: the sweep's settings, best trial, privacy
+    release/              private selection only: the winner, the one thing its ε covers
+
+With private selection everything but ``release/`` reveals the number of trials and their
+scores: it stays with the data owner.
 """
 from __future__ import annotations
 
@@ -30,54 +35,59 @@ def _fingerprint(plans) -> str:
     return load_corpus(sources.pop(), split="train").keyed_fingerprint()
 
 
+def _state(sweep, out: str) -> tuple[dict, bool]:
+    """The sweep's state (``sweep.json``: id, settings, drawn trials) and whether it was there
+    already (a resume). A new sweep's state is written before it is charged or run."""
+    from raypriv.files import write_json_atomic
+    from raypriv.sweeps.trials import STATE_NAME, TUNE_NAME, new_sweep_id, plan_trials, sweep_settings
+
+    path = os.path.join(out, STATE_NAME)
+    settings = sweep_settings(sweep)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        differ = sorted(k for k in set(settings) | set(state["settings"])
+                        if settings.get(k) != state["settings"].get(k))
+        if differ:
+            raise ConfigError("output", f"{out} holds a sweep with other {', '.join(differ)}: resume it with its own "
+                                        "settings, or choose a new output")
+        return state, True
+    if os.path.exists(os.path.join(out, TUNE_NAME)):
+        raise ConfigError("output", f"{out} holds a Tune experiment but no {STATE_NAME}: choose a new output")
+    params, cands = plan_trials(sweep)
+    state = {"id": new_sweep_id(), "settings": settings, "params": params, "candidates": cands}
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(path, state)
+    return state, False
+
+
 def run_sweep(sweep, reporter) -> Outcome:
     from raypriv.sweeps.cost import charge_sweep, plan_cost
-    from raypriv.sweeps.trials import build_trial, plan_trials, sweep_id, trial_settings
+    from raypriv.sweeps.report import write_results
+    from raypriv.sweeps.trials import STATE_NAME, build_jobs
     from raypriv.sweeps.tuning import run_tuner
 
     out = os.path.abspath(sweep.output)
-    resumed = os.path.exists(os.path.join(out, "sweep.json"))
-    if resumed:
-        with open(os.path.join(out, "sweep.json"), encoding="utf-8") as f:
-            state = json.load(f)
-        if state["id"] != sweep_id(sweep):
-            raise ConfigError("output", f"{out} holds another sweep ({state['job']}); choose a new output")
-        params = state["params"]
-        jobs = [build_trial(sweep, trial_settings(sweep, p, i), f"trial {i}") for i, p in enumerate(params)]
-        cands = [build_trial(sweep, trial_settings(sweep, c, "candidate"), "candidate") for c in state["candidates"]]
-    else:
-        params, jobs, cands = plan_trials(sweep)
-    cost, plans, k = plan_cost(jobs, candidates=cands, selection=sweep.selection, mean_trials=sweep.mean_trials,
-                               eta=sweep.eta, data=sweep.data)
-    if cost.kind in ("composed", "private-selection"):
-        cost = charge_sweep(cost, plans, k, sweep_id=sweep_id(sweep), budget_dir=sweep.budget,
-                            epsilon_budget=sweep.epsilon_budget, fingerprint=_fingerprint(plans))
+    existed = os.path.isdir(out)
+    state, resumed = _state(sweep, out)
+    try:
+        jobs, cands = build_jobs(sweep, state["params"], state["candidates"])
+        cost, plans, k = plan_cost(jobs, candidates=cands, selection=sweep.selection, mean_trials=sweep.mean_trials,
+                                   eta=sweep.eta, data=sweep.data)
+        if cost.kind in ("composed", "private-selection"):
+            cost = charge_sweep(cost, plans, k, sweep_id=state["id"], budget_dir=sweep.budget,
+                                epsilon_budget=sweep.epsilon_budget, fingerprint=_fingerprint(plans))
+    except Exception:
+        if not resumed:                       # nothing ran and nothing was charged: leave nothing behind
+            os.remove(os.path.join(out, STATE_NAME))
+            if not existed:
+                os.rmdir(out)
+        raise
+    if cost.dataset is not None:
         reporter(f"charged the sweep to the dataset's budget: ε = {cost.sweep_epsilon:.3f} at δ = {cost.delta:g} "
                  f"({cost.kind}); the dataset has spent ε = {cost.dataset['epsilon_spent']:.3f}")
-    if not resumed:
-        _write_state(out, sweep, params, cands)
     what = "a secret number of" if sweep.selection == "private" else str(len(jobs))
     reporter(f"sweep {sweep.job}: {what} trials, {sweep.concurrent} at a time, each with "
              f"{sweep.trial_workers} worker(s); {'resuming' if resumed else 'starting'} in {out}")
-    rows, errors = run_tuner(sweep, [j for j in jobs], params, reporter)
-    from raypriv.sweeps.report import write_results
-
-    return write_results(sweep, rows, errors, cost, reporter)
-
-
-def _write_state(out: str, sweep, params: list[dict], cands: list) -> None:
-    """The trials' settings, kept so a resumed sweep runs the same trials (private selection:
-    the drawn trials stay with the data owner, in the sweep's private directory)."""
-    from raypriv.files import write_json_atomic
-    from raypriv.sweeps.trials import sweep_id
-
-    os.makedirs(out, exist_ok=True)
-    write_json_atomic(os.path.join(out, "sweep.json"), {
-        "id": sweep_id(sweep), "job": sweep.job, "params": params,
-        "candidates": [] if not cands else [dict(c) for c in _candidate_params(sweep)]})
-
-
-def _candidate_params(sweep) -> list[dict]:
-    from raypriv.sweeps import space as sp
-
-    return sp.candidates(sp.parse_space(sweep.space))
+    rows, errors = run_tuner(sweep, state["params"], reporter)
+    return write_results(sweep, rows, errors, cost, reporter, sweep_id=state["id"])

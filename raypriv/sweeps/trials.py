@@ -2,7 +2,7 @@
 that names the sweep's privacy charges."""
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
 import random
@@ -11,19 +11,28 @@ from typing import Any
 
 from raypriv.errors import ConfigError
 
-__all__ = ["TRIALS_DIR", "TUNE_NAME", "build_trial", "plan_trials", "sweep_id", "trial_dir", "trial_settings"]
+__all__ = ["STATE_NAME", "TRIALS_DIR", "TUNE_NAME", "build_jobs", "build_trial", "new_sweep_id", "plan_trials",
+           "sweep_settings", "trial_dir", "trial_settings"]
 
 TUNE_NAME = "tune"
 TRIALS_DIR = "trials"
+STATE_NAME = "sweep.json"
+#: The most settings private selection bounds its cost over (each is accounted on its own).
+MAX_CANDIDATES = 1000
 
 
-def sweep_id(sweep) -> str:
-    """What names the sweep's charges: its job, settings, space and output (a re-run of the same
-    sweep in the same place is the same sweep and pays once)."""
-    text = json.dumps({"job": sweep.job, "base": sweep.base, "space": sweep.space, "samples": sweep.samples,
-                       "seed": sweep.seed, "selection": sweep.selection, "validation": sweep.validation,
-                       "output": os.path.abspath(sweep.output)}, sort_keys=True, default=str)
-    return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+def sweep_settings(sweep) -> dict[str, Any]:
+    """What a sweep's trials and cost depend on (all but where it writes): a resumed sweep must
+    have the same, or it is another sweep."""
+    keys = ("job", "imports", "base", "space", "samples", "seed", "validation", "data", "selection", "mean_trials",
+            "eta", "trial_workers", "trial_cpus", "trial_gpus")
+    return json.loads(json.dumps({k: getattr(sweep, k) for k in keys}, default=str))
+
+
+def new_sweep_id() -> str:
+    """A fresh, random name for a sweep's charge: a sweep run again from nothing is charged again
+    (its trials train again, with fresh noise), a resumed one (its ``sweep.json`` kept) is not."""
+    return "sweep-" + secrets.token_hex(8)
 
 
 def trial_dir(sweep, index: int | str) -> str:
@@ -34,18 +43,20 @@ def trial_dir(sweep, index: int | str) -> str:
 
 def trial_settings(sweep, params: dict[str, Any], index: int | str) -> dict[str, Any]:
     """The job settings of one trial: ``base`` + ``params``, its own output directory, the
-    sweep's per-trial resources and (for a job with a test split) the validation split."""
-    import dataclasses
-
+    sweep's per-trial resources and the validation split (``validation`` > 0)."""
     from raypriv.sweeps.space import apply_settings
 
     cls = sweep.job_class()
-    fields = {f.name for f in dataclasses.fields(cls)}
     settings = apply_settings(sweep.base, params)
     settings["output"] = trial_dir(sweep, index)
     settings["resources"] = dataclasses.asdict(sweep.trial_resources())
-    if sweep.validation and {"source", "test_split"} <= fields:
+    if sweep.validation:
         from raypriv.data.sources import VALIDATION_SUFFIX, split_validation
+
+        if not {"source", "test_split"} <= {f.name for f in dataclasses.fields(cls)}:
+            raise ConfigError("validation", f"job {sweep.job!r} has no source and test_split to cut a validation "
+                                            "split from: set validation: 0 (its trials are then scored as the job "
+                                            "itself scores, which may be on a test split)")
 
         source, given = split_validation(settings.get("source", ""))
         settings["source"] = f"{source}{VALIDATION_SUFFIX}{given or sweep.validation:g}"
@@ -61,9 +72,9 @@ def build_trial(sweep, settings: dict[str, Any], label: str):
         raise ConfigError(f"{label} {e.field}", reason) from None
 
 
-def plan_trials(sweep) -> tuple[list[dict], list[Any], list[Any]]:
-    """``(trial params, trial jobs, candidate jobs)``; the candidates (every setting a trial
-    could get) only for private selection, whose number of trials is drawn here, secretly."""
+def plan_trials(sweep) -> tuple[list[dict], list[dict]]:
+    """``(trial params, candidate params)``; the candidates (every setting a trial could get) only
+    for private selection, whose number of trials is drawn here, secretly."""
     from raypriv.sweeps import space as sp
 
     dims = sp.parse_space(sweep.space)
@@ -71,7 +82,10 @@ def plan_trials(sweep) -> tuple[list[dict], list[Any], list[Any]]:
         if not all(d.finite for d in dims):
             raise ConfigError("space", "private selection bounds the cost over every setting a trial could get: "
                                        "give grid, choice or randint dimensions only")
-        cands = [build_trial(sweep, trial_settings(sweep, c, "candidate"), "candidate") for c in sp.candidates(dims)]
+        cands = sp.candidates(dims)
+        if len(cands) > MAX_CANDIDATES:
+            raise ConfigError("space", f"{len(cands)} settings a trial could get; private selection bounds its cost "
+                                       f"over each of them: at most {MAX_CANDIDATES}")
         from raypriv.privacy.selection import TruncatedNegativeBinomial
 
         k = TruncatedNegativeBinomial.with_mean(sweep.mean_trials, eta=sweep.eta).draw()      # secret: never logged
@@ -79,7 +93,12 @@ def plan_trials(sweep) -> tuple[list[dict], list[Any], list[Any]]:
         params = [sp.draw(dims, rng) for _ in range(k)]
     else:
         params, cands = sp.expand(dims, samples=sweep.samples, seed=sweep.seed), []
-    jobs = [build_trial(sweep, trial_settings(sweep, p, i), f"trial {i}") for i, p in enumerate(params)]
-    return params, jobs, cands
+    return params, cands
+
+
+def build_jobs(sweep, params: list[dict], cands: list[dict]) -> tuple[list[Any], list[Any]]:
+    """The trials' jobs and the candidates' (every one built and checked before anything runs)."""
+    return ([build_trial(sweep, trial_settings(sweep, p, i), f"trial {i}") for i, p in enumerate(params)],
+            [build_trial(sweep, trial_settings(sweep, c, "candidate"), "candidate") for c in cands])
 
 

@@ -60,8 +60,10 @@ def trial(config: dict[str, Any]) -> None:
     tune.report(final)
 
 
-def _progress(reporter, objective: str, total: int):
-    """A Tune callback (in the driver) giving the reporter a line as each trial ends."""
+def _progress(reporter, objective: str, total: int | None):
+    """A Tune callback (in the driver) giving the reporter a line as each trial ends; with
+    ``total=None`` (private selection) the line names neither the trial, nor a count, nor a score:
+    job logs may be read by more people than the data owner, and those reveal the number of trials."""
     from ray import tune
 
     metric = objective.rpartition(":")[0]
@@ -69,15 +71,19 @@ def _progress(reporter, objective: str, total: int):
     class Progress(tune.Callback):
         done = 0
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
+        def _line(self, trial, what: str) -> str:
             Progress.done += 1
-            value = (trial.last_result or {}).get(metric)
-            shown = f"{value:.4g}" if isinstance(value, (int, float)) else "not reported"
-            reporter(f"trial {trial.config['trial']['index']} finished ({Progress.done}/{total}): {metric} {shown}")
+            if total is None:
+                return f"a trial {what}"
+            value = (trial.last_result or {}).get(metric) if what == "finished" else None
+            shown = f": {metric} {value:.4g}" if isinstance(value, (int, float)) else ""
+            return f"trial {trial.config['trial']['index']} {what} ({Progress.done}/{total}){shown}"
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            reporter(self._line(trial, "finished"))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            Progress.done += 1
-            reporter(f"trial {trial.config['trial']['index']} failed ({Progress.done}/{total})")
+            reporter(self._line(trial, "failed"))
 
     return Progress()
 
@@ -104,7 +110,7 @@ def _tune_output_off():
             os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
 
 
-def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dict], list[str]]:
+def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str]]:
     """Run (or resume) the trials; return ``(rows, errors)``: a row per trial that finished (its
     settings, then its metrics) and a line per trial that failed."""
     from ray import tune
@@ -127,7 +133,8 @@ def run_tuner(sweep, jobs: list, params: list[dict], reporter) -> tuple[list[dic
             tune_config=tune.TuneConfig(max_concurrent_trials=sweep.concurrent, scheduler=_scheduler(sweep),
                                         reuse_actors=False),
             run_config=tune.RunConfig(storage_path=out, name=TUNE_NAME, verbose=0,
-                                      callbacks=[_progress(reporter, sweep.objective(), len(specs))],
+                                      callbacks=[_progress(reporter, sweep.objective(), None if
+                                                           sweep.selection == "private" else len(specs))],
                                       failure_config=tune.FailureConfig(max_failures=0)))
     with _tune_output_off():
         grid = tuner.fit()

@@ -7,7 +7,7 @@ import pytest
 
 from raypriv.jobs.entry import load_job_config
 from raypriv.sweeps import SweepJob
-from raypriv.sweeps.trials import plan_trials
+from raypriv.sweeps.trials import build_jobs, plan_trials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,7 +30,8 @@ def test_readme_sweep_commands_build_their_sweeps():
 @pytest.mark.parametrize("name,trials", [("sweep_smoke", 2), ("dpvae_sweep", 9), ("mtk_sweep", 3)])
 def test_every_sweep_config_builds_its_trials_on_the_validation_split(name, trials):
     sweep = SweepJob.from_dict(load_job_config(os.path.join(ROOT, "jobs", "configs", f"{name}.yaml")))
-    params, jobs, candidates = plan_trials(sweep)
+    params, candidates = plan_trials(sweep)
+    jobs, _ = build_jobs(sweep, params, candidates)
     assert len(params) == len(jobs) == trials and candidates == []
     for i, job in enumerate(jobs):
         assert job.source.endswith("#validation=0.2") and job.test_split == "validation"

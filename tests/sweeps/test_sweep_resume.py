@@ -30,7 +30,7 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp
     # trial 0 is quick; trial 1 is in flight when the driver dies (more than Tune's 10 s between
     # experiment snapshots after trial 0 finished); trials 2 and 3 have not started
     cfg.write_text(yaml.safe_dump({
-        "job": "sweeptest", "imports": [MODULE], "output": out, "budget": str(tmp_path / "budget"),
+        "job": "sweeptest", "imports": [MODULE], "output": out, "budget": str(tmp_path / "budget"), "validation": 0,
         "base": {"output": "x", "epochs": 1, "sigma": 2.0}, "space": {"seconds": {"grid": [0.2, 14.0, 0.2, 0.2]}}}))
     env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address, "PYTHONPATH": ROOT}
     first = subprocess.Popen([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT,

@@ -15,7 +15,7 @@ from tests.sweeps.sweep_jobs import MODULE
 
 def _sweep(tmp_path, **settings):
     base = {"job": "sweeptest", "imports": [MODULE], "output": str(tmp_path / "sweep"), "base": {"output": "x"},
-            "concurrent": 2}
+            "concurrent": 2, "validation": 0}
     return SweepJob.from_dict({**base, **settings})
 
 
@@ -74,10 +74,20 @@ def test_a_dp_sweep_charges_every_trial_composed_before_running(ray_local, tmp_p
     assert cost["kind"] == "composed" and cost["sweep_epsilon"] == pytest.approx(independent, rel=1e-4)
     assert cost["sweep_epsilon"] > max(cost["trial_epsilon"]) and result.privacy["epsilon"] == cost["sweep_epsilon"]
     ledger = [json.loads(x) for x in open(cost["dataset"]["path"]).read().splitlines()]
-    assert ledger[0]["kind"] == "raypriv-dataset-budget" and [e["id"].rsplit("/", 1)[1] for e in ledger[1:]] == ["0", "1"]
+    assert ledger[0]["kind"] == "raypriv-dataset-budget" and len(ledger) == 2 and len(ledger[1]["runs"]) == 2
     again = _sweep(tmp_path, space={"sigma": {"grid": [1.0, 2.0]}}, budget=str(budget)).run(Reporter(quiet=True))
-    assert len(open(cost["dataset"]["path"]).read().splitlines()) == 3        # the same sweep pays once
+    assert len(open(cost["dataset"]["path"]).read().splitlines()) == 2        # a resumed sweep pays once
     assert again.privacy["epsilon"] == pytest.approx(independent, rel=1e-4)
+    import shutil
+
+    shutil.rmtree(tmp_path / "sweep")                 # run again from nothing: its trials train again, and pay
+    third = _sweep(tmp_path, space={"sigma": {"grid": [1.0, 2.0]}}, budget=str(budget)).run(Reporter(quiet=True))
+    assert len(open(cost["dataset"]["path"]).read().splitlines()) == 3
+    assert third.privacy["epsilon"] == pytest.approx(independent, rel=1e-4)     # this sweep's own ε
+    assert json.loads((tmp_path / "sweep" / "manifest.json").read_text())["privacy"]["dataset"]["epsilon_spent"] \
+        == pytest.approx(dpa.rdp.RdpAccountant().compose(dpa.ComposedDpEvent(events * 2)).get_epsilon(1e-5), rel=1e-4)
+    with pytest.raises(ConfigError, match="other space"):
+        _sweep(tmp_path, space={"sigma": {"grid": [1.0]}}, budget=str(budget)).run(Reporter(quiet=True))
 
 
 def test_a_sweep_past_the_datasets_budget_is_refused_with_nothing_run(ray_local, tmp_path):
@@ -108,7 +118,7 @@ def test_private_selection_releases_only_the_winner(ray_local, tmp_path):
     worst = dpa.SelfComposedDpEvent(dpa.PoissonSampledDpEvent(0.01, dpa.GaussianDpEvent(1.0)), 1000)
     bound = dpa.rdp.RdpAccountant().compose(RepeatAndSelectDpEvent(worst, 3.0, 1.0)).get_epsilon(1e-5)
     assert winner["privacy"]["epsilon"] == pytest.approx(bound, rel=1e-4) == result.privacy["epsilon"]
-    assert set(result.metrics) == {"sweep.best_trial", "privacy.sweep_epsilon", "privacy.max_trial_epsilon"}
+    assert set(result.metrics) == {"privacy.sweep_epsilon", "privacy.max_trial_epsilon"}     # nothing tells K
 
 
 def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
@@ -123,6 +133,12 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="private selection .* finite|grid, choice or randint"):
         _sweep(tmp_path, selection="private", space={"sigma": {"uniform": [1, 2]}}, budget=str(tmp_path)).run(
             Reporter(quiet=True))
+    with pytest.raises(ConfigError, match="space.output"):
+        _sweep(tmp_path, space={"output": {"grid": ["a", "b"]}})
+    with pytest.raises(ConfigError, match="mean_trials"):
+        _sweep(tmp_path, selection="private", mean_trials=1)
+    with pytest.raises(ConfigError, match="validation"):
+        _sweep(tmp_path, space={"quality": {"grid": [1]}}, validation=0.2).run(Reporter(quiet=True))
     with pytest.raises(ConfigError, match="trial 0 epochz"):
         _sweep(tmp_path, space={"epochz": {"grid": [1, 2]}}).run(Reporter(quiet=True))
     assert not (tmp_path / "sweep").exists()
