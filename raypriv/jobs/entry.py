@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from raypriv.errors import ConfigError
 
-__all__ = ["add_settings_file_args", "apply_overrides", "job_args_parser", "job_main", "job_script", "load_job_config", "merge", "parse_yaml",
+__all__ = ["add_settings_file_args", "apply_overrides", "job_args_parser", "job_main", "job_script", "load_job_config", "merge", "merge_dotted", "parse_yaml",
            "run_job"]
 
 
@@ -60,17 +60,30 @@ def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 def apply_overrides(cfg: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """``key=value`` items applied to ``cfg`` (dotted keys reach nested settings; values are
     parsed as YAML: ``synth.iterations=100``, ``evaluate=null``)."""
-    cfg = dict(cfg)
+    settings = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+        settings[key] = parse_yaml(value)
+    return merge_dotted(cfg, settings)
+
+
+def merge_dotted(base: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with the dotted ``settings`` laid over it in order (nested mappings merged key by
+    key): how ``--set`` and a sweep's trial settings reach nested settings.
+
+    >>> merge_dotted({"train": {"epsilon": 4, "lr": 0.1}}, {"train.epsilon": 1})
+    {'train': {'epsilon': 1, 'lr': 0.1}}
+    """
+    out = dict(base)
+    for key, value in settings.items():
         *parents, leaf = key.split(".")
-        patch: dict[str, Any] = {leaf: parse_yaml(value)}
+        patch: dict[str, Any] = {leaf: value}
         for part in reversed(parents):
             patch = {part: patch}
-        cfg = merge(cfg, patch)
-    return cfg
+        out = merge(out, patch)
+    return out
 
 
 def load_job_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> dict:

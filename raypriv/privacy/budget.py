@@ -112,10 +112,14 @@ class DatasetBudget:
         budget.cap = min(caps) if caps else None
         return budget
 
-    @staticmethod
-    def _read(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    @classmethod
+    def _read(cls, path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
+            return cls._parse(path, f.read())
+
+    @staticmethod
+    def _parse(path: str, data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        lines = data.split(b"\n")
         try:
             header = json.loads(lines[0])
         except json.JSONDecodeError:
@@ -173,19 +177,19 @@ class DatasetBudget:
         entry = self._entry(charge_id, **charge)
         with open(self.path, "rb+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)               # released when the file closes
-            entries = self.entries()
+            data = f.read()                             # read once, under the lock
+            entries = self._parse(self.path, data)[1]
             if any(e.get("id") == charge_id for e in entries):
                 return False
             cap = self.cap
             if cap is not None:
-                after = compose([self.curve(entries), _curve_of(entry)]).epsilon(self.header["delta"])
+                spent = self.curve(entries)
+                after = compose([spent, _curve_of(entry)]).epsilon(self.header["delta"])
                 if after > cap:
                     raise BudgetExhaustedError(
                         f"charging {charge_id!r} would take the dataset's ε to {after:.3f} at δ = "
                         f"{self.header['delta']:g}, past its budget of {cap:g} ({self.path}; "
-                        f"{self.epsilon():.3f} spent so far)")
-            f.seek(0)
-            data = f.read()
+                        f"{spent.epsilon(self.header['delta']):.3f} spent so far)")
             if not data.endswith(b"\n"):        # a torn last line was never durable: drop it
                 f.truncate(data.rfind(b"\n") + 1)
             f.seek(0, os.SEEK_END)

@@ -60,8 +60,9 @@ def plan_cost(jobs: Sequence[Any], *, candidates: Sequence[Any] = (), selection:
                                                   "has no ε to charge; its outputs protect (or not) as the "
                                                   "technique's own report says"), [], None
     delta = plans[0].delta
+    trial_epsilon = tuple(p.epsilon() for p in plans)          # each its own accountant's (PRV: not free)
     if data == "public":
-        return SweepCost(kind="public", delta=delta, trial_epsilon=tuple(p.epsilon() for p in plans),
+        return SweepCost(kind="public", delta=delta, trial_epsilon=trial_epsilon,
                          note="tuned on data declared public: the trials' DP training is not charged, and the "
                               "selection costs nothing"), plans, None
     curves = [RdpCurve.of(p.mechanisms) for p in plans]
@@ -70,13 +71,13 @@ def plan_cost(jobs: Sequence[Any], *, candidates: Sequence[Any] = (), selection:
 
         k = TruncatedNegativeBinomial.with_mean(mean_trials, eta=eta)
         eps = selection_curve(curves, k).epsilon(delta)
-        return SweepCost(kind="private-selection", delta=delta, trial_epsilon=tuple(p.epsilon() for p in plans),
+        return SweepCost(kind="private-selection", delta=delta, trial_epsilon=trial_epsilon,
                          sweep_epsilon=eps, selection={"eta": k.eta, "gamma": k.gamma, "mean_trials": k.mean},
                          note="private selection (Papernot & Steinke 2022, Theorem 2): a secret number K of "
                               "random trials, only the best released; ε covers that release (trial_epsilon lists "
                               "every candidate setting's own ε)"), plans, k
     eps = compose(curves).epsilon(delta)
-    return SweepCost(kind="composed", delta=delta, trial_epsilon=tuple(p.epsilon() for p in plans),
+    return SweepCost(kind="composed", delta=delta, trial_epsilon=trial_epsilon,
                      sweep_epsilon=eps, note="every trial is reported, so the sweep spends all trials composed "
                                              "(RDP); releasing any of them is covered"), plans, None
 

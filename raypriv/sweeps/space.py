@@ -115,14 +115,7 @@ def candidates(space: tuple[Dimension, ...]) -> list[dict[str, Any]]:
 
 
 def apply_settings(base: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with the dotted ``settings`` laid over it (nested mappings merged key by key)."""
-    from raypriv.jobs.entry import merge
+    """``base`` with the trial's dotted ``settings`` laid over it (the same merge as ``--set``)."""
+    from raypriv.jobs.entry import merge_dotted
 
-    out = dict(base)
-    for key, value in settings.items():
-        *parents, leaf = key.split(".")
-        patch: dict[str, Any] = {leaf: value}
-        for part in reversed(parents):
-            patch = {part: patch}
-        out = merge(out, patch)
-    return out
+    return merge_dotted(base, settings)
