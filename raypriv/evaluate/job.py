@@ -12,19 +12,22 @@ import os
 
 from raypriv.configs import setting
 from raypriv.evaluate.config import EvaluateConfig
-from raypriv.jobs.base import Job, Outcome
+from raypriv.jobs.base import Outcome
 from raypriv.jobs.registry import register_job
+from raypriv.jobs.stages import ReportStage
 
 
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class EvaluateJob(Job):
+class EvaluateJob(ReportStage):
     """Train victims on clean vs protected data and compare.
 
     Writes ``output/report.json`` (rewritten after every victim), ``grid.png`` and, last,
     ``manifest.json``."""
 
     name = "evaluate"
+    what = "evaluation"
+    files = {"grid": "grid.png"}
     LOCAL_PATHS = ('output',)
     clean: str = setting(help="spec of the clean corpus (its test split is the test set)")
     protected: str = setting(help="directory written by `raypriv protect`")
@@ -42,6 +45,9 @@ class EvaluateJob(Job):
             out_dir=self.output, progress=reporter)
         reporter(format_table(report))
         return outcome_of_report(report, self.output)
+
+    def metrics_of_report(self, report: dict) -> dict:
+        return dict(outcome_of_report(report, self.output).metrics)
 
 
 def outcome_of_report(report: dict, out_dir: str) -> Outcome:

@@ -151,11 +151,20 @@ class SynthEvalJob(ReportStage):
         return self.collect()
 
     def metrics_of_report(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Per training set test accuracy, nearest-real SSIM and membership-inference AUC; under
+        ``summary`` the headline figures by fixed names: the accuracy of a victim trained on the
+        largest synthetic set evaluated, the median nearest-real SSIM, and the loss-threshold
+        attack's AUC against that victim (0.5: it cannot tell members)."""
         utility = {("real" if u["train_set"] == "real" else f"synthetic_{u['images_per_class']}"): u["test_acc"]
                    for u in report["utility"]}
         near = report.get("nearest_real") or {}
-        return {"test_acc": utility, "nearest_ssim_median": (near.get("ssim") or {}).get("median"),
-                "mia_auc": {k: v.get("auc") for k, v in (report.get("membership_inference") or {}).items()}}
+        mia = {k: v.get("auc") for k, v in (report.get("membership_inference") or {}).items()}
+        synthetic = [u for u in report["utility"] if u["train_set"] == "synthetic"]
+        summary = {"synthetic_test_acc": synthetic[-1]["test_acc"] if synthetic else None,
+                   "nearest_ssim_median": (near.get("ssim") or {}).get("median"),
+                   "mia_auc": mia.get("synthetic_trained")}
+        return {"test_acc": utility, "nearest_ssim_median": summary["nearest_ssim_median"], "mia_auc": mia,
+                "summary": summary}
 
 
 @register_job
@@ -169,6 +178,8 @@ class SynthPipelineJob(Job):
 
     name = "synth.pipeline"
     LOCAL_PATHS = ('output',)
+    SWEEP_METRIC = "eval.summary.synthetic_test_acc:max"
+    SWEEP_FRONTIER = ("eval.summary.mia_auc:min", "eval.summary.synthetic_test_acc:max")
     source: str = setting(positional=True, help=REAL_HELP)
     output: str = setting(short="-o", help="pipeline directory (one sub-directory per stage)")
     test_split: str = setting("test", help="split of the source that is the test set")

@@ -243,15 +243,15 @@ def _train(train, test, config: SynthEvalConfig, resources, runs: str, progress,
 
 
 def _nearest_section(synthetic, real_train, config: SynthEvalConfig, resources, out_dir: str, progress) -> dict:
-    from raypriv.synth.metrics import psnr, ssim, summarize
+    from raypriv.similarity import psnr_per_image, ssim_per_image, summarize
 
     k = max(1, config.nearest_max // synthetic.info.num_classes)
     sample = first_per_class(synthetic, k).ds.take_all()
     images = np.stack([r["image"] for r in sample])
     progress(f"nearest real image for {len(images):,} synthetic images over {real_train.info.num_rows:,} real ones")
     ids, real_images, l2 = nearest_real(images, real_train, resources=resources)
-    ssims = [ssim(a, b) for a, b in zip(images, real_images)]
-    psnrs = [psnr(a, b) for a, b in zip(images, real_images)]
+    ssims = ssim_per_image(images, np.asarray(real_images)).tolist()
+    psnrs = psnr_per_image(images, np.asarray(real_images)).tolist()
     if config.grid:
         order = np.argsort(ssims)[::-1][: config.grid]   # the most similar pairs: the worst case
         _save_pairs(images[order], real_images[order], [r["label"] for r in sample], order,

@@ -36,6 +36,27 @@ def released_dataset(result: NoiseResult):
                                    batch_format="numpy")
 
 
+def _visual_cost_batch(batch: dict, *, class_noise: np.ndarray | None) -> dict:
+    from raypriv.similarity import psnr_per_image, ssim_per_image
+
+    released = _release_batch(batch, class_noise=class_noise)["image"]
+    return {"psnr_db": psnr_per_image(batch["image"], released), "ssim": ssim_per_image(batch["image"], released)}
+
+
+def visual_cost(result: NoiseResult) -> dict:
+    """What the released images cost visually: PSNR (dB) and SSIM of every released image
+    against its original, summarized (median, mean, p95, min, max)."""
+    from raypriv.similarity import summarize
+
+    scores = result.work.map_batches(_visual_cost_batch, fn_kwargs=dict(class_noise=result.class_noise),
+                                     batch_format="numpy")
+    parts: dict[str, list] = {"psnr_db": [], "ssim": []}
+    for batch in scores.iter_batches(batch_format="numpy", batch_size=4096):
+        for key, values in parts.items():
+            values.append(batch[key])
+    return {key: summarize(np.concatenate(values)) for key, values in parts.items()}
+
+
 def default_checkpoint_dir(output: str) -> str | None:
     """Checkpoints live beside a local output (``OUT.checkpoints``); none for remote URIs."""
     if "://" in output and not output.startswith("file://"):
@@ -72,12 +93,16 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
     result = generate_noise(corpus, config=config, resources=resources, checkpoint_dir=checkpoint_dir,
                             progress=progress)
     last = result.history[-1] if result.history else {}
+    cost = visual_cost(result)
+    progress(f"visual cost of the release: PSNR {cost['psnr_db']['mean']:.1f} dB, SSIM {cost['ssim']['mean']:.3f} "
+             "(mean over images, released vs original)")
     manifest = build_manifest(
         method=f"unlearnable-{config.mode}", params=config.to_dict(), seed=config.seed,
         input_fingerprint=result.input_fingerprint,
         extra={"source": corpus.info.source, "split": corpus.info.split, "epsilon_255": config.budget_255,
                "rounds": len(result.history), "stop_reason": result.stop_reason,
                "final_perturbed_accuracy": last.get("perturbed_acc"), "history": result.history,
+               "visual_cost": cost,
                "resources": dataclasses.asdict(resources), "generation_wall_time_s": time.time() - t0})
     released = Corpus(ds=released_dataset(result), info=corpus.info)
     path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)

@@ -29,12 +29,15 @@ def round_table(history: list[dict[str, Any]]) -> str:
 
 def run_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
     """Headline figures of a finished protection run: rounds, budget, the last round's accuracy
-    on perturbed data and how far its PGD pass lowered the surrogate's loss."""
+    on perturbed data, how far its PGD pass lowered the surrogate's loss, and the visual cost of
+    the release (PSNR and SSIM of released vs original images: mean and worst image)."""
     history = manifest.get("history") or [{}]
     last = history[-1]
     drop = None
     if "perturbed_loss_before" in last and "perturbed_loss_after" in last:
         drop = round(last["perturbed_loss_before"] - last["perturbed_loss_after"], 6)
+    cost = manifest.get("visual_cost") or {}
     return {"rounds": manifest.get("rounds"), "epsilon_255": manifest.get("epsilon_255"),
             "final_perturbed_accuracy": last.get("perturbed_acc"), "pgd_loss_drop": drop,
-            "stopped_at_accuracy": str(manifest.get("stop_reason", "")).startswith("perturbed accuracy")}
+            "stopped_at_accuracy": str(manifest.get("stop_reason", "")).startswith("perturbed accuracy"),
+            "visual_cost": {key: {"mean": s["mean"], "min": s["min"]} for key, s in cost.items()}}

@@ -27,7 +27,7 @@ def test_readme_sweep_commands_build_their_sweeps():
     assert [s.job for s in sweeps] == ["dpvae.pipeline", "dpvae.pipeline", "mtk.pipeline"]
 
 
-@pytest.mark.parametrize("name,trials", [("sweep_smoke", 2), ("dpvae_sweep", 9), ("mtk_sweep", 3)])
+@pytest.mark.parametrize("name,trials", [("sweep_smoke", 2), ("dpvae_sweep", 9), ("mtk_sweep", 3), ("unlearnable_sweep", 3)])
 def test_every_sweep_config_builds_its_trials_on_the_validation_split(name, trials):
     sweep = SweepJob.from_dict(load_job_config(os.path.join(ROOT, "jobs", "configs", f"{name}.yaml")))
     params, candidates = plan_trials(sweep)

@@ -51,3 +51,22 @@ def test_job_runs_every_stage_and_a_rerun_reuses_them(ray_local, tmp_path, capsy
     again = capsys.readouterr().out
     assert "reusing teacher" in again and "reusing statistics" in again and "reusing synthetic corpus" in again
     assert (out / "synth" / "manifest.json").read_text() == before        # not regenerated
+
+
+def test_the_evaluation_stage_names_the_headline_figures_a_sweep_trades_off():
+    """The synthetic-trained victim of the largest set, its membership-inference AUC and the
+    nearest-real SSIM under fixed names: the pipeline's default sweep axes."""
+    from raypriv.jobs.base import flat_metrics
+    from raypriv.synth.job import SynthEvalJob
+
+    report = {"utility": [{"train_set": "real", "images_per_class": None, "test_acc": 0.97},
+                          {"train_set": "synthetic", "images_per_class": 10, "test_acc": 0.6},
+                          {"train_set": "synthetic", "images_per_class": 50, "test_acc": 0.8}],
+              "nearest_real": {"ssim": {"median": 0.3}},
+              "membership_inference": {"synthetic_trained": {"auc": 0.51}, "real_trained": {"auc": 0.62}}}
+    job = SynthEvalJob(synthetic="/tmp/s", real="digits", output="/tmp/e")
+    metrics = flat_metrics(job.metrics_of_report(report))
+    assert metrics["summary.synthetic_test_acc"] == 0.8 and metrics["summary.mia_auc"] == 0.51
+    assert metrics["summary.nearest_ssim_median"] == 0.3 and metrics["test_acc.synthetic_10"] == 0.6
+    for axis in (SynthJob.SWEEP_METRIC, *SynthJob.SWEEP_FRONTIER):
+        assert axis.split(":")[0].removeprefix("eval.") in metrics

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from raypriv.synth.metrics import attack_auc, psnr, ssim
+from raypriv.similarity import psnr, psnr_per_image, ssim, ssim_per_image
+from raypriv.synth.metrics import attack_auc
 
 
 def test_ssim_known_values():
@@ -36,3 +37,21 @@ def test_attack_auc_agrees_with_sklearn_and_counts_tpr_at_low_fpr():
     thr = np.sort(-nonmembers)[::-1][3]          # 1 % of 300 = 3 non-members may exceed it
     assert res["tpr_at_fpr"] == pytest.approx(np.mean(-members > thr))
     assert attack_auc(members=np.ones(10), nonmembers=np.ones(10))["auc"] == 0.5
+
+
+def test_per_image_ssim_and_psnr_equal_the_pairwise_ones_and_keep_images_apart():
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    b[2] = a[2]                                              # one identical pair among noisy ones
+    per_ssim, per_psnr = ssim_per_image(a, b), psnr_per_image(a, b)
+    assert per_ssim.shape == per_psnr.shape == (5,)
+    assert per_ssim[2] == pytest.approx(1.0) and per_psnr[2] == 100.0
+    for i in range(5):                                       # no blur across images or channels
+        x, y = a[i].astype(np.float64), b[i].astype(np.float64)
+        per_channel = [ssim(a[i][..., c:c + 1], b[i][..., c:c + 1]) for c in range(3)]
+        assert per_ssim[i] == pytest.approx(np.mean(per_channel), rel=1e-9)
+        if i != 2:
+            assert per_psnr[i] == pytest.approx(10 * np.log10(255 ** 2 / np.mean((x - y) ** 2)))
+    with pytest.raises(ValueError, match="same shape"):
+        ssim_per_image(a, b[:, :-1])

@@ -56,6 +56,26 @@ def test_protect_writes_bounded_two_sided_noise_with_manifest(digits200, protect
         protect(digits200, output=out, config=cfg, resources=ResourceSpec(workers=2), progress=lambda m: None)
 
 
+def test_the_manifest_holds_the_visual_cost_of_the_released_images(digits200, protected):
+    """PSNR and SSIM of every released image against its original, recomputed from the files."""
+    from raypriv.data import load_corpus
+    from raypriv.similarity import psnr_per_image, ssim_per_image
+    from raypriv.unlearnable.report import run_metrics
+
+    _, _, out, res = protected
+    released, clean = rows_by_id(load_corpus(f"parquet:{out}").ds), rows_by_id(digits200.ds)
+    ids = sorted(clean)
+    a, b = (np.stack([rows[i]["image"] for i in ids]) for rows in (clean, released))
+    cost = res.manifest["visual_cost"]
+    assert cost["ssim"]["n"] == cost["psnr_db"]["n"] == 200
+    for key, values in (("ssim", ssim_per_image(a, b)), ("psnr_db", psnr_per_image(a, b))):
+        assert cost[key]["mean"] == pytest.approx(values.mean(), rel=1e-9)
+        assert cost[key]["min"] == pytest.approx(values.min(), rel=1e-9)
+    assert 0 < cost["ssim"]["mean"] < 1 and 20 < cost["psnr_db"]["mean"] < 100     # 16/255 noise: visible
+    assert run_metrics(res.manifest)["visual_cost"]["ssim"] == {"mean": cost["ssim"]["mean"],
+                                                               "min": cost["ssim"]["min"]}
+
+
 def test_classwise_reduction_is_exact_across_workers_and_batches(digits200):
     cfg = UnlearnableConfig(mode="classwise", max_rounds=1, stop_accuracy=1.0, **FAST)
     one = generate_noise(digits200, config=cfg, resources=ResourceSpec(workers=1), checkpoint_dir=None,
