@@ -28,6 +28,7 @@ from typing import Any
 
 from raypriv.errors import ArtifactError
 from raypriv.files import to_jsonable
+from raypriv.storage import filesystem, is_uri, read_bytes
 
 __all__ = ["MANIFEST_NAME", "build_manifest", "finish_report", "is_finished", "read_manifest", "to_jsonable",
            "utc_now", "write_manifest"]
@@ -70,10 +71,6 @@ def build_manifest(
     return m
 
 
-def _is_uri(path: str) -> bool:
-    return "://" in str(path)
-
-
 def _manifest_location(path: str) -> str:
     path = str(path)
     if path.rstrip("/").endswith(MANIFEST_NAME):
@@ -89,10 +86,8 @@ def write_manifest(path: str, manifest: dict) -> str:
     """
     text = json.dumps(to_jsonable(manifest), indent=2, sort_keys=True, allow_nan=False) + "\n"
     target = _manifest_location(path)
-    if _is_uri(target):
-        import pyarrow.fs as pafs
-
-        fs, p = pafs.FileSystem.from_uri(target)
+    if is_uri(target):
+        fs, p, _ = filesystem(target)
         with fs.open_output_stream(p) as f:
             f.write(text.encode())
         return target
@@ -111,10 +106,10 @@ def write_manifest(path: str, manifest: dict) -> str:
 def is_finished(path: str) -> bool:
     """The one "finished?" rule: ``path`` (a directory or URI prefix) holds its manifest."""
     location = _manifest_location(path)
-    if _is_uri(location):
+    if is_uri(location):
         import pyarrow.fs as pafs
 
-        fs, p = pafs.FileSystem.from_uri(location)
+        fs, p, _ = filesystem(location)
         return fs.get_file_info(p).type == pafs.FileType.File
     return os.path.isfile(os.path.expanduser(location))
 
@@ -164,12 +159,8 @@ def read_manifest(path: str, *, method: str | tuple[str, ...] | None = None, wha
     """
     location = _manifest_location(path)
     try:
-        if _is_uri(location):
-            import pyarrow.fs as pafs
-
-            fs, p = pafs.FileSystem.from_uri(location)
-            with fs.open_input_stream(p) as f:
-                text = f.read().decode("utf-8")
+        if is_uri(location):
+            text = read_bytes(location).decode("utf-8")
         else:
             with open(os.path.expanduser(location), encoding="utf-8") as f:
                 text = f.read()

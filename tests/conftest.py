@@ -1,8 +1,14 @@
-"""Shared fixtures: one local Ray instance for the whole test session, and a data owner's key
-file of the session's own (never the user's ``~/.raypriv/owner.key``)."""
+"""Shared fixtures: one local Ray instance for the whole test session, an S3-compatible object
+store (moto's server on 127.0.0.1) that it and every test reach through ``AWS_ENDPOINT_URL``,
+and a data owner's key file of the session's own (never the user's ``~/.raypriv/owner.key``)."""
 import os
+import secrets
 
 import pytest
+
+#: The object store's bucket; tests write under a prefix of their own (:func:`s3_prefix`).
+BUCKET = "raypriv-test"
+_STORE = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,10 +24,39 @@ def owner_key_file(tmp_path_factory):
         os.environ["RAYPRIV_KEY_FILE"] = old
 
 
+def start_object_store() -> str:
+    """Start moto's S3 server on 127.0.0.1 (once) and point this process's environment at it,
+    before Ray starts, so that every Ray worker inherits it; return its endpoint URL."""
+    if "endpoint" not in _STORE:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)        # no line per request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        _STORE.update(server=server, endpoint=f"http://{host}:{port}")
+        os.environ.update(AWS_ENDPOINT_URL=_STORE["endpoint"], AWS_ACCESS_KEY_ID="testing",
+                          AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                          AWS_EC2_METADATA_DISABLED="true")
+        import pyarrow.fs as pafs
+
+        pafs.S3FileSystem(endpoint_override=_STORE["endpoint"], allow_bucket_creation=True).create_dir(BUCKET)
+    return _STORE["endpoint"]
+
+
+def s3_prefix(name: str) -> str:
+    """A fresh ``s3://`` prefix in the session's object store."""
+    start_object_store()
+    return f"s3://{BUCKET}/{name}-{secrets.token_hex(4)}"
+
+
 def start_session_ray():
-    """Start the session's local Ray (4 logical CPUs, no dashboard)."""
+    """Start the session's local Ray (4 logical CPUs, no dashboard), after the object store."""
     import ray
 
+    start_object_store()
     ray.init(num_cpus=4, include_dashboard=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
 

@@ -19,22 +19,17 @@ from raypriv.data._images import decode_image, stack_images
 from raypriv.data.corpus import CORE_COLUMNS, Corpus, CorpusInfo, LabelColumn
 from raypriv.errors import ArtifactError, ConfigError, DataError
 from raypriv.manifest import read_manifest
+from raypriv.storage import filesystem, is_uri
 
 DESCRIPTION = "Parquet files with id/label/image columns (parquet:PATH), e.g. raypriv outputs"
 REQUIRED_COLUMNS = ("id", "label", "image")
 
 
-def _is_uri(path: str) -> bool:
-    return "://" in path
-
-
 def _isdir(path: str) -> bool:
-    if _is_uri(path):
-        import pyarrow.fs as pafs
+    import pyarrow.fs as pafs
 
-        fs, p = pafs.FileSystem.from_uri(path)
-        return fs.get_file_info(p).type == pafs.FileType.Directory
-    return os.path.isdir(path)
+    fs, p, _ = filesystem(path)
+    return fs.get_file_info(p).type == pafs.FileType.Directory
 
 
 def _join(path: str, name: str) -> str:
@@ -42,7 +37,7 @@ def _join(path: str, name: str) -> str:
 
 
 def resolve_split_dir(path: str, split: str) -> str:
-    if not _is_uri(path):
+    if not is_uri(path):
         path = os.path.abspath(os.path.expanduser(path))
         if not os.path.exists(path):
             raise DataError("no such file or directory", item=path)
@@ -117,7 +112,7 @@ def _read_parquet(path: str):
 def load_parquet(arg: str | None, *, split: str = "train", download: bool = False) -> Corpus:
     """Source ``parquet:PATH`` (see module docstring)."""
     read_dir = resolve_split_dir(arg, split)
-    if not _is_uri(read_dir) and os.path.isdir(read_dir):
+    if not is_uri(read_dir) and os.path.isdir(read_dir):
         has_files = any(
             f.endswith(".parquet") for _, _, fs in os.walk(read_dir) for f in fs if not f.startswith(".")
         )

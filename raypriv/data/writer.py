@@ -30,12 +30,9 @@ from raypriv.data._images import IMAGE_EXTENSIONS, encode_png, iter_images, sani
 from raypriv.data.corpus import Corpus, row_digest, row_extras, sum_partials
 from raypriv.errors import ArtifactError, ConfigError, DataError
 from raypriv.manifest import MANIFEST_NAME, to_jsonable, utc_now, write_manifest
+from raypriv.storage import filesystem, is_uri
 
 FORMAT = "raypriv-parquet-v1"
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in str(path)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -101,16 +98,6 @@ def _hash_files(fs, paths: list[str]) -> list[dict]:
 
     task = ray.remote(num_cpus=0.5, **TASK_OPTIONS)(_sha256_file)
     return ray.get([task.remote(fs, p) for p in paths])
-
-
-def _resolve(path: str):
-    """``(filesystem, path-in-filesystem, is_local)``."""
-    import pyarrow.fs as pafs
-
-    if _is_uri(path):
-        fs, p = pafs.FileSystem.from_uri(path)
-        return fs, p.rstrip("/"), False
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path)), True
 
 
 def _nonempty(fs, p: str) -> bool:
@@ -190,7 +177,7 @@ def _remove_partial(fs, p: str) -> None:
 
 
 def _check_target(path: str, *, overwrite: bool) -> None:
-    fs, p, _ = _resolve(path)
+    fs, p, _ = filesystem(path)
     if not overwrite and _nonempty(fs, p):
         raise ArtifactError(f"{path}: exists and is not empty; pass overwrite=True to replace it")
 
@@ -277,7 +264,7 @@ def write_corpus(
         raise ConfigError("num_shards", f"must be a positive integer or None, got {num_shards!r}")
     t0 = time.monotonic()
     _check_target(path, overwrite=overwrite)
-    fs, p, local = _resolve(path)
+    fs, p, local = filesystem(path)
     if local:
         with AtomicDir(p, overwrite=overwrite) as tmp:
             files, fingerprint, rows = _write_parquet_shards(corpus, fs, tmp, num_shards, rename=True)
@@ -369,7 +356,7 @@ def export_imagefolder(corpus: Corpus, path: str, *, overwrite: bool = False) ->
     """
     t0 = time.monotonic()
     _check_target(path, overwrite=overwrite)
-    fs, p, local = _resolve(path)
+    fs, p, local = filesystem(path)
 
     def _manifest(rows: int) -> dict:
         from raypriv import __version__

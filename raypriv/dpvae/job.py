@@ -59,7 +59,16 @@ class TrainJob(Stage):
     public: str | None = setting(None, help="corpus spec of the public pre-training data (with --pretrain-on public)")
     resume: bool = setting(False, help="continue the run in --output (its ledger keeps counting)")
     max_failures: int = setting(0, help="worker-group restarts Ray Train may make")
+    checkpoints: str | None = setting(None, help="where Ray Train keeps this run's checkpoints: a directory or a "
+                                      "pyarrow URI (s3://bucket/run; default: inside --output, which holds the ledger)")
     train: DPVAEConfig = setting(default_factory=DPVAEConfig, flatten=True, help="training settings")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.checkpoints is not None:
+            from raypriv.storage import location
+
+            location(self.checkpoints, what="checkpoints")
 
     def planned_privacy(self):
         return planned_privacy(self.source, self.train)
@@ -75,7 +84,7 @@ class TrainJob(Stage):
 
         train_dpvae(load_corpus(self.source), config=self.train, output=self.output, resources=self.cluster(),
                     public=load_corpus(self.public) if self.public else None, resume=self.resume,
-                    max_failures=self.max_failures, progress=reporter)
+                    max_failures=self.max_failures, checkpoints=self.checkpoints, progress=reporter)
         return self.collect()
 
     def collect(self) -> Outcome:
@@ -172,6 +181,8 @@ class DPVAEPipelineJob(Job):
     evaluate: VictimConfig | None = setting(None, template=default_victim,
                                             help="evaluation classifier recipe (none: no evaluation)")
     max_failures: int = setting(0, help="worker-group restarts Ray Train may make")
+    checkpoints: str | None = setting(None, help="where Ray Train keeps the training run's checkpoints: a directory "
+                                      "or a pyarrow URI (default: inside output/model, which holds the ledger)")
 
     def planned_privacy(self):
         return planned_privacy(self.source, self.train)
@@ -184,7 +195,8 @@ class DPVAEPipelineJob(Job):
         common = {"resources": self.resources}
         stages: list[tuple[str, Stage]] = [
             ("model", TrainJob(source=self.source, output=out["model"], public=self.public, resume=resume,
-                               max_failures=self.max_failures, train=self.train, **common))]
+                               max_failures=self.max_failures, checkpoints=self.checkpoints, train=self.train,
+                               **common))]
         if self.sample_images_per_class:
             stages.append(("synth", SampleJob(model=out["model"], output=out["synth"],
                                               images_per_class=self.sample_images_per_class,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from raypriv.dpvae.config import DPVAEConfig
 from raypriv.privacy.dpsgd import StagePlan
 from raypriv.privacy.ledger import LEDGER_NAME, BudgetExhaustedError, PrivacyLedger
+from raypriv import storage
 from raypriv.errors import ArtifactError, ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -168,16 +169,29 @@ def _check_output(out: str, *, resume: bool) -> None:
                             "composes with this one's)")
 
 
+def _check_checkpoints(run_storage: str, out: str, *, resume: bool) -> None:
+    """A new run never starts from checkpoints it finds elsewhere: Ray Train would continue
+    another run's weights, whose steps that run's ledger charged, not this one's."""
+    if run_storage != out and not resume and storage.exists(storage.join(run_storage, RUN_NAME)):
+        raise ArtifactError(f"{run_storage}: already holds a Ray Train run ({RUN_NAME}); a new run needs "
+                            "checkpoints of its own (another location), or resume=True (--resume) to continue "
+                            f"the run whose ledger is in {out}")
+
+
 def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resume: bool,
-                 fingerprint: str) -> PrivacyLedger:
+                 fingerprint: str, run_storage: str) -> PrivacyLedger:
     path = os.path.join(out, LEDGER_NAME)
     plan = [dataclasses.asdict(p) for p in plans]
+    elsewhere = run_storage if run_storage != out else None      # checkpoints outside the run directory
     if not resume:
         return PrivacyLedger.create(path, epsilon=config.epsilon, delta=config.delta, accountant=config.accountant,
                                     stages=_ledger_stages(plans),
                                     extra={"config": config.to_dict(), "input_fingerprint": fingerprint,
-                                           "plan": plan})
+                                           "plan": plan, "checkpoints": elsewhere})
     ledger = PrivacyLedger.open(path)
+    if ledger.header.get("checkpoints") != elsewhere:
+        raise ArtifactError(f"{out}: the run keeps its checkpoints in {ledger.header.get('checkpoints') or out}, "
+                            f"not {run_storage}; resume with the same checkpoints location")
     started_key, key_now = (str(f).split(":")[1:2] for f in (ledger.header.get("input_fingerprint"), fingerprint))
     if started_key != key_now:
         from raypriv.privacy.keys import KEY_FILE_ENV, key_path
@@ -230,11 +244,15 @@ def is_finished(out: str) -> bool:
 
 def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources: "ResourceSpec | None" = None,
                 public: "Corpus | None" = None, resume: bool = False, max_failures: int = 0,
-                progress: Callable[[str], None] = print, step_hook: Callable | None = None) -> str:
+                checkpoints: str | None = None, progress: Callable[[str], None] = print,
+                step_hook: Callable | None = None) -> str:
     """Train a DP²-VAE (or ``config.method``'s baseline) on ``train``; return ``output``, whose
     ``release/`` sub-directory holds what may be published (see the module docstring).
 
-    ``output`` is a local (or mounted, shared) directory; a URI is refused. ``step_hook``, a
+    ``output`` is a local (or mounted, shared) directory, a URI is refused: it holds the privacy
+    ledger, which is charged (appended and fsynced under a lock) before every step, and an object
+    store offers neither. Ray Train's checkpoints go to ``checkpoints`` (a directory or a pyarrow
+    URI such as ``s3://bucket/run``, one per run; default: inside ``output``). ``step_hook``, a
     picklable ``hook(*, stage, step, output)``, runs on every worker inside every step, once its
     batch is drawn (and, in a private stage, charged) and before its update: a place to watch
     or interrupt training (the crash tests raise there)."""
@@ -263,14 +281,16 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     fingerprint = train.keyed_fingerprint()
     from raypriv.locks import exclusive_run
 
+    run_storage = storage.location(checkpoints, what="checkpoints") if checkpoints else out
     with exclusive_run(out):
         _check_output(out, resume=resume)
-        ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint) \
+        _check_checkpoints(run_storage, out, resume=resume)
+        ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint, run_storage=run_storage) \
             if config.private_stage_names else None
         state = _final_state(out)
         if state is None:
             state = _fit(train, public, config=config, plans=plans, resources=resources, out=out,
-                         max_failures=max_failures, progress=progress, step_hook=step_hook)
+                         run_storage=run_storage, max_failures=max_failures, progress=progress, step_hook=step_hook)
             _save_final_state(out, state)
         else:
             progress(f"every step is trained and charged; writing the model from {FINAL_STATE_NAME}")
@@ -293,7 +313,7 @@ def _save_final_state(out: str, state: dict) -> None:
     os.replace(tmp, os.path.join(out, FINAL_STATE_NAME))
 
 
-def _fit(train, public, *, config, plans, resources, out, max_failures, progress, step_hook) -> dict:
+def _fit(train, public, *, config, plans, resources, out, run_storage, max_failures, progress, step_hook) -> dict:
     import threading
 
     import ray
@@ -321,7 +341,7 @@ def _fit(train, public, *, config, plans, resources, out, max_failures, progress
                              kwargs={"delta": config.delta, "accountant": config.accountant}, daemon=True)
     relay.start()
     try:
-        result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=out, name=RUN_NAME,
+        result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=run_storage, name=RUN_NAME,
                      datasets=datasets, max_failures=max_failures, keep_checkpoints=2, what="DP-VAE training")
     except TrainingError as e:
         raise TrainingError(f"{e}; the ledger in {out} keeps every charged step; re-run with resume=True "

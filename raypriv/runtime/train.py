@@ -1,8 +1,8 @@
 """The one Ray Train launcher: a ``TorchTrainer`` set up the same way for every training job.
 
 The driver side (:func:`fit`) fixes scaling (``resources.workers`` workers, each with
-``cpus_per_worker`` CPUs and a GPU when asked for), the storage path (local, absolute; a
-URI is refused with a clear error, see :func:`raypriv.files.local_dir`), ``FailureConfig``, how many
+``cpus_per_worker`` CPUs and a GPU when asked for), the storage path (a local or mounted
+directory, or a pyarrow filesystem URI such as ``s3://bucket/runs``: :mod:`raypriv.storage`), ``FailureConfig``, how many
 checkpoints to keep, that datasets are handed over unsplit (workers split by a hash of the
 row id: :meth:`WorkerContext.shard`), and that a failed run raises the raypriv error a
 worker raised, or a :class:`TrainingError` naming the run and the cause's last line.
@@ -42,8 +42,8 @@ def fit(loop: Callable[[dict], Any], *, config: dict, resources: "ResourceSpec",
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from raypriv.files import local_dir
     from raypriv.runtime.execute import find_raypriv_error
+    from raypriv.storage import location
 
     per_worker = {"CPU": resources.cpus_per_worker}
     if resources.use_gpu:
@@ -54,7 +54,7 @@ def fit(loop: Callable[[dict], Any], *, config: dict, resources: "ResourceSpec",
         scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.use_gpu,
                                      resources_per_worker=per_worker),
         datasets=datasets, dataset_config=DataConfig(datasets_to_split=[]),    # workers split by id hash
-        run_config=RunConfig(storage_path=local_dir(storage_path, what="storage_path"), name=name,
+        run_config=RunConfig(storage_path=location(storage_path, what="storage_path"), name=name,
                              checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
                              failure_config=FailureConfig(max_failures=max_failures)))
     try:
@@ -135,15 +135,21 @@ def restore(filename: str = STATE_FILE, *, weights_only: bool = False) -> Any:
 
 def saved_state(storage_path: str, name: str, filename: str = STATE_FILE, *, weights_only: bool = False) -> Any:
     """On the driver, before :func:`fit`: the state of the newest checkpoint an interrupted run
-    ``name`` left in ``storage_path`` (what :func:`restore` will hand the workers), or None."""
-    import glob
+    ``name`` left in ``storage_path`` (a path or URI; what :func:`restore` will hand the
+    workers), or None."""
+    import io
 
     import torch
 
-    found = sorted(glob.glob(os.path.join(storage_path, name, "checkpoint_*", filename)))
+    from raypriv import storage
+
+    run = storage.join(storage_path, name)
+    found = [d for d in storage.subdirectories(run)
+             if d.startswith("checkpoint_") and storage.exists(storage.join(run, d, filename))]
     if not found:
         return None
-    return torch.load(found[-1], map_location="cpu", weights_only=weights_only)
+    data = storage.read_bytes(storage.join(run, found[-1], filename))
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=weights_only)
 
 
 def load_checkpoint(result, filename: str = STATE_FILE, *, weights_only: bool = True) -> Any:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from raypriv.configs import setting
@@ -57,6 +58,9 @@ class SweepJob(Job):
     mean_trials: float = setting(8.0, help="private selection: the expected number of trials E[K]")
     eta: float = setting(1.0, help="private selection: the shape η of K's truncated negative binomial "
                                    "(1: geometric, 0: logarithmic)")
+    storage: str | None = setting(None, help="where Ray Tune keeps the experiment (trial state and checkpoints) and "
+                                             "the trials' Ray Train checkpoints: a directory or a pyarrow URI "
+                                             "(s3://bucket/sweep; default: output)")
     budget: str | None = setting(None, help="budget directory: the dataset's privacy ledger (local or shared fs)")
     epsilon_budget: float | None = setting(None, help="refuse a sweep that would take the dataset past this ε")
     trial_workers: int = setting(1, help="workers of each trial's job")
@@ -85,6 +89,10 @@ class SweepJob(Job):
             raise ConfigError(f"space.{sorted(reserved)[0]}", "is set by the sweep for every trial (its own output "
                                                              "directory, the trial resources): not a setting to vary")
         self.trial_resources()                                  # its own checks, named
+        if self.storage is not None:
+            from raypriv.storage import location
+
+            location(self.storage, what="storage")
         if self.epsilon_budget is not None and not self.epsilon_budget > 0:
             raise ConfigError("epsilon_budget", f"must be > 0, got {self.epsilon_budget}")
         if self.selection == "private":
@@ -101,6 +109,19 @@ class SweepJob(Job):
         parse_space(self.space)
 
     # -- what the sweep optimizes -------------------------------------------------------------
+    def tune_storage(self) -> str:
+        """Tune's ``storage_path``: ``storage``, by default ``output`` (absolute)."""
+        from raypriv.storage import location
+
+        return location(self.storage, what="storage") if self.storage else os.path.abspath(self.output)
+
+    def tune_path(self) -> str:
+        """The Tune experiment's directory (or URI): ``storage/tune``, by default ``output/tune``."""
+        from raypriv import storage
+        from raypriv.sweeps.trials import TUNE_NAME
+
+        return storage.join(self.tune_storage(), TUNE_NAME)
+
     def job_class(self) -> type:
         from raypriv.jobs.registry import get_job, import_plugins
 

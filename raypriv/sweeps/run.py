@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 
+from raypriv import storage
 from raypriv.errors import ConfigError
 from raypriv.jobs.base import Outcome
 
@@ -39,7 +40,7 @@ def _state(sweep, out: str) -> tuple[dict, bool]:
     """The sweep's state (``sweep.json``: id, settings, drawn trials) and whether it was there
     already (a resume). A new sweep's state is written before it is charged or run."""
     from raypriv.files import write_json_atomic
-    from raypriv.sweeps.trials import STATE_NAME, TUNE_NAME, new_sweep_id, plan_trials, sweep_settings
+    from raypriv.sweeps.trials import STATE_NAME, new_sweep_id, plan_trials, sweep_settings
 
     path = os.path.join(out, STATE_NAME)
     settings = sweep_settings(sweep)
@@ -52,8 +53,9 @@ def _state(sweep, out: str) -> tuple[dict, bool]:
             raise ConfigError("output", f"{out} holds a sweep with other {', '.join(differ)}: resume it with its own "
                                         "settings, or choose a new output")
         return state, True
-    if os.path.exists(os.path.join(out, TUNE_NAME)):
-        raise ConfigError("output", f"{out} holds a Tune experiment but no {STATE_NAME}: choose a new output")
+    if storage.exists(sweep.tune_path()):
+        raise ConfigError("output", f"{sweep.tune_path()} holds a Tune experiment but {out} has no {STATE_NAME}: "
+                                    "choose a new output (and storage)")
     params, cands = plan_trials(sweep)
     state = {"id": new_sweep_id(), "settings": settings, "params": params, "candidates": cands}
     os.makedirs(out, exist_ok=True)

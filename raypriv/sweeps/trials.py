@@ -25,7 +25,7 @@ def sweep_settings(sweep) -> dict[str, Any]:
     """What a sweep's trials and cost depend on (all but where it writes): a resumed sweep must
     have the same, or it is another sweep."""
     keys = ("job", "imports", "base", "space", "samples", "seed", "validation", "data", "selection", "mean_trials",
-            "eta", "trial_workers", "trial_cpus", "trial_gpus")
+            "eta", "trial_workers", "trial_cpus", "trial_gpus", "storage")
     return json.loads(json.dumps({k: getattr(sweep, k) for k in keys}, default=str))
 
 
@@ -50,6 +50,11 @@ def trial_settings(sweep, params: dict[str, Any], index: int | str) -> dict[str,
     settings = apply_settings(sweep.base, params)
     settings["output"] = trial_dir(sweep, index)
     settings["resources"] = dataclasses.asdict(sweep.trial_resources())
+    if sweep.storage and "checkpoints" in {f.name for f in dataclasses.fields(cls)}:
+        from raypriv import storage
+
+        settings["checkpoints"] = storage.join(sweep.storage, TRIALS_DIR, f"{index:03d}" if isinstance(index, int)
+                                               else str(index))
     if sweep.validation:
         from raypriv.data.sources import VALIDATION_SUFFIX, split_validation
 

@@ -118,8 +118,7 @@ def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str
     from raypriv.runtime.execute import find_raypriv_error
     from raypriv.sweeps.trials import TUNE_NAME, trial_settings
 
-    out = os.path.abspath(sweep.output)
-    path = os.path.join(out, TUNE_NAME)
+    path = sweep.tune_path()
     trainable = tune.with_resources(trial, {"cpu": TRIAL_CPUS})
     if tune.Tuner.can_restore(path):
         reporter(f"resuming the Tune experiment in {path}: finished trials are kept, the rest run")
@@ -132,7 +131,7 @@ def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str
             param_space={"trial": tune.grid_search(specs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=sweep.concurrent, scheduler=_scheduler(sweep),
                                         reuse_actors=False),
-            run_config=tune.RunConfig(storage_path=out, name=TUNE_NAME, verbose=0,
+            run_config=tune.RunConfig(storage_path=sweep.tune_storage(), name=TUNE_NAME, verbose=0,
                                       callbacks=[_progress(reporter, sweep.objective(), None if
                                                            sweep.selection == "private" else len(specs))],
                                       failure_config=tune.FailureConfig(max_failures=0)))

@@ -44,9 +44,15 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
     on disk before the update exists, so the charge precedes the step and is not merely queued.
     The resumed run continues after step 7 from the step-4 weights; re-running steps 5–7 would
     need charges past the plan, which the ledger refuses, so finishing proves they were not
-    re-run, and the final ε is exactly the plan's."""
+    re-run, and the final ε is exactly the plan's. Ray Train's checkpoints live in the session's
+    S3-compatible object store (the ledger stays in the local run directory)."""
+    from raypriv import storage
+    from raypriv.runtime.train import saved_state
+    from tests.conftest import s3_prefix
+
     cfg = DPVAEConfig(**{**TINY, "method": "dpsgd"})            # one stage of 24 steps
-    out = str(tmp_path / "run")
+    out, ckpt = str(tmp_path / "run"), s3_prefix("dpvae-checkpoints")
+    run = dict(config=cfg, resources=ResourceSpec(workers=1), progress=lambda m: None, checkpoints=ckpt)
 
     def crash_in_step_7(*, stage, step, output):     # defined here: shipped to the worker by value
         if step == 7:
@@ -55,24 +61,27 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
                                f"with {on_disk} steps of {stage} charged on disk")
 
     with pytest.raises(TrainingError, match="re-run with resume=True") as crash:
-        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None,
-                    step_hook=crash_in_step_7)
+        train_dpvae(digits, output=out, step_hook=crash_in_step_7, **run)
     assert "crash in step 7 of stage main before its update, with 7 steps of main charged on disk" in str(
         crash.value), crash.value
     ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
     assert ledger.charged("main") == 7 and not os.path.exists(release(out))
+    assert saved_state(ckpt, "ray-train")["step"] == 4 and not os.path.exists(os.path.join(out, "ray-train"))
     with pytest.raises(ArtifactError, match="not empty; pass resume=True"):
-        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), progress=lambda m: None)
-    train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), resume=True,
-                progress=lambda m: None)
+        train_dpvae(digits, output=out, **run)
+    with pytest.raises(ArtifactError, match="already holds a Ray Train run"):     # another run, same checkpoints
+        train_dpvae(digits, output=str(tmp_path / "other"), **run)
+    with pytest.raises(ArtifactError, match="keeps its checkpoints in s3://"):    # the run's own, only
+        train_dpvae(digits, output=out, resume=True, **{**run, "checkpoints": s3_prefix("elsewhere")})
+    train_dpvae(digits, output=out, resume=True, **run)
     m = json.load(open(release(out)))
     (stage,) = m["privacy"]["stages"]
     assert stage["steps_charged"] == stage["steps"] == 24       # ceil(4 epochs / q), q = 256 / 1500 declared
     planned = epsilon(PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl")).mechanisms(), delta=TINY["delta"])
     assert m["privacy"]["epsilon_spent"] == pytest.approx(planned) and planned <= TINY["epsilon"]
+    assert any(d.startswith("checkpoint_") for d in storage.subdirectories(storage.join(ckpt, "ray-train")))
     with pytest.raises(ArtifactError, match="budget is spent"):           # a finished run cannot go on
-        train_dpvae(digits, config=cfg, output=out, resources=ResourceSpec(workers=1), resume=True,
-                    progress=lambda m: None)
+        train_dpvae(digits, output=out, resume=True, **run)
 
 
 def test_resuming_when_every_planned_step_is_charged_is_refused(digits, tmp_path):

@@ -15,6 +15,9 @@ import pytest
 from tests.processes import kill_processes_using
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: What the README's smoke jobs write under /tmp/raypriv-smoke (removed first: a finished stage
+#: would be reused, and the sweep's budget would grow run after run).
+SMOKE_OUTPUTS = ("digits-ue-eval", "digits-synth", "digits-dpvae", "mtk", "digits-sweep", "budget")
 AGENT_WAIT_S = 400      # a 2-core machine running the suite has taken over 2 minutes to bring a head's job agent up
 
 
@@ -48,7 +51,7 @@ def readme_job_commands(readme: str) -> list[str]:
 def test_readme_job_commands_are_parsed_whole():
     cmds = readme_job_commands(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read())
     assert cmds[0] == "export RAY_AUTH_MODE=token" and cmds[2].startswith("ray start --head")
-    assert sum(c.startswith("ray job submit") for c in cmds) == 3
+    assert sum(c.startswith("ray job submit") for c in cmds) == 6
     assert all(" -- python jobs/" in c for c in cmds if c.startswith("ray job submit"))
 
 
@@ -89,8 +92,11 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(HOME=str(home), PATH=bindir + os.pathsep + os.environ["PATH"], RAY_TMPDIR=temp_dir)
-    for out in ("/tmp/digits-ue", "/tmp/raypriv-smoke/digits-ue-eval", "/tmp/raypriv-smoke/digits-synth"):        # the jobs' own outputs
+    smoke = "/tmp/raypriv-smoke"
+    for out in ("/tmp/digits-ue", *(f"{smoke}/{d}" for d in SMOKE_OUTPUTS)):     # the jobs' own outputs
         shutil.rmtree(out, ignore_errors=True)
+    if os.path.exists(f"{smoke}/mtk.keys"):
+        os.remove(f"{smoke}/mtk.keys")
     logs = []
     try:
         for line in readme_job_commands(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()):
@@ -102,7 +108,7 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
             p = _run_line(line, env)
             logs.append(f"$ {line}  ({time.time() - t0:.0f} s)\n{p.stdout[-3000:]}{p.stderr[-3000:]}")
             assert p.returncode == 0, "\n".join(logs) + "\n" + _log_tails(temp_dir)
-        assert "round   2" in logs[-3]                      # progress lines reach the submitter
+        assert "round   2" in logs[-6]                      # progress lines reach the submitter
         manifest = json.loads(open("/tmp/digits-ue/manifest.json").read())
         assert manifest["method"] == "unlearnable-samplewise" and manifest["rounds"] == 2
         evaluation = json.loads(open("/tmp/raypriv-smoke/digits-ue-eval/manifest.json").read())
@@ -111,6 +117,16 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
         assert report["data"]["protected"]["num_rows"] == manifest["rows"]
         synth = json.loads(open("/tmp/raypriv-smoke/digits-synth/synth/manifest.json").read())
         assert synth["method"] == "synth-bn-stats-generate" and os.path.exists("/tmp/raypriv-smoke/digits-synth/stats")
+        dpvae = json.loads(open(f"{smoke}/digits-dpvae/model/release/manifest.json").read())
+        assert dpvae["privacy"]["private"] and 0 < dpvae["privacy"]["epsilon_spent"] <= 4.0
+        assert os.path.exists(f"{smoke}/digits-dpvae/eval/manifest.json")
+        from raypriv.mtk.evaluate import summary
+
+        mtk = summary(json.loads(open(f"{smoke}/mtk/eval/report.json").read()))
+        assert mtk["keyed_accuracy"] > 0.5, mtk                    # the secured digit, answered with its key
+        assert oct(os.stat(f"{smoke}/mtk.keys").st_mode & 0o777) == "0o600"
+        sweep = json.loads(open(f"{smoke}/digits-sweep/manifest.json").read())
+        assert sweep["trials_finished"] == 2 and sweep["privacy"]["sweep_epsilon"] > 0
         anonymous = {**env, "RAY_AUTH_MODE": "disabled"}
         query = "from ray.job_submission import JobSubmissionClient as C; print(C('http://127.0.0.1:8265').list_jobs())"
         refused = subprocess.run([sys.executable, "-c", query], env=anonymous, capture_output=True, text=True,

@@ -1,4 +1,5 @@
-"""A sweep killed mid-run (SIGKILL of its driver) resumes with Tuner.restore: the trials that
+"""A sweep killed mid-run (SIGKILL of its driver) resumes with Tuner.restore from the Tune
+experiment it keeps in object storage (the session's S3-compatible server): the trials that
 finished are not run again, the one in flight is, and nothing is charged twice."""
 import json
 import os
@@ -25,12 +26,16 @@ def _starts(out, i) -> int:
 def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp_path):
     """Both drivers join the test session's Ray (RAY_ADDRESS), as `ray job submit` drivers join a
     cluster: the killed driver's trials die with it, the cluster stays."""
-    out = str(tmp_path / "sweep")
+    from raypriv import storage
+    from tests.conftest import s3_prefix
+
+    out, remote = str(tmp_path / "sweep"), s3_prefix("sweep")
     cfg = tmp_path / "sweep.yaml"
     # trial 0 is quick; trial 1 is in flight when the driver dies (more than Tune's 10 s between
     # experiment snapshots after trial 0 finished); trials 2 and 3 have not started
     cfg.write_text(yaml.safe_dump({
-        "job": "sweeptest", "imports": [MODULE], "output": out, "budget": str(tmp_path / "budget"), "validation": 0,
+        "job": "sweeptest", "imports": [MODULE], "output": out, "storage": remote, "budget": str(tmp_path / "budget"),
+        "validation": 0,
         "base": {"output": "x", "epochs": 1, "sigma": 2.0}, "space": {"seconds": {"grid": [0.2, 14.0, 0.2, 0.2]}}}))
     env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address, "PYTHONPATH": ROOT}
     first = subprocess.Popen([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT,
@@ -45,12 +50,13 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp
     killed = {i: _starts(out, i) for i in range(4)}
     assert killed == {0: 1, 1: 1, 2: 0, 3: 0}, killed
     assert not os.path.exists(os.path.join(out, "manifest.json"))
+    assert storage.exists(storage.join(remote, "tune")) and not os.path.exists(os.path.join(out, "tune"))
     ledger_lines = open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines()
 
     second = subprocess.run([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT, capture_output=True,
                             text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "resuming the Tune experiment" in second.stdout
+    assert f"resuming the Tune experiment in {remote}/tune" in second.stdout
     resumed = {i: _starts(out, i) for i in range(4)}
     print(f"trial starts after the kill {killed}, after the resume {resumed}")
     assert resumed == {0: 1, 1: 2, 2: 1, 3: 1}                # trial 0 not re-run; 1 re-run; 2, 3 once

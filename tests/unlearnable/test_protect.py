@@ -126,3 +126,20 @@ def test_every_round_of_pgd_lowers_the_surrogates_loss_and_moves_the_noise_off_i
                                     seed=cfg.seed)
     moved = np.abs(final - start)
     assert (moved > 1e-6).mean() > 0.5 and moved.mean() > cfg.step_size / 2, moved.mean()
+
+
+def test_protect_writes_to_object_storage_and_the_corpus_reads_back(digits200):
+    """``output`` as an ``s3://`` URI (the session's S3-compatible server): shards first, the
+    manifest last, read back through ``parquet:s3://…``; a second run is refused."""
+    from raypriv.data import load_corpus
+    from raypriv.manifest import is_finished, read_manifest
+    from tests.conftest import s3_prefix
+
+    out = s3_prefix("protected")
+    cfg = UnlearnableConfig(mode="classwise", max_rounds=1, stop_accuracy=1.0, **FAST)
+    res = protect(digits200, output=out, config=cfg, resources=ResourceSpec(workers=2), progress=lambda m: None)
+    assert res.output == out and is_finished(out) and read_manifest(out)["rows"] == 200
+    back = load_corpus(f"parquet:{out}")
+    assert back.info.num_rows == 200 and set(rows_by_id(back.ds)) == set(rows_by_id(digits200.ds))
+    with pytest.raises(ArtifactError, match="already holds"):
+        protect(digits200, output=out, config=cfg, resources=ResourceSpec(workers=2), progress=lambda m: None)
