@@ -193,14 +193,18 @@ class MtkPredictJob(Job):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MtkPipelineJob(Job):
     """Keys (if the key file does not exist yet), training and evaluation: ``keys`` (mode 0600,
-    outside the model), ``output/model`` and ``output/eval``. A re-run reuses finished stages."""
+    outside the model; by default ``OUTPUT.keys``, beside the pipeline directory), ``output/model``
+    and ``output/eval``. A re-run reuses finished stages. An existing key file is used only if
+    its keys have the form the ``key`` settings ask for (a sweep over ``key.*`` gets a key file
+    per trial by leaving ``keys`` unset)."""
 
     name = "mtk.pipeline"
     LOCAL_PATHS = ("output", "keys")
     SWEEP_METRIC = "eval.summary.unsecured_accuracy:max"
     SWEEP_FRONTIER = ("eval.summary.leakage:min", "eval.summary.unsecured_accuracy:max")
     source: str = setting(positional=True, help=SOURCE_HELP)
-    keys: str = setting(help="key file: generated when absent, else used as it is")
+    keys: str | None = setting(None, help="key file: generated when absent, else used if its keys have the `key` "
+                                          "form (default: OUTPUT.keys, beside the pipeline directory)")
     output: str = setting(short="-o", help="pipeline directory (model/, eval/)")
     secured: tuple[str, ...] = setting((), help="tasks to secure (default: the corpus's main label)")
     key: KeySpec = setting(default_factory=KeySpec, help="the keys' form (when the key file is generated)")
@@ -209,19 +213,35 @@ class MtkPipelineJob(Job):
     attacker: str | None = setting(None, help="corpus spec of the audit attacker's labeled images")
     test_split: str = setting("test", help="split of the source to evaluate on")
 
+    def key_file(self) -> str:
+        import os
+
+        return self.keys or os.path.abspath(self.output).rstrip("/") + ".keys"
+
     def execute(self, reporter) -> Outcome:
         import os
 
-        if not os.path.exists(self.keys):
+        from raypriv.mtk.keys import KeyFileError, KeySet
+
+        keys = self.key_file()
+        if not os.path.exists(keys):
             from raypriv.data import load_corpus
 
             # bad data and settings training would refuse fail here, before a key file is written
-            MtkKeysJob(source=self.source, output=self.keys, secured=self.secured, key=self.key).write_keys(
-                load_corpus(self.source), reporter, tasks=self.mtk.tasks)
+            try:
+                MtkKeysJob(source=self.source, output=keys, secured=self.secured, key=self.key).write_keys(
+                    load_corpus(self.source), reporter, tasks=self.mtk.tasks)
+            except KeyFileError:
+                if not os.path.exists(keys):        # not another run's key file written meanwhile: a real error
+                    raise
+        found = KeySet.load(keys).spec
+        if found != self.key:
+            raise KeyFileError(f"{keys}: its keys are {found}, the settings ask for {self.key}; use a key file of "
+                               "that form, or another key file path (a sweep over key settings: leave keys unset)")
         common = {"resources": self.resources}
         model, report = (os.path.join(self.output, s) for s in ("model", "eval"))
         return run_stages([
-            ("model", MtkTrainJob(source=self.source, keys=self.keys, output=model, mtk=self.mtk, **common)),
-            ("eval", MtkEvaluateJob(model=model, source=self.source, keys=self.keys, output=report,
+            ("model", MtkTrainJob(source=self.source, keys=keys, output=model, mtk=self.mtk, **common)),
+            ("eval", MtkEvaluateJob(model=model, source=self.source, keys=keys, output=report,
                                     split=self.test_split, audit=self.audit, attacker=self.attacker, **common)),
         ], reporter)

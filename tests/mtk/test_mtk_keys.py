@@ -86,3 +86,19 @@ def test_a_key_file_of_another_model_is_refused(tmp_path):
 def test_nothing_but_the_key_file_shows_a_pattern():
     ks = KeySet.generate(("digit",), image_shape=(8, 8, 1), spec=KeySpec(amplitude=7))
     assert repr(ks) == str(ks) == "KeySet(tasks=('digit',), form='full', amplitude=7, image_shape=(8, 8, 1))"
+
+
+def test_the_pipeline_uses_a_key_file_only_of_the_form_its_settings_ask_for(tmp_path):
+    """A sweep over key settings with one shared key file would train every trial with the first
+    trial's keys: an existing key file of another form is refused before any work; without a
+    ``keys`` setting each pipeline gets its own file beside its output."""
+    from raypriv.jobs import Reporter, get_job
+
+    path = KeySet.generate(("digit",), image_shape=SHAPE, spec=KeySpec(amplitude=16)).save(str(tmp_path / "k.keys"))
+    job = get_job("mtk.pipeline").from_dict({"source": "mnist5k-tasks", "output": str(tmp_path / "run"),
+                                             "keys": path, "key": {"amplitude": 8}})
+    with pytest.raises(KeyFileError, match="the settings ask for KeySpec\\(form='full', amplitude=8"):
+        job.run(Reporter(quiet=True))
+    assert not (tmp_path / "run").exists()
+    own = get_job("mtk.pipeline").from_dict({"source": "mnist5k-tasks", "output": str(tmp_path / "trials" / "000")})
+    assert own.key_file() == str(tmp_path / "trials" / "000.keys")
