@@ -22,9 +22,9 @@ def test_readme_sweep_commands_build_their_sweeps():
     from raypriv.cli import get_args_parser, job_from_args
 
     commands = readme_sweep_commands()
-    assert len(commands) == 3 and all(c[:2] == ["raypriv", "sweep"] for c in commands)
+    assert len(commands) == 4 and all(c[:2] == ["raypriv", "sweep"] for c in commands)
     sweeps = [job_from_args(get_args_parser().parse_args(c[1:])) for c in commands]
-    assert [s.job for s in sweeps] == ["dpvae.pipeline", "dpvae.pipeline", "mtk.pipeline"]
+    assert [s.job for s in sweeps] == ["dpvae.pipeline", "dpvae.pipeline", "mtk.pipeline", "unlearnable.pipeline"]
 
 
 @pytest.mark.parametrize("name,trials", [("sweep_smoke", 2), ("dpvae_sweep", 9), ("mtk_sweep", 3), ("unlearnable_sweep", 3)])
