@@ -175,20 +175,29 @@ def test_most_flag_values_were_accepted_not_refused():
 
 @pytest.mark.parametrize("name", JOBS)
 def test_a_uri_where_a_job_keeps_local_state_is_refused_when_the_job_is_built(name):
-    """One URI policy: corpora may be pyarrow URIs; checkpoints, ledgers, reports and teacher
-    weights live on a local or mounted filesystem, and a URI there is one ConfigError naming
-    the setting before any work, never a local directory called ``s3:``."""
+    """One URI policy: corpora and run storage (checkpoints, a sweep's Tune experiment) may be
+    pyarrow URIs; ledgers, key files, reports and teacher weights live on a local or mounted
+    filesystem, and a URI there is one ConfigError naming the setting before any work, never a
+    local directory called ``s3:``."""
     cls = get_job(name)
     for field in cls.LOCAL_PATHS:
         with pytest.raises(ConfigError, match=f"invalid {field}: 's3://bucket/x' is a URI"):
             cls.from_dict({**_req(cls), field: "s3://bucket/x"})
-    uri_ok = {f.name for f in dataclasses.fields(cls)} & {"output", "synthetic", "protected"} - set(cls.LOCAL_PATHS)
-    for field in uri_ok:
+    uri_ok = ({f.name for f in dataclasses.fields(cls)} & {"output", "synthetic", "protected"}) - set(cls.LOCAL_PATHS)
+    for field in uri_ok | set(cls.STORAGE_PATHS):
         assert getattr(cls.from_dict({**_req(cls), field: "s3://bucket/x"}), field) == "s3://bucket/x"
+    for field in cls.STORAGE_PATHS:                     # run storage: a filesystem pyarrow ships
+        with pytest.raises(ConfigError, match=f"invalid {field}: 'ftp://bucket/x': ftp:// is not a filesystem"):
+            cls.from_dict({**_req(cls), field: "ftp://bucket/x"})
 
 
 def test_the_uri_policy_lists_what_each_stage_keeps_locally():
-    assert get_job("protect").LOCAL_PATHS == ("checkpoint_dir",)           # its corpus may be a URI
+    assert get_job("protect").LOCAL_PATHS == ()                 # its corpus and checkpoints may be URIs
     assert "output" not in get_job("dpvae.sample").LOCAL_PATHS
     assert all("output" in get_job(n).LOCAL_PATHS for n in ("evaluate", "synth.evaluate", "dpvae.train",
-                                                             "dpvae.evaluate", "synth.pipeline", "dpvae.pipeline"))
+                                                             "dpvae.evaluate", "synth.pipeline", "dpvae.pipeline",
+                                                             "unlearnable.pipeline", "sweep"))
+    assert get_job("sweep").LOCAL_PATHS == ("output", "budget")          # its Tune storage may be a URI
+    assert {n: get_job(n).STORAGE_PATHS for n in JOBS if get_job(n).STORAGE_PATHS} == {
+        "protect": ("checkpoint_dir",), "dpvae.train": ("checkpoints",), "dpvae.pipeline": ("checkpoints",),
+        "sweep": ("storage",)}

@@ -53,6 +53,7 @@ class TrainJob(Stage):
 
     name = "dpvae.train"
     LOCAL_PATHS = ('output',)
+    STORAGE_PATHS = ('checkpoints',)
     what = "trained model"
     source: str = setting(positional=True, help="corpus spec of the private training data")
     output: str = setting(short="-o", help="run directory (its release/ holds what may be published)")
@@ -62,13 +63,6 @@ class TrainJob(Stage):
     checkpoints: str | None = setting(None, help="where Ray Train keeps this run's checkpoints: a directory or a "
                                       "pyarrow URI (s3://bucket/run; default: inside --output, which holds the ledger)")
     train: DPVAEConfig = setting(default_factory=DPVAEConfig, flatten=True, help="training settings")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.checkpoints is not None:
-            from raypriv.storage import location
-
-            location(self.checkpoints, what="checkpoints")
 
     def planned_privacy(self):
         return planned_privacy(self.source, self.train)
@@ -169,6 +163,7 @@ class DPVAEPipelineJob(Job):
 
     name = "dpvae.pipeline"
     LOCAL_PATHS = ('output',)
+    STORAGE_PATHS = ('checkpoints',)
     SWEEP_METRIC = "eval.downstream_test_acc:max"
     SWEEP_FRONTIER = ("model.epsilon_spent:min", "eval.downstream_test_acc:max")
     source: str = setting(positional=True, help="corpus spec of the private training data")

@@ -115,6 +115,9 @@ class Job:
     #: weights. A URI there is refused when the job is built, before any work (a corpus written
     #: through pyarrow may be a URI: those settings are not listed).
     LOCAL_PATHS: ClassVar[tuple[str, ...]] = ()
+    #: Settings that name run storage (checkpoints, a Tune experiment): a local path or a URI of a
+    #: filesystem pyarrow ships (:func:`raypriv.storage.location`), checked when the job is built.
+    STORAGE_PATHS: ClassVar[tuple[str, ...]] = ()
     #: What ``raypriv sweep`` optimizes by default (``"metric:max"``) and the frontier it draws
     #: (privacy or protection vs utility), as flat metric names of the job's Result.
     SWEEP_METRIC: ClassVar[str | None] = None
@@ -124,10 +127,14 @@ class Job:
 
     def __post_init__(self):
         from raypriv.files import local_dir
+        from raypriv.storage import location
 
         for name in self.LOCAL_PATHS:
             if getattr(self, name) is not None:
                 local_dir(getattr(self, name), what=name)
+        for name in self.STORAGE_PATHS:
+            if getattr(self, name) is not None:
+                location(getattr(self, name), what=name)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Job":

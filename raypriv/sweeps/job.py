@@ -36,6 +36,7 @@ class SweepJob(Job):
 
     name = "sweep"
     LOCAL_PATHS = ("output", "budget")
+    STORAGE_PATHS = ("storage",)
     job: str = setting(help="the registered job to tune (e.g. dpvae.pipeline, mtk.pipeline)")
     imports: tuple[str, ...] = setting((), help="modules to import first (in the driver and in every trial) that "
                                                "register jobs of their own")
@@ -89,10 +90,6 @@ class SweepJob(Job):
             raise ConfigError(f"space.{sorted(reserved)[0]}", "is set by the sweep for every trial (its own output "
                                                              "directory, the trial resources): not a setting to vary")
         self.trial_resources()                                  # its own checks, named
-        if self.storage is not None:
-            from raypriv.storage import location
-
-            location(self.storage, what="storage")
         if self.epsilon_budget is not None and not self.epsilon_budget > 0:
             raise ConfigError("epsilon_budget", f"must be > 0, got {self.epsilon_budget}")
         if self.selection == "private":

@@ -1,22 +1,25 @@
 """Per-round checkpoints of noise generation, written so a crash never corrupts the last good one.
 
-Layout of a checkpoint directory::
+Layout of a checkpoint directory (a local path or a pyarrow URI, ``s3://bucket/run.checkpoints``)::
 
-    latest.json            {"round": r, "dir": "round-000r", "config": {...}, "input_fingerprint": ...}
-    round-000r/state.pt    surrogate + optimizer state, class noise, history, RNG state
-    round-000r/work/       sample-wise only: Parquet rows {id, label, image, noise}
+    latest.json                  {"round": r, "dir": "round-000r-…", "config": {...}, "input_fingerprint": ...}
+    round-000r-<random>/state.pt surrogate + optimizer state, class noise, history, RNG state
+    round-000r-<random>/work/    sample-wise only: Parquet rows {id, label, image, noise}
 
-``latest.json`` is replaced atomically only after the round directory is complete.
-Checkpoints hold the surrogate and the noise, never private keys; they contain the
-private images (sample-wise mode), so keep them where the input data may live.
+A round is written under a name of its own, then ``latest.json`` is pointed at it (locally: a
+temporary file fsynced and renamed; on an object store: one PUT, which is atomic), then older
+rounds are deleted: a crash at any point leaves ``latest.json`` naming a complete round.
+Checkpoints hold the surrogate and the noise, never private keys; they contain the private
+images (sample-wise mode), so keep them where the input data may live.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
 import uuid
 
+from raypriv import storage
 from raypriv.errors import ArtifactError
 
 LATEST = "latest.json"
@@ -26,11 +29,10 @@ def load_latest(ckpt_dir: str, *, config: dict, input_fingerprint: str) -> dict 
     """Return the last complete checkpoint's metadata, or None when there is none.
 
     Refuses (ArtifactError) a checkpoint made with different settings or input data."""
-    path = os.path.join(ckpt_dir, LATEST)
-    if not os.path.exists(path):
+    path = storage.join(ckpt_dir, LATEST)
+    if not storage.exists(path):
         return None
-    with open(path) as f:
-        meta = json.load(f)
+    meta = json.loads(storage.read_bytes(path))
     if meta["input_fingerprint"] != input_fingerprint:
         raise ArtifactError(f"{ckpt_dir}: checkpoint was made from different input data "
                             f"({meta['input_fingerprint'][-12:]} != {input_fingerprint[-12:]}; a fingerprint "
@@ -45,40 +47,48 @@ def load_latest(ckpt_dir: str, *, config: dict, input_fingerprint: str) -> dict 
 def load_state(ckpt_dir: str, meta: dict) -> dict:
     import torch
 
-    return torch.load(os.path.join(ckpt_dir, meta["dir"], "state.pt"), weights_only=False)
+    return torch.load(io.BytesIO(storage.read_bytes(storage.join(ckpt_dir, meta["dir"], "state.pt"))),
+                      weights_only=False)
 
 
 def work_path(ckpt_dir: str, meta: dict) -> str:
-    return os.path.join(ckpt_dir, meta["dir"], "work")
+    return storage.join(ckpt_dir, meta["dir"], "work")
 
 
 def save_round(ckpt_dir: str, *, round_index: int, state: dict, work_ds, config: dict,
                input_fingerprint: str) -> None:
-    """Write round ``round_index`` and then point ``latest.json`` at it; prune older rounds."""
+    """Write round ``round_index``, then point ``latest.json`` at it; delete older rounds."""
+    import pyarrow.fs as pafs
     import torch
 
-    os.makedirs(ckpt_dir, exist_ok=True)
-    name = f"round-{round_index:04d}"
-    tmp = os.path.join(ckpt_dir, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-    os.makedirs(tmp)
-    try:
-        torch.save(state, os.path.join(tmp, "state.pt"))
-        if work_ds is not None:
-            work_ds.write_parquet(os.path.join(tmp, "work"))
-        final = os.path.join(ckpt_dir, name)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    meta = {"round": round_index, "dir": name, "config": config, "input_fingerprint": input_fingerprint}
-    tmp_meta = os.path.join(ckpt_dir, f".{LATEST}.tmp")
-    with open(tmp_meta, "w") as f:
-        json.dump(meta, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_meta, os.path.join(ckpt_dir, LATEST))
-    for entry in os.listdir(ckpt_dir):
-        if entry.startswith("round-") and entry != name:
-            shutil.rmtree(os.path.join(ckpt_dir, entry), ignore_errors=True)
+    fs, root, local = storage.filesystem(ckpt_dir)
+    name = f"round-{round_index:04d}-{uuid.uuid4().hex[:8]}"
+    fs.create_dir(f"{root}/{name}", recursive=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with fs.open_output_stream(f"{root}/{name}/state.pt") as f:
+        f.write(buffer.getvalue())
+    if work_ds is not None:
+        work_ds.write_parquet(storage.join(ckpt_dir, name, "work"))
+    meta = json.dumps({"round": round_index, "dir": name, "config": config,
+                       "input_fingerprint": input_fingerprint}, indent=1).encode()
+    if local:
+        tmp = os.path.join(root, f".{LATEST}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(meta)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(root, LATEST))
+    else:
+        with fs.open_output_stream(f"{root}/{LATEST}") as f:
+            f.write(meta)
+    for info in fs.get_file_info(pafs.FileSelector(root)):
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("round-") and info.base_name != name:
+            fs.delete_dir(info.path)
+
+
+def remove(ckpt_dir: str) -> None:
+    """Delete a finished run's checkpoints (a directory or a URI prefix), if any."""
+    fs, root, _ = storage.filesystem(ckpt_dir)
+    if storage.exists(ckpt_dir):
+        fs.delete_dir(root)

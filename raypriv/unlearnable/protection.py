@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import time
 from typing import Callable
 
@@ -57,11 +55,9 @@ def visual_cost(result: NoiseResult) -> dict:
     return {key: summarize(np.concatenate(values)) for key, values in parts.items()}
 
 
-def default_checkpoint_dir(output: str) -> str | None:
-    """Checkpoints live beside a local output (``OUT.checkpoints``); none for remote URIs."""
-    if "://" in output and not output.startswith("file://"):
-        return None
-    return output.removeprefix("file://").rstrip("/") + ".checkpoints"
+def default_checkpoint_dir(output: str) -> str:
+    """Checkpoints live beside the output (``OUT.checkpoints``: a path, or a URI beside a URI)."""
+    return output.rstrip("/") + ".checkpoints"
 
 
 def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, resources: ResourceSpec | None = None,
@@ -107,8 +103,10 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
     released = Corpus(ds=released_dataset(result), info=corpus.info)
     path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)
     manifest = read_manifest(path)  # as written: with rows, checksums, fingerprint, version
-    if checkpoint_dir and not keep_checkpoints and os.path.isdir(checkpoint_dir):
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if checkpoint_dir and not keep_checkpoints:
+        from raypriv.unlearnable.checkpoint import remove
+
+        remove(checkpoint_dir)
     progress(f"wrote {corpus.info.num_rows:,} protected images to {path} ({result.stop_reason})")
     return ProtectResult(output=path, manifest=manifest, noise=result)
 

@@ -86,3 +86,12 @@ def test_the_kuberay_rayjob_runs_a_smoke_job_of_this_checkout_with_token_auth_an
     for line in dockerfile.splitlines():           # what the image copies exists in the checkout
         if line.startswith("COPY "):
             assert all(os.path.exists(os.path.join(ROOT, p)) for p in line.split()[2:-1]), line
+
+
+def test_the_gpu_job_config_keeps_its_output_and_checkpoints_on_object_storage():
+    from raypriv.jobs import get_job
+    from raypriv.jobs.entry import load_job_config
+
+    job = get_job("protect").from_dict(load_job_config(os.path.join(ROOT, "jobs", "configs", "cifar10_gpu.yaml"), []))
+    assert job.output.startswith("s3://") and job.checkpoint_dir.startswith("s3://")
+    assert job.resources.use_gpu

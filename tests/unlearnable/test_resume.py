@@ -1,4 +1,5 @@
-"""Resuming from a per-round checkpoint gives the same noise as an uninterrupted run."""
+"""Resuming from a per-round checkpoint gives the same noise as an uninterrupted run (the
+sample-wise run's checkpoints, noise included, in the session's S3-compatible object store)."""
 import numpy as np
 import pytest
 
@@ -19,13 +20,18 @@ def _noise_by_id(res):
 def test_resume_matches_uninterrupted_run(digits200, tmp_path, mode):
     cfg = UnlearnableConfig(mode=mode, max_rounds=2, stop_accuracy=1.0, **FAST)
     straight = generate_noise(digits200, config=cfg, checkpoint_dir=str(tmp_path / "a"), **QUIET)
-    ckpt = str(tmp_path / "b")
+    from tests.conftest import s3_prefix
+
+    ckpt = s3_prefix("ue-checkpoints") if mode == "samplewise" else str(tmp_path / "b")
     first = UnlearnableConfig(**{**cfg.to_dict(), "max_rounds": 1})   # the run "dies" after round 1
     generate_noise(digits200, config=first, checkpoint_dir=ckpt, **QUIET)
     lines = []
     resumed = generate_noise(digits200, config=cfg, checkpoint_dir=ckpt, progress=lines.append,
                              resources=ResourceSpec(workers=2))
     assert any("resuming" in m for m in lines) and len(resumed.history) == 2
+    from raypriv import storage
+
+    assert storage.exists(storage.join(ckpt, "latest.json"))
     assert [h["surrogate_loss"] for h in resumed.history] == [h["surrogate_loss"] for h in straight.history]
     if mode == "samplewise":
         a, b = _noise_by_id(straight), _noise_by_id(resumed)
