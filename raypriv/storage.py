@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["exists", "filesystem", "is_uri", "join", "location", "read_bytes", "subdirectories"]
+__all__ = ["exists", "filesystem", "is_uri", "join", "location", "read_bytes", "remove_tree", "subdirectories"]
 
 
 def is_uri(path: str) -> bool:
@@ -89,3 +89,10 @@ def read_bytes(path: str) -> bytes:
     fs, p, _ = filesystem(path)
     with fs.open_input_stream(p) as f:
         return f.read()
+
+
+def remove_tree(path: str) -> None:
+    """Delete the directory (or URI prefix) ``path`` and everything under it, if it exists."""
+    if exists(path):
+        fs, p, _ = filesystem(path)
+        fs.delete_dir(p)

@@ -200,4 +200,4 @@ def test_the_uri_policy_lists_what_each_stage_keeps_locally():
     assert get_job("sweep").LOCAL_PATHS == ("output", "budget")          # its Tune storage may be a URI
     assert {n: get_job(n).STORAGE_PATHS for n in JOBS if get_job(n).STORAGE_PATHS} == {
         "protect": ("checkpoint_dir",), "dpvae.train": ("checkpoints",), "dpvae.pipeline": ("checkpoints",),
-        "sweep": ("storage",)}
+        "mtk.train": ("checkpoints",), "mtk.pipeline": ("checkpoints",), "sweep": ("storage",)}

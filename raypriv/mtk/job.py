@@ -65,6 +65,7 @@ class MtkTrainJob(Stage):
 
     name = "mtk.train"
     LOCAL_PATHS = ("output", "keys")
+    STORAGE_PATHS = ("checkpoints",)
     what = "MTK model"
     source: str = setting(positional=True, help=SOURCE_HELP)
     keys: str | None = setting(None, help="key file written by `raypriv mtk keys` (without: the ordinary "
@@ -72,6 +73,8 @@ class MtkTrainJob(Stage):
     output: str = setting(short="-o", help="model directory")
     split: str = setting("train", help="split of the source to train on")
     overwrite: bool = setting(False, help="replace a finished model")
+    checkpoints: str | None = setting(None, help="where Ray Train keeps the run's checkpoints: a directory or a "
+                                                 "pyarrow URI (default: OUTPUT.checkpoints)")
     mtk: MtkConfig = setting(default_factory=MtkConfig, flatten=True, help="MTK settings")
 
     def execute(self, reporter) -> Outcome:
@@ -83,7 +86,8 @@ class MtkTrainJob(Stage):
         if keys is None:
             reporter("no key file: training the ordinary multi-task model (no task secured)")
         model = train_mtk(load_corpus(self.source, split=self.split), keys, config=self.mtk, output=self.output,
-                          resources=self.cluster(), overwrite=self.overwrite, progress=reporter)
+                          resources=self.cluster(), overwrite=self.overwrite, checkpoints=self.checkpoints,
+                          progress=reporter)
         return Outcome(artifacts={"model": model.path, "manifest": f"{model.path}/manifest.json"},
                        metrics=self.metrics_of(model.manifest))
 
@@ -200,6 +204,7 @@ class MtkPipelineJob(Job):
 
     name = "mtk.pipeline"
     LOCAL_PATHS = ("output", "keys")
+    STORAGE_PATHS = ("checkpoints",)
     SWEEP_METRIC = "eval.summary.unsecured_accuracy:max"
     SWEEP_FRONTIER = ("eval.summary.leakage:min", "eval.summary.unsecured_accuracy:max")
     source: str = setting(positional=True, help=SOURCE_HELP)
@@ -212,6 +217,8 @@ class MtkPipelineJob(Job):
     audit: AuditConfig | None = setting(default_factory=AuditConfig, help="key-recovery audit (null: skip it)")
     attacker: str | None = setting(None, help="corpus spec of the audit attacker's labeled images")
     test_split: str = setting("test", help="split of the source to evaluate on")
+    checkpoints: str | None = setting(None, help="where Ray Train keeps the training run's checkpoints: a directory "
+                                                 "or a pyarrow URI (default: output/model.checkpoints)")
 
     def key_file(self) -> str:
         import os
@@ -241,7 +248,8 @@ class MtkPipelineJob(Job):
         common = {"resources": self.resources}
         model, report = (os.path.join(self.output, s) for s in ("model", "eval"))
         return run_stages([
-            ("model", MtkTrainJob(source=self.source, keys=keys, output=model, mtk=self.mtk, **common)),
+            ("model", MtkTrainJob(source=self.source, keys=keys, output=model, mtk=self.mtk,
+                                  checkpoints=self.checkpoints, **common)),
             ("eval", MtkEvaluateJob(model=model, source=self.source, keys=keys, output=report,
                                     split=self.test_split, audit=self.audit, attacker=self.attacker, **common)),
         ], reporter)

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from raypriv.errors import ArtifactError
+from raypriv.storage import remove_tree
 from raypriv.mtk.config import MtkConfig, TaskLayout, column_of, task_layout
 from raypriv.mtk.expand import DECOY, KEY_MASK
 
@@ -126,6 +126,7 @@ def load_model(path: str) -> MtkModel:
 
 
 def default_checkpoint_dir(output: str) -> str:
+    """Where a run's checkpoints go unless told: ``OUTPUT.checkpoints``, beside the model."""
     return os.path.abspath(output).rstrip("/") + ".checkpoints"
 
 
@@ -150,13 +151,16 @@ def model_kwargs(info, layout: TaskLayout) -> dict:
 
 def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, output: str,
               resources: "ResourceSpec | None" = None, overwrite: bool = False, max_failures: int = 0,
-              progress: Callable[[str], None] = print, epoch_hook: Callable | None = None) -> MtkModel:
+              checkpoints: str | None = None, progress: Callable[[str], None] = print,
+              epoch_hook: Callable | None = None) -> MtkModel:
     """Train an MTK model on ``train`` with ``keys`` and save it to ``output`` (see the module docstring).
 
     ``keys=None`` trains the ordinary multi-task model of the same recipe (no task secured, no
     expansion): the baseline MTK's keyed and unsecured accuracy and its leakage are compared with.
-    ``epoch_hook``, a picklable ``hook(*, epoch, rank)``, runs on every worker after each epoch's
-    checkpoint: a place to watch or interrupt training (the resume test raises there)."""
+    ``checkpoints`` (a directory or a pyarrow URI; default ``OUTPUT.checkpoints``) is where Ray
+    Train keeps the run's checkpoints, removed once the model is saved. ``epoch_hook``, a
+    picklable ``hook(*, epoch, rank)``, runs on every worker after each epoch's checkpoint: a
+    place to watch or interrupt training (the resume test raises there)."""
     from raypriv.manifest import build_manifest, is_finished
     from raypriv.models import ModelPayload, build_model
     from raypriv.mtk.expand import expand_corpus
@@ -199,7 +203,7 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     loop_cfg["epoch_hook"] = epoch_hook
     from raypriv.mtk.worker import train_loop
 
-    checkpoints = default_checkpoint_dir(output)
+    checkpoints = checkpoints or default_checkpoint_dir(output)
     interrupted_run(checkpoints, loop_cfg["run"], overwrite=overwrite, progress=progress)
     result = fit(train_loop, config=loop_cfg, resources=resources, storage_path=checkpoints,
                  name=RUN_NAME, datasets={"train": expanded}, max_failures=max_failures, what="MTK training")
@@ -222,7 +226,7 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     payload = ModelPayload(model=config.train.model, model_kwargs=kwargs, state=state["model"])
     model = MtkModel(payload=payload, layout=layout, manifest=manifest)
     model.save(output, overwrite=overwrite)
-    shutil.rmtree(default_checkpoint_dir(output), ignore_errors=True)
+    remove_tree(checkpoints)
     progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
     return model
 
@@ -244,7 +248,7 @@ def interrupted_run(checkpoints: str, run: str, *, overwrite: bool, progress: Ca
                             "settings, data or keys: re-run with the ones it was started with to resume it, pass "
                             "overwrite=True (--overwrite) to discard it, or remove that directory")
     progress(f"discarding the interrupted run in {checkpoints} (other settings, data or keys; overwrite)")
-    shutil.rmtree(checkpoints)
+    remove_tree(checkpoints)
 
 
 def run_fingerprint(loop_cfg: dict, *, workers: int, data: str, keys: "KeySet") -> str:

@@ -85,10 +85,3 @@ def save_round(ckpt_dir: str, *, round_index: int, state: dict, work_ds, config:
     for info in fs.get_file_info(pafs.FileSelector(root)):
         if info.type == pafs.FileType.Directory and info.base_name.startswith("round-") and info.base_name != name:
             fs.delete_dir(info.path)
-
-
-def remove(ckpt_dir: str) -> None:
-    """Delete a finished run's checkpoints (a directory or a URI prefix), if any."""
-    fs, root, _ = storage.filesystem(ckpt_dir)
-    if storage.exists(ckpt_dir):
-        fs.delete_dir(root)

@@ -104,9 +104,9 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
     path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)
     manifest = read_manifest(path)  # as written: with rows, checksums, fingerprint, version
     if checkpoint_dir and not keep_checkpoints:
-        from raypriv.unlearnable.checkpoint import remove
+        from raypriv.storage import remove_tree
 
-        remove(checkpoint_dir)
+        remove_tree(checkpoint_dir)
     progress(f"wrote {corpus.info.num_rows:,} protected images to {path} ({result.stop_reason})")
     return ProtectResult(output=path, manifest=manifest, noise=result)
 
