@@ -12,7 +12,7 @@ of the driver and of every Ray worker.
 (True, False)
 >>> join("s3://bucket/run/", "model", "state.pt")
 's3://bucket/run/model/state.pt'
->>> location("s3://bucket/run", what="checkpoints")
+>>> location("s3://bucket/run/", what="checkpoints")
 's3://bucket/run'
 >>> location("nope://x", what="checkpoints")
 Traceback (most recent call last):
@@ -59,13 +59,16 @@ def location(path: str, *, what: str) -> str:
         from raypriv.files import local_dir
 
         return local_dir(path, what=what)
+    from raypriv.errors import ConfigError
+
     scheme = str(path).split("://", 1)[0]
     if scheme not in SCHEMES:
-        from raypriv.errors import ConfigError
-
         raise ConfigError(what, f"{path!r}: {scheme}:// is not a filesystem pyarrow can open; use one of "
                                 f"{', '.join(s + '://' for s in SCHEMES)} or a path")
-    return str(path)
+    if "?" in str(path):
+        raise ConfigError(what, f"{path!r}: options in the URI are not supported here (paths are joined onto it); "
+                                "set them in the environment, e.g. AWS_ENDPOINT_URL")
+    return str(path).rstrip("/")
 
 
 def exists(path: str) -> bool:

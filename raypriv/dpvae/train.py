@@ -29,6 +29,7 @@ import dataclasses
 import json
 import math
 import os
+import secrets
 from typing import TYPE_CHECKING, Any, Callable
 
 from raypriv.dpvae.config import DPVAEConfig
@@ -44,6 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
 WEIGHTS_NAME = "model.pt"
 METHOD_NAME = "dpvae"
 RUN_NAME = "ray-train"
+#: In the run directory: where the run's Ray Train checkpoints are when not inside it.
+CHECKPOINTS_RECORD = "checkpoints.json"
 #: The sub-directory of a private run's output that holds what may be published.
 RELEASE_NAME = "release"
 #: Where a non-private reference run (``method="none"``) puts its model: never a release.
@@ -169,29 +172,41 @@ def _check_output(out: str, *, resume: bool) -> None:
                             "composes with this one's)")
 
 
-def _check_checkpoints(run_storage: str, out: str, *, resume: bool) -> None:
-    """A new run never starts from checkpoints it finds elsewhere: Ray Train would continue
-    another run's weights, whose steps that run's ledger charged, not this one's."""
-    if run_storage != out and not resume and storage.exists(storage.join(run_storage, RUN_NAME)):
-        raise ArtifactError(f"{run_storage}: already holds a Ray Train run ({RUN_NAME}); a new run needs "
-                            "checkpoints of its own (another location), or resume=True (--resume) to continue "
-                            f"the run whose ledger is in {out}")
+def _run_storage(out: str, checkpoints: str | None, *, resume: bool) -> str:
+    """Where Ray Train keeps this run: ``out`` by default; with ``checkpoints``, a fresh location
+    of its own under it (``checkpoints/run-<random>``), recorded in ``out`` and read back on resume.
+    A run never starts from checkpoints it finds: Ray Train would continue another run's weights,
+    whose steps that run's ledger charged, not this one's."""
+    from raypriv.files import write_json_atomic
+
+    record = os.path.join(out, CHECKPOINTS_RECORD)
+    base = storage.location(checkpoints, what="checkpoints") if checkpoints else None
+    kept = None
+    if resume and os.path.exists(record):
+        with open(record, encoding="utf-8") as f:
+            kept = json.load(f)
+    if resume and (kept["base"] if kept else None) != base:
+        raise ArtifactError(f"{out}: the run keeps its checkpoints in {kept['base'] if kept else out}, not "
+                            f"{base or out}; resume with the same checkpoints setting")
+    if kept:
+        return kept["location"]
+    if base is None:
+        return out
+    location = storage.join(base, f"run-{secrets.token_hex(8)}")
+    write_json_atomic(record, {"base": base, "location": location})
+    return location
 
 
 def _open_ledger(out: str, config: DPVAEConfig, plans: list[StagePlan], *, resume: bool,
-                 fingerprint: str, run_storage: str) -> PrivacyLedger:
+                 fingerprint: str) -> PrivacyLedger:
     path = os.path.join(out, LEDGER_NAME)
     plan = [dataclasses.asdict(p) for p in plans]
-    elsewhere = run_storage if run_storage != out else None      # checkpoints outside the run directory
     if not resume:
         return PrivacyLedger.create(path, epsilon=config.epsilon, delta=config.delta, accountant=config.accountant,
                                     stages=_ledger_stages(plans),
                                     extra={"config": config.to_dict(), "input_fingerprint": fingerprint,
-                                           "plan": plan, "checkpoints": elsewhere})
+                                           "plan": plan})
     ledger = PrivacyLedger.open(path)
-    if ledger.header.get("checkpoints") != elsewhere:
-        raise ArtifactError(f"{out}: the run keeps its checkpoints in {ledger.header.get('checkpoints') or out}, "
-                            f"not {run_storage}; resume with the same checkpoints location")
     started_key, key_now = (str(f).split(":")[1:2] for f in (ledger.header.get("input_fingerprint"), fingerprint))
     if started_key != key_now:
         from raypriv.privacy.keys import KEY_FILE_ENV, key_path
@@ -251,8 +266,9 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
 
     ``output`` is a local (or mounted, shared) directory, a URI is refused: it holds the privacy
     ledger, which is charged (appended and fsynced under a lock) before every step, and an object
-    store offers neither. Ray Train's checkpoints go to ``checkpoints`` (a directory or a pyarrow
-    URI such as ``s3://bucket/run``, one per run; default: inside ``output``). ``step_hook``, a
+    store offers neither. Ray Train's checkpoints go inside ``output``, or under ``checkpoints``
+    (a directory or a pyarrow URI such as ``s3://bucket/dpvae``: each run in a location of its
+    own there, named in ``output/checkpoints.json``). They are as private as the ledger. ``step_hook``, a
     picklable ``hook(*, stage, step, output)``, runs on every worker inside every step, once its
     batch is drawn (and, in a private stage, charged) and before its update: a place to watch
     or interrupt training (the crash tests raise there)."""
@@ -281,11 +297,10 @@ def train_dpvae(train: "Corpus", *, config: DPVAEConfig, output: str, resources:
     fingerprint = train.keyed_fingerprint()
     from raypriv.locks import exclusive_run
 
-    run_storage = storage.location(checkpoints, what="checkpoints") if checkpoints else out
     with exclusive_run(out):
         _check_output(out, resume=resume)
-        _check_checkpoints(run_storage, out, resume=resume)
-        ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint, run_storage=run_storage) \
+        run_storage = _run_storage(out, checkpoints, resume=resume)
+        ledger = _open_ledger(out, config, plans, resume=resume, fingerprint=fingerprint) \
             if config.private_stage_names else None
         state = _final_state(out)
         if state is None:

@@ -193,6 +193,23 @@ class MtkPredictJob(Job):
         return Outcome(artifacts={"predictions": path}, metrics={"rows": len(preds["id"])})
 
 
+def _check_key_file(found, path: str, *, spec, secured: tuple[str, ...]) -> None:
+    """An existing key file is used only for the keys the settings ask for: their form (the patch
+    size counts for patches only) and, when named, the secured tasks."""
+    from raypriv.mtk.keys import KeyFileError
+
+    fields = ("form", "amplitude") + (("patch_size",) if spec.form == "patch" else ())
+    differ = [f for f in fields if getattr(found.spec, f) != getattr(spec, f)]
+    if secured and tuple(found.tasks) != tuple(secured):
+        differ.append(f"secured tasks {list(found.tasks)} (settings: {list(secured)})")
+    if differ:
+        raise KeyFileError(f"{path}: its keys differ from what the settings ask for ("
+                           + ", ".join(d if " " in d else f"{d} {getattr(found.spec, d)!r}, settings "
+                                       f"{getattr(spec, d)!r}" for d in differ)
+                           + "); use a key file made for them, or another path (a sweep over key settings or "
+                             "secured tasks: leave keys unset, and each trial gets its own)")
+
+
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MtkPipelineJob(Job):
@@ -241,10 +258,7 @@ class MtkPipelineJob(Job):
             except KeyFileError:
                 if not os.path.exists(keys):        # not another run's key file written meanwhile: a real error
                     raise
-        found = KeySet.load(keys).spec
-        if found != self.key:
-            raise KeyFileError(f"{keys}: its keys are {found}, the settings ask for {self.key}; use a key file of "
-                               "that form, or another key file path (a sweep over key settings: leave keys unset)")
+        _check_key_file(KeySet.load(keys), keys, spec=self.key, secured=self.secured)
         common = {"resources": self.resources}
         model, report = (os.path.join(self.output, s) for s in ("model", "eval"))
         return run_stages([

@@ -89,6 +89,10 @@ class SweepJob(Job):
         if reserved:
             raise ConfigError(f"space.{sorted(reserved)[0]}", "is set by the sweep for every trial (its own output "
                                                              "directory, the trial resources): not a setting to vary")
+        for where, keys in (("base", self.base), ("space", self.space)):
+            if "checkpoints" in {str(k).split(".")[0] for k in keys}:
+                raise ConfigError(f"{where}.checkpoints", "trials would share one checkpoints location: set the "
+                                                          "sweep's storage instead (each trial gets storage/trials/NNN)")
         self.trial_resources()                                  # its own checks, named
         if self.epsilon_budget is not None and not self.epsilon_budget > 0:
             raise ConfigError("epsilon_budget", f"must be > 0, got {self.epsilon_budget}")

@@ -53,8 +53,8 @@ def trial_settings(sweep, params: dict[str, Any], index: int | str) -> dict[str,
     if sweep.storage and "checkpoints" in {f.name for f in dataclasses.fields(cls)}:
         from raypriv import storage
 
-        settings["checkpoints"] = storage.join(sweep.storage, TRIALS_DIR, f"{index:03d}" if isinstance(index, int)
-                                               else str(index))
+        settings["checkpoints"] = storage.join(sweep.tune_storage(), TRIALS_DIR, f"{index:03d}"
+                                               if isinstance(index, int) else str(index))
     if sweep.validation:
         from raypriv.data.sources import VALIDATION_SUFFIX, split_validation
 

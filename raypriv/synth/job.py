@@ -154,15 +154,17 @@ class SynthEvalJob(ReportStage):
         """Per training set test accuracy, nearest-real SSIM and membership-inference AUC; under
         ``summary`` the headline figures by fixed names: the accuracy of a victim trained on the
         largest synthetic set evaluated, the median nearest-real SSIM, and the loss-threshold
-        attack's AUC against that victim (0.5: it cannot tell members)."""
+        attack's AUC against that victim, folded at 0.5 (0.5: it cannot tell members; an attack
+        that ranks members below non-members tells them as well, so 0.3 counts as 0.7)."""
         utility = {("real" if u["train_set"] == "real" else f"synthetic_{u['images_per_class']}"): u["test_acc"]
                    for u in report["utility"]}
         near = report.get("nearest_real") or {}
         mia = {k: v.get("auc") for k, v in (report.get("membership_inference") or {}).items()}
         synthetic = [u for u in report["utility"] if u["train_set"] == "synthetic"]
+        auc = mia.get("synthetic_trained")
         summary = {"synthetic_test_acc": synthetic[-1]["test_acc"] if synthetic else None,
                    "nearest_ssim_median": (near.get("ssim") or {}).get("median"),
-                   "mia_auc": mia.get("synthetic_trained")}
+                   "mia_auc": None if auc is None else max(auc, 1 - auc)}
         return {"test_acc": utility, "nearest_ssim_median": summary["nearest_ssim_median"], "mia_auc": mia,
                 "summary": summary}
 

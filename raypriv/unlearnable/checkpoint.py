@@ -58,18 +58,21 @@ def work_path(ckpt_dir: str, meta: dict) -> str:
 def save_round(ckpt_dir: str, *, round_index: int, state: dict, work_ds, config: dict,
                input_fingerprint: str) -> None:
     """Write round ``round_index``, then point ``latest.json`` at it; delete older rounds."""
-    import pyarrow.fs as pafs
     import torch
 
     fs, root, local = storage.filesystem(ckpt_dir)
     name = f"round-{round_index:04d}-{uuid.uuid4().hex[:8]}"
     fs.create_dir(f"{root}/{name}", recursive=True)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with fs.open_output_stream(f"{root}/{name}/state.pt") as f:
-        f.write(buffer.getvalue())
-    if work_ds is not None:
-        work_ds.write_parquet(storage.join(ckpt_dir, name, "work"))
+    try:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        with fs.open_output_stream(f"{root}/{name}/state.pt") as f:
+            f.write(buffer.getvalue())
+        if work_ds is not None:
+            work_ds.write_parquet(storage.join(ckpt_dir, name, "work"))
+    except BaseException:
+        fs.delete_dir(f"{root}/{name}")          # a half-written round (with images) is not left behind
+        raise
     meta = json.dumps({"round": round_index, "dir": name, "config": config,
                        "input_fingerprint": input_fingerprint}, indent=1).encode()
     if local:
@@ -82,6 +85,27 @@ def save_round(ckpt_dir: str, *, round_index: int, state: dict, work_ds, config:
     else:
         with fs.open_output_stream(f"{root}/{LATEST}") as f:
             f.write(meta)
+    _delete_rounds(fs, root, keep=name)
+
+
+def _delete_rounds(fs, root: str, *, keep: str | None) -> None:
+    import pyarrow.fs as pafs
+
     for info in fs.get_file_info(pafs.FileSelector(root)):
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("round-") and info.base_name != name:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("round-") and info.base_name != keep:
             fs.delete_dir(info.path)
+
+
+def remove(ckpt_dir: str) -> None:
+    """Delete what a finished run wrote in ``ckpt_dir`` (its rounds and ``latest.json``), then
+    the directory if nothing else is in it: other files there are not this run's to delete."""
+    import pyarrow.fs as pafs
+
+    if not storage.exists(ckpt_dir):
+        return
+    fs, root, _ = storage.filesystem(ckpt_dir)
+    _delete_rounds(fs, root, keep=None)
+    if storage.exists(storage.join(ckpt_dir, LATEST)):
+        fs.delete_file(f"{root}/{LATEST}")
+    if not fs.get_file_info(pafs.FileSelector(root)):
+        fs.delete_dir(root)

@@ -33,8 +33,9 @@ class ProtectJob(Stage):
     output: str = setting(short="-o", help="output directory (local path or pyarrow filesystem URI)")
     split: str = setting("train", help="split of the source to protect")
     resize: int | None = setting(None, help="resize every image to N×N (otherwise mixed sizes are an error)")
-    checkpoint_dir: str | None = setting(None, help="where per-round checkpoints go, a path or a pyarrow URI "
-                                                    "(default: OUTPUT.checkpoints)")
+    checkpoint_dir: str | None = setting(None, help="where per-round checkpoints go, a path or a pyarrow URI as "
+                                                    "private as the source (default: OUTPUT.checkpoints for a local "
+                                                    "output, none for a URI)")
     keep_checkpoints: bool = setting(False, help="keep the per-round checkpoints after finishing")
     overwrite: bool = setting(False, help="replace an existing finished output")
     unlearnable: UnlearnableConfig = setting(default_factory=UnlearnableConfig, flatten=True,

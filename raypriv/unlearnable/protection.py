@@ -47,17 +47,21 @@ def visual_cost(result: NoiseResult) -> dict:
     from raypriv.similarity import summarize
 
     scores = result.work.map_batches(_visual_cost_batch, fn_kwargs=dict(class_noise=result.class_noise),
-                                     batch_format="numpy")
+                                     batch_format="numpy", batch_size=64)    # float64 SSIM: bounded memory
     parts: dict[str, list] = {"psnr_db": [], "ssim": []}
     for batch in scores.iter_batches(batch_format="numpy", batch_size=4096):
         for key, values in parts.items():
             values.append(batch[key])
-    return {key: summarize(np.concatenate(values)) for key, values in parts.items()}
+    return {key: summarize(np.concatenate(values)) for key, values in parts.items() if values}
 
 
-def default_checkpoint_dir(output: str) -> str:
-    """Checkpoints live beside the output (``OUT.checkpoints``: a path, or a URI beside a URI)."""
-    return output.rstrip("/") + ".checkpoints"
+def default_checkpoint_dir(output: str) -> str | None:
+    """Checkpoints live beside a local output (``OUT.checkpoints``); a URI output gets none unless
+    ``checkpoint_dir`` names where: its place is as private as the source (sample-wise
+    checkpoints hold the original images), which the release's bucket need not be."""
+    if "://" in output and not output.startswith("file://"):
+        return None
+    return output.removeprefix("file://").rstrip("/") + ".checkpoints"
 
 
 def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, resources: ResourceSpec | None = None,
@@ -104,9 +108,9 @@ def protect(corpus, *, output: str, config: UnlearnableConfig | None = None, res
     path = write_corpus(released, output, manifest=manifest, overwrite=overwrite)
     manifest = read_manifest(path)  # as written: with rows, checksums, fingerprint, version
     if checkpoint_dir and not keep_checkpoints:
-        from raypriv.storage import remove_tree
+        from raypriv.unlearnable.checkpoint import remove
 
-        remove_tree(checkpoint_dir)
+        remove(checkpoint_dir)
     progress(f"wrote {corpus.info.num_rows:,} protected images to {path} ({result.stop_reason})")
     return ProtectResult(output=path, manifest=manifest, noise=result)
 

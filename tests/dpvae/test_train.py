@@ -66,20 +66,24 @@ def test_steps_after_the_last_checkpoint_stay_charged_and_are_not_rerun(digits, 
         crash.value), crash.value
     ledger = PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl"))
     assert ledger.charged("main") == 7 and not os.path.exists(release(out))
-    assert saved_state(ckpt, "ray-train")["step"] == 4 and not os.path.exists(os.path.join(out, "ray-train"))
+    where = json.load(open(os.path.join(out, "checkpoints.json")))       # a location of this run's own
+    assert where["base"] == ckpt and where["location"].startswith(f"{ckpt}/run-")
+    assert saved_state(where["location"], "ray-train")["step"] == 4
+    assert not os.path.exists(os.path.join(out, "ray-train"))
     with pytest.raises(ArtifactError, match="not empty; pass resume=True"):
         train_dpvae(digits, output=out, **run)
-    with pytest.raises(ArtifactError, match="already holds a Ray Train run"):     # another run, same checkpoints
-        train_dpvae(digits, output=str(tmp_path / "other"), **run)
     with pytest.raises(ArtifactError, match="keeps its checkpoints in s3://"):    # the run's own, only
         train_dpvae(digits, output=out, resume=True, **{**run, "checkpoints": s3_prefix("elsewhere")})
+    with pytest.raises(ArtifactError, match="keeps its checkpoints in s3://"):
+        train_dpvae(digits, output=out, resume=True, **{**run, "checkpoints": None})
     train_dpvae(digits, output=out, resume=True, **run)
     m = json.load(open(release(out)))
     (stage,) = m["privacy"]["stages"]
     assert stage["steps_charged"] == stage["steps"] == 24       # ceil(4 epochs / q), q = 256 / 1500 declared
     planned = epsilon(PrivacyLedger.open(os.path.join(out, "privacy-ledger.jsonl")).mechanisms(), delta=TINY["delta"])
     assert m["privacy"]["epsilon_spent"] == pytest.approx(planned) and planned <= TINY["epsilon"]
-    assert any(d.startswith("checkpoint_") for d in storage.subdirectories(storage.join(ckpt, "ray-train")))
+    kept = storage.subdirectories(storage.join(where["location"], "ray-train"))
+    assert any(d.startswith("checkpoint_") for d in kept)
     with pytest.raises(ArtifactError, match="budget is spent"):           # a finished run cannot go on
         train_dpvae(digits, output=out, resume=True, **run)
 

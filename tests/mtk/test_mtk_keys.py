@@ -97,8 +97,12 @@ def test_the_pipeline_uses_a_key_file_only_of_the_form_its_settings_ask_for(tmp_
     path = KeySet.generate(("digit",), image_shape=SHAPE, spec=KeySpec(amplitude=16)).save(str(tmp_path / "k.keys"))
     job = get_job("mtk.pipeline").from_dict({"source": "mnist5k-tasks", "output": str(tmp_path / "run"),
                                              "keys": path, "key": {"amplitude": 8}})
-    with pytest.raises(KeyFileError, match="the settings ask for KeySpec\\(form='full', amplitude=8"):
+    with pytest.raises(KeyFileError, match="amplitude 16, settings 8"):
         job.run(Reporter(quiet=True))
+    other_tasks = get_job("mtk.pipeline").from_dict({"source": "mnist5k-tasks", "output": str(tmp_path / "run"),
+                                                     "keys": path, "secured": ["parity"]})
+    with pytest.raises(KeyFileError, match=r"secured tasks \['digit'\] \(settings: \['parity'\]\)"):
+        other_tasks.run(Reporter(quiet=True))
     assert not (tmp_path / "run").exists()
     own = get_job("mtk.pipeline").from_dict({"source": "mnist5k-tasks", "output": str(tmp_path / "trials" / "000")})
     assert own.key_file() == str(tmp_path / "trials" / "000.keys")

@@ -278,8 +278,10 @@ def test_overwrite_discards_an_interrupted_run_of_other_keys(tmp_path):
     with pytest.raises(ArtifactError, match="after epoch 2.*pass overwrite=True"):
         interrupted_run(str(ckpt), "new", overwrite=False, progress=lines.append)
     assert ckpt.exists()
+    (ckpt / "someone-elses").write_text("kept")                 # a location may hold more than this run
     interrupted_run(str(ckpt), "new", overwrite=True, progress=lines.append)
-    assert not ckpt.exists() and lines[-1].startswith("discarding the interrupted run")
+    assert not (ckpt / RUN_NAME).exists() and lines[-1].startswith("discarding the interrupted run")
+    assert (ckpt / "someone-elses").read_text() == "kept"
 
 
 def test_a_corpus_or_images_that_do_not_fit_the_model_are_refused_before_any_work(pipeline, subsets, tmp_path):
