@@ -12,6 +12,13 @@ _STORE = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
+def object_store():
+    """The S3-compatible server, started before anything can start a Ray instance (raypriv's
+    commands start an embedded one): every Ray worker of the session sees ``AWS_ENDPOINT_URL``."""
+    return start_object_store()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def owner_key_file(tmp_path_factory):
     """``RAYPRIV_KEY_FILE`` for the whole session: keyed fingerprints use a fresh test key."""
     path = tmp_path_factory.mktemp("owner") / "owner.key"
