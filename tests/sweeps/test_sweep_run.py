@@ -141,4 +141,22 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
         _sweep(tmp_path, space={"quality": {"grid": [1]}}, validation=0.2).run(Reporter(quiet=True))
     with pytest.raises(ConfigError, match="trial 0 epochz"):
         _sweep(tmp_path, space={"epochz": {"grid": [1, 2]}}).run(Reporter(quiet=True))
+    with pytest.raises(ConfigError, match="base.checkpoints: trials would share"):
+        _sweep(tmp_path, base={"output": "x", "checkpoints": "s3://b/c"})
+    with pytest.raises(ConfigError, match="storage: 's3://b/s\\?scheme=http': options"):
+        _sweep(tmp_path, storage="s3://b/s?scheme=http")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_trials_keep_their_checkpoints_under_the_sweeps_storage_made_absolute(tmp_path, monkeypatch):
+    from raypriv.sweeps import SweepJob
+    from raypriv.sweeps.trials import trial_settings
+
+    monkeypatch.chdir(tmp_path)                 # Tune runs trials in directories of their own: no relative paths
+    settings = {"job": "dpvae.pipeline", "output": "out", "storage": "rel/store", "validation": 0,
+                "base": {"source": "digits", "output": "x"}, "space": {"train.epsilon": {"grid": [1]}}}
+    sweep = SweepJob.from_dict(settings)
+    assert trial_settings(sweep, {"train.epsilon": 1}, 0)["checkpoints"] == str(tmp_path / "rel/store/trials/000")
+    assert sweep.tune_path() == str(tmp_path / "rel" / "store" / "tune")
+    remote = SweepJob.from_dict({**settings, "storage": "s3://bucket/sweep/"})
+    assert trial_settings(remote, {"train.epsilon": 1}, 3)["checkpoints"] == "s3://bucket/sweep/trials/003"
