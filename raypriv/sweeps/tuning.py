@@ -4,8 +4,9 @@ resumes) the trials.
 Each trial runs its job in the trial's own process (a Tune function trainable), so a job that
 trains with Ray Train nests its ``TorchTrainer`` there (Ray 2.60's Train/Tune interop: the trial
 reports with ``ray.tune.report``, the Train workers with ``ray.train.report`` to their own
-controller). A trial holds :data:`TRIAL_CPUS` CPU for itself; its job's workers ask for their
-own (the sweep's ``trial_workers`` × ``trial_cpus``), never "the whole cluster", and
+controller). A trial is its job's driver and, like a driver, holds no CPU (:data:`TRIAL_RESOURCES`):
+its job's workers, actors and data tasks ask for their own (the sweep's ``trial_workers`` ×
+``trial_cpus``), never "the whole cluster", and
 ``max_concurrent_trials`` bounds how many run at once, so a small machine runs them in turn
 instead of deadlocking. A sweep whose Tune experiment exists is resumed with ``Tuner.restore``:
 finished trials keep their results and are not run again.
@@ -18,10 +19,12 @@ from typing import Any
 
 from raypriv.jobs.base import Reporter
 
-__all__ = ["TRIAL_CPUS", "TrialReporter", "run_tuner"]
+__all__ = ["TRIAL_RESOURCES", "TrialReporter", "run_tuner"]
 
-#: CPUs a trial's own process holds (it mostly waits on its job's workers).
-TRIAL_CPUS = 1.0
+#: What a trial's own process holds: no CPU (one held there while its job's actor pool held
+#: another left a 2-CPU cluster no CPU for the pool's input tasks: a deadlock, measured under
+#: `ray job submit` on 2 cores); a placement-group bundle needs some resource, so one byte of memory.
+TRIAL_RESOURCES = {"cpu": 0, "memory": 1}
 
 
 class TrialReporter(Reporter):
@@ -119,7 +122,7 @@ def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str
     from raypriv.sweeps.trials import TUNE_NAME, trial_settings
 
     path = sweep.tune_path()
-    trainable = tune.with_resources(trial, {"cpu": TRIAL_CPUS})
+    trainable = tune.with_resources(trial, TRIAL_RESOURCES)
     if tune.Tuner.can_restore(path):
         reporter(f"resuming the Tune experiment in {path}: finished trials are kept, the rest run")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
