@@ -15,8 +15,8 @@ SMOKE = os.path.join(ROOT, "jobs", "configs", "dpvae_smoke.yaml")
 
 def test_smoke_config_parses_and_bad_keys_are_named():
     job = DPVAEJob.from_dict(load_job_config(SMOKE, ["train.epsilon=2", "resources.workers=1"]))
-    assert job.train.epsilon == 2 and job.train.delta == 1e-4 and job.evaluate.epochs == 2
-    assert job.resources.workers == 1 and job.sample_images_per_class == 30
+    assert job.train.epsilon == 2 and job.train.delta == 1e-4 and job.evaluate.epochs == 1
+    assert job.resources.workers == 1 and job.sample_images_per_class == 20
     for bad, field in (({"train": {"epsilonn": 3}}, "train.epsilonn"), ({"train": {"epsilon": 0}}, "epsilon"),
                        ({"evaluate": {"lr": 0}}, "lr"), ({"outputs": "x"}, "outputs")):
         with pytest.raises(ConfigError, match=f"invalid {field}"):
