@@ -4,9 +4,10 @@ resumes) the trials.
 Each trial runs its job in the trial's own process (a Tune function trainable), so a job that
 trains with Ray Train nests its ``TorchTrainer`` there (Ray 2.60's Train/Tune interop: the trial
 reports with ``ray.tune.report``, the Train workers with ``ray.train.report`` to their own
-controller). A trial is its job's driver and, like a driver, holds no CPU (:data:`TRIAL_RESOURCES`):
-its job's workers, actors and data tasks ask for their own (the sweep's ``trial_workers`` ×
-``trial_cpus``), never "the whole cluster", and
+controller). A trial is its job's driver and, like a driver, holds no CPU; its group reserves one
+for the data shuffles Tune captures there (:data:`TRIAL_BUNDLES`); its job's workers, actors and
+other data tasks ask for their own (the sweep's ``trial_workers`` × ``trial_cpus``), never "the
+whole cluster", and
 ``max_concurrent_trials`` bounds how many run at once, so a small machine runs them in turn
 instead of deadlocking. A sweep whose Tune experiment exists is resumed with ``Tuner.restore``:
 finished trials keep their results and are not run again.
@@ -19,12 +20,14 @@ from typing import Any
 
 from raypriv.jobs.base import Reporter
 
-__all__ = ["TRIAL_RESOURCES", "TrialReporter", "run_tuner"]
+__all__ = ["TRIAL_BUNDLES", "TrialReporter", "run_tuner"]
 
-#: What a trial's own process holds: no CPU (one held there while its job's actor pool held
-#: another left a 2-CPU cluster no CPU for the pool's input tasks: a deadlock, measured under
-#: `ray job submit` on 2 cores); a placement-group bundle needs some resource, so one byte of memory.
-TRIAL_RESOURCES = {"cpu": 0, "memory": 1}
+#: A trial's placement group: its own process (its job's driver) holds no CPU, the second bundle
+#: one CPU for the tasks Ray Data submits from it without a scheduling strategy (shuffles), which
+#: Tune captures into the trial's group; the job's workers, actors and other data tasks ask the
+#: cluster for their own. (A trial process holding the group's only CPU left those captured
+#: shuffles nowhere to run.)
+TRIAL_BUNDLES = ({"memory": 1}, {"CPU": 1})
 
 
 class TrialReporter(Reporter):
@@ -122,7 +125,7 @@ def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str
     from raypriv.sweeps.trials import TUNE_NAME, trial_settings
 
     path = sweep.tune_path()
-    trainable = tune.with_resources(trial, TRIAL_RESOURCES)
+    trainable = tune.with_resources(trial, tune.PlacementGroupFactory([dict(b) for b in TRIAL_BUNDLES]))
     if tune.Tuner.can_restore(path):
         reporter(f"resuming the Tune experiment in {path}: finished trials are kept, the rest run")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
