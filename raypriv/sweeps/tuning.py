@@ -23,11 +23,11 @@ from raypriv.jobs.base import Reporter
 __all__ = ["TRIAL_BUNDLES", "TrialReporter", "run_tuner"]
 
 #: A trial's placement group: its own process (its job's driver) holds no CPU, the second bundle
-#: one CPU for the tasks Ray Data submits from it without a scheduling strategy (shuffles), which
-#: Tune captures into the trial's group; the job's workers, actors and other data tasks ask the
-#: cluster for their own. (A trial process holding the group's only CPU left those captured
-#: shuffles nowhere to run.)
-TRIAL_BUNDLES = ({"memory": 1}, {"CPU": 1})
+#: one CPU and 2 GiB for the tasks Ray Data submits from it without a scheduling strategy
+#: (shuffles, which ask for memory too), which Tune captures into the trial's group; the job's
+#: workers, actors and other data tasks ask the cluster for their own. (A trial process holding
+#: the group's only CPU left those captured shuffles nowhere to run.)
+TRIAL_BUNDLES = ({"memory": 1}, {"CPU": 1, "memory": 2 * 1024 ** 3})
 
 
 class TrialReporter(Reporter):
