@@ -31,7 +31,6 @@ import numpy as np
 
 from raypriv.errors import ArtifactError
 from raypriv import storage
-from raypriv.storage import remove_tree
 from raypriv.mtk.config import MtkConfig, TaskLayout, column_of, task_layout
 from raypriv.mtk.expand import DECOY, KEY_MASK
 
@@ -227,7 +226,7 @@ def train_mtk(train: "Corpus", keys: "KeySet | None", *, config: MtkConfig, outp
     payload = ModelPayload(model=config.train.model, model_kwargs=kwargs, state=state["model"])
     model = MtkModel(payload=payload, layout=layout, manifest=manifest)
     model.save(output, overwrite=overwrite)
-    remove_tree(storage.join(checkpoints, RUN_NAME) if given else checkpoints)    # a given location: our run only
+    storage.remove_tree(storage.join(checkpoints, RUN_NAME) if given else checkpoints)    # a given location: our run only
     progress(f"wrote the MTK model to {model.path} (keys are not in it: keep the key file apart)")
     return model
 
@@ -249,7 +248,7 @@ def interrupted_run(checkpoints: str, run: str, *, overwrite: bool, progress: Ca
                             "settings, data or keys: re-run with the ones it was started with to resume it, pass "
                             "overwrite=True (--overwrite) to discard it, or remove that directory")
     progress(f"discarding the interrupted run in {checkpoints} (other settings, data or keys; overwrite)")
-    remove_tree(storage.join(checkpoints, RUN_NAME))
+    storage.remove_tree(storage.join(checkpoints, RUN_NAME))
 
 
 def run_fingerprint(loop_cfg: dict, *, workers: int, data: str, keys: "KeySet") -> str:

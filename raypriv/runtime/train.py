@@ -144,12 +144,11 @@ def saved_state(storage_path: str, name: str, filename: str = STATE_FILE, *, wei
     from raypriv import storage
 
     run = storage.join(storage_path, name)
-    found = [d for d in storage.subdirectories(run)
-             if d.startswith("checkpoint_") and storage.exists(storage.join(run, d, filename))]
-    if not found:
-        return None
-    data = storage.read_bytes(storage.join(run, found[-1], filename))
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=weights_only)
+    for d in reversed(storage.subdirectories(run)):            # newest first: one lookup, not one per checkpoint
+        path = storage.join(run, d, filename)
+        if d.startswith("checkpoint_") and storage.exists(path):
+            return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=weights_only)
+    return None
 
 
 def load_checkpoint(result, filename: str = STATE_FILE, *, weights_only: bool = True) -> Any:
