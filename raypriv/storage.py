@@ -24,7 +24,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["exists", "filesystem", "is_uri", "join", "location", "read_bytes", "remove_tree", "subdirectories"]
+__all__ = ["exists", "filesystem", "is_uri", "join", "location", "read_bytes", "remove_tree", "subdirectories",
+           "write_text"]
 
 
 def is_uri(path: str) -> bool:
@@ -92,6 +93,19 @@ def read_bytes(path: str) -> bytes:
     fs, p, _ = filesystem(path)
     with fs.open_input_stream(p) as f:
         return f.read()
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to the file or object ``path``, whole or not at all: a local file
+    through a temporary file and a rename (its directory made), an object in one upload."""
+    fs, p, local = filesystem(path)
+    if local:
+        from raypriv.files import write_text_atomic
+
+        write_text_atomic(p, text)
+        return
+    with fs.open_output_stream(p) as f:
+        f.write(text.encode("utf-8"))
 
 
 def remove_tree(path: str) -> None:

@@ -54,6 +54,7 @@ class TrainJob(Stage):
     name = "dpvae.train"
     LOCAL_PATHS = ('output',)
     STORAGE_PATHS = ('checkpoints',)
+    RERUN_WITHIN_PLAN = True      # a re-run is refused (output not empty) or, resumed, continues the ledger
     what = "trained model"
     source: str = setting(positional=True, help="corpus spec of the private training data")
     output: str = setting(short="-o", help="run directory (its release/ holds what may be published)")
@@ -164,6 +165,7 @@ class DPVAEPipelineJob(Job):
     name = "dpvae.pipeline"
     LOCAL_PATHS = ('output',)
     STORAGE_PATHS = ('checkpoints',)
+    RERUN_WITHIN_PLAN = True      # a re-run continues an unfinished training from its ledger
     SWEEP_METRIC = "eval.downstream_test_acc:max"
     SWEEP_FRONTIER = ("model.epsilon_spent:min", "eval.downstream_test_acc:max")
     source: str = setting(positional=True, help="corpus spec of the private training data")

@@ -122,6 +122,10 @@ class Job:
     #: (privacy or protection vs utility), as flat metric names of the job's Result.
     SWEEP_METRIC: ClassVar[str | None] = None
     SWEEP_FRONTIER: ClassVar[tuple[str, str] | None] = None
+    #: Whether running the job again with the same output resumes its own run and ledger, so that
+    #: what it spends across the two stays within :meth:`planned_privacy` (DP²-VAE). A sweep
+    #: resuming a DP job without it charges each trial it runs again (:mod:`raypriv.sweeps.attempts`).
+    RERUN_WITHIN_PLAN: ClassVar[bool] = False
     resources: ResourceSpec | None = setting(
         None, flag=False, help="workers and what each holds (default: chosen from the connected cluster)")
 

@@ -164,6 +164,10 @@ class DatasetBudget:
         """ε the dataset has spent so far (every charge composed) at the budget's δ."""
         return self.curve().epsilon(self.header["delta"])
 
+    def charges_of(self, charge_id: str) -> list[dict[str, Any]]:
+        """The charges ``charge_id`` and ``charge_id/…`` (a sweep's own and its re-runs')."""
+        return [e for e in self.entries() if e["id"] == charge_id or e["id"].startswith(charge_id + "/")]
+
     def epsilon_with(self, **charge) -> float:
         """ε the dataset would have spent after one more charge (``runs=`` or
         ``candidates=`` + ``selection=``), without writing it."""

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from raypriv.errors import ConfigError
 
-__all__ = ["SweepCost", "charge_sweep", "plan_cost"]
+__all__ = ["SweepCost", "charge_reruns", "charge_sweep", "plan_cost"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,6 +28,7 @@ class SweepCost:
     delta: float | None = None
     trial_epsilon: tuple[float, ...] = ()       # each trial's own ε (its job's accountant)
     sweep_epsilon: float | None = None          # the whole sweep (RDP), what the data pays
+    reruns: int = 0                             # trainings charged again on resumes (attempts.py)
     selection: dict[str, Any] | None = None     # η, γ, E[K] of private selection
     dataset: dict[str, Any] | None = None       # the dataset budget after charging
 
@@ -82,20 +83,34 @@ def plan_cost(jobs: Sequence[Any], *, candidates: Sequence[Any] = (), selection:
                                              "(RDP); releasing any of them is covered"), plans, None
 
 
+def _charged(cost: SweepCost, budget, sweep_id: str) -> SweepCost:
+    """``cost`` with what the ledger holds for the sweep: its ε (its own charge and every re-run
+    charged on a resume, composed) and the dataset's total."""
+    mine = budget.charges_of(sweep_id)
+    reruns = sum(len(e["runs"]) for e in mine if e["id"] != sweep_id)
+    return dataclasses.replace(cost, sweep_epsilon=budget.curve(mine).epsilon(cost.delta), reruns=reruns,
+                               dataset=budget.summary())
+
+
+def _open_budget(cost: SweepCost, budget_dir: str | None, epsilon_budget: float | None, fingerprint: str):
+    from raypriv.privacy.budget import DatasetBudget
+
+    if budget_dir is None:
+        raise ConfigError("budget", "a sweep of a DP job on private data charges the dataset's budget: name a "
+                                    "budget directory (budget=DIR; or declare data=public)")
+    return DatasetBudget.open(budget_dir, fingerprint=fingerprint, delta=cost.delta, epsilon_budget=epsilon_budget)
+
+
 def charge_sweep(cost: SweepCost, plans: list, k, *, sweep_id: str, budget_dir: str | None,
                  epsilon_budget: float | None, fingerprint: str) -> SweepCost:
     """Charge the sweep to the dataset's budget, one line for all its trials (a no-op when
     ``sweep_id`` is charged already: a resumed sweep pays once); refused, with nothing charged,
     past the budget."""
-    from raypriv.privacy.budget import DatasetBudget
     from raypriv.privacy.ledger import BudgetExhaustedError
 
     if cost.kind not in ("composed", "private-selection"):
         return cost
-    if budget_dir is None:
-        raise ConfigError("budget", "a sweep of a DP job on private data charges the dataset's budget: name a "
-                                    "budget directory (budget=DIR; or declare data=public)")
-    budget = DatasetBudget.open(budget_dir, fingerprint=fingerprint, delta=cost.delta, epsilon_budget=epsilon_budget)
+    budget = _open_budget(cost, budget_dir, epsilon_budget, fingerprint)
     runs = [list(p.mechanisms) for p in plans]
     charge = {"runs": runs} if k is None else {"candidates": runs, "selection": k}
     try:           # one line for the whole sweep, under the ledger's lock: all of it is charged or none
@@ -103,4 +118,22 @@ def charge_sweep(cost: SweepCost, plans: list, k, *, sweep_id: str, budget_dir: 
         budget.charge(sweep_id, note=note, **charge)
     except BudgetExhaustedError as e:
         raise BudgetExhaustedError(f"{e}; the sweep was not run") from None
-    return dataclasses.replace(cost, dataset=budget.summary())
+    return _charged(cost, budget, sweep_id)
+
+
+def charge_reruns(cost: SweepCost, plans: list, *, sweep_id: str, budget_dir: str | None,
+                  epsilon_budget: float | None, fingerprint: str) -> SweepCost:
+    """Charge trainings a resume runs again (``plans``: their jobs' plans), one line composed,
+    before any of them starts; refused, with nothing charged and nothing run, past the budget.
+    Each resume that runs a trial again charges it again (fresh noise, a new training)."""
+    import secrets
+
+    from raypriv.privacy.ledger import BudgetExhaustedError
+
+    budget = _open_budget(cost, budget_dir, epsilon_budget, fingerprint)
+    try:
+        budget.charge(f"{sweep_id}/rerun-{secrets.token_hex(4)}", runs=[list(p.mechanisms) for p in plans],
+                      note=f"{len(plans)} trial(s) of {sweep_id} run again")
+    except BudgetExhaustedError as e:
+        raise BudgetExhaustedError(f"{e}; the sweep was not resumed") from None
+    return _charged(cost, budget, sweep_id)

@@ -5,6 +5,7 @@ Layout of ``output``::
 
     sweep.json            written first: the charge id, settings and drawn trials (what a resume reuses)
     tune/                 Ray Tune's experiment (what Tuner.restore resumes)
+    attempts/<id>/        which trials started and finished (what a resume charges again)
     trials/NNN/           each trial's job output
     results.csv|.parquet  one row per finished trial: its settings, metrics, ε
     frontier.csv|.png     the Pareto frontier of the two axes
@@ -63,6 +64,24 @@ def _state(sweep, out: str) -> tuple[dict, bool]:
     return state, False
 
 
+def _charge_reruns(sweep, jobs, cost, sweep_id: str, fingerprint: str, reporter):
+    """On a resume: charge the trials that started but did not finish, which run again
+    (:mod:`raypriv.sweeps.attempts`), unless their job resumes its own run within its plan."""
+    from raypriv.sweeps.attempts import attempts_root, started_unfinished
+    from raypriv.sweeps.cost import charge_reruns
+
+    if cost.dataset is None or sweep.job_class().RERUN_WITHIN_PLAN:
+        return cost
+    again = started_unfinished(attempts_root(sweep.tune_storage(), sweep_id), range(len(jobs)))
+    if not again:
+        return cost
+    cost = charge_reruns(cost, [jobs[i].planned_privacy() for i in again], sweep_id=sweep_id,
+                         budget_dir=sweep.budget, epsilon_budget=sweep.epsilon_budget, fingerprint=fingerprint)
+    what = "a trial" if sweep.selection == "private" else f"trial(s) {', '.join(map(str, again))}"
+    reporter(f"{what} started before and will run again with fresh noise: charged again")
+    return cost
+
+
 def run_sweep(sweep, reporter) -> Outcome:
     from raypriv.sweeps.cost import charge_sweep, plan_cost
     from raypriv.sweeps.report import write_results
@@ -77,8 +96,11 @@ def run_sweep(sweep, reporter) -> Outcome:
         cost, plans, k = plan_cost(jobs, candidates=cands, selection=sweep.selection, mean_trials=sweep.mean_trials,
                                    eta=sweep.eta, data=sweep.data)
         if cost.kind in ("composed", "private-selection"):
+            fingerprint = _fingerprint(plans)
             cost = charge_sweep(cost, plans, k, sweep_id=state["id"], budget_dir=sweep.budget,
-                                epsilon_budget=sweep.epsilon_budget, fingerprint=_fingerprint(plans))
+                                epsilon_budget=sweep.epsilon_budget, fingerprint=fingerprint)
+            if resumed:
+                cost = _charge_reruns(sweep, jobs, cost, state["id"], fingerprint, reporter)
     except Exception:
         if not resumed:                       # nothing ran and nothing was charged: leave nothing behind
             os.remove(os.path.join(out, STATE_NAME))
@@ -91,5 +113,5 @@ def run_sweep(sweep, reporter) -> Outcome:
     what = "a secret number of" if sweep.selection == "private" else str(len(jobs))
     reporter(f"sweep {sweep.job}: {what} trials, {sweep.concurrent} at a time, each with "
              f"{sweep.trial_workers} worker(s); {'resuming' if resumed else 'starting'} in {out}")
-    rows, errors = run_tuner(sweep, state["params"], reporter)
+    rows, errors = run_tuner(sweep, state["params"], reporter, sweep_id=state["id"])
     return write_results(sweep, rows, errors, cost, reporter, sweep_id=state["id"])

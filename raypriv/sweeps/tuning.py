@@ -50,19 +50,27 @@ def trial(config: dict[str, Any]) -> None:
 
     from raypriv.jobs.registry import get_job, import_plugins
     from raypriv.runtime.execute import find_raypriv_error
+    from raypriv.sweeps.attempts import finished_report, mark_finished, mark_started
 
     spec = config["trial"]
+    root, index = spec["attempts"], spec["index"]
+    done = finished_report(root, index)
+    if done is not None:            # it finished before (Tune's snapshot missed its end): not run again
+        tune.report(done)
+        return
     import_plugins(spec.get("imports", ()))
     job = get_job(spec["job"]).from_dict(spec["settings"])
+    mark_started(root, index)       # before the job touches the data: a resume charges a re-run of it
     try:
         result = job.run(TrialReporter())
     except Exception as e:  # noqa: BLE001 - a trial's error is recorded as its one line
         found = find_raypriv_error(e)
         raise (found or e) from None
     privacy = result.privacy or {}
-    final = {**result.metrics, "trial": spec["index"], "wall_time_s": result.wall_time_s, "finished": 1}
+    final = {**result.metrics, "trial": index, "wall_time_s": result.wall_time_s, "finished": 1}
     if privacy.get("epsilon") is not None:
         final["epsilon"] = privacy["epsilon"]
+    mark_finished(root, index, final)
     tune.report(final)
 
 
@@ -116,12 +124,13 @@ def _tune_output_off():
             os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
 
 
-def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str]]:
+def run_tuner(sweep, params: list[dict], reporter, *, sweep_id: str) -> tuple[list[dict], list[str]]:
     """Run (or resume) the trials; return ``(rows, errors)``: a row per trial that finished (its
     settings, then its metrics) and a line per trial that failed."""
     from ray import tune
 
     from raypriv.runtime.execute import find_raypriv_error
+    from raypriv.sweeps.attempts import attempts_root
     from raypriv.sweeps.trials import TUNE_NAME, trial_settings
 
     path = sweep.tune_path()
@@ -130,8 +139,9 @@ def run_tuner(sweep, params: list[dict], reporter) -> tuple[list[dict], list[str
         reporter(f"resuming the Tune experiment in {path}: finished trials are kept, the rest run")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
-        specs = [{"index": i, "job": sweep.job, "imports": list(sweep.imports), "settings": trial_settings(sweep, p, i)}
-                 for i, p in enumerate(params)]
+        root = attempts_root(sweep.tune_storage(), sweep_id)
+        specs = [{"index": i, "job": sweep.job, "imports": list(sweep.imports), "attempts": root,
+                  "settings": trial_settings(sweep, p, i)} for i, p in enumerate(params)]
         tuner = tune.Tuner(
             trainable,
             param_space={"trial": tune.grid_search(specs)},

@@ -25,6 +25,7 @@ class SleepJob(Job):
     epochs: int = setting(2, help="epochs, each reported")
     seconds: float = setting(0.0, help="seconds per epoch")
     fail: bool = setting(False, help="raise a raypriv error instead of finishing")
+    fail_first: bool = setting(False, help="raise a raypriv error on the first run only")
     sigma: float | None = setting(None, help="claim a DP plan of 1,000 steps at σ, q = 0.01 on digits")
 
     def planned_privacy(self):
@@ -42,9 +43,19 @@ class SleepJob(Job):
         for epoch in range(1, self.epochs + 1):
             time.sleep(self.seconds)
             reporter.metrics({"score": self.quality * epoch / self.epochs}, step=epoch)
-        if self.fail:
+        first = len(open(os.path.join(self.output, "starts")).read().splitlines()) == 1
+        if self.fail or (self.fail_first and first):
             raise DataError(f"{self.output}: the stand-in was told to fail")
         return Outcome(metrics={"score": self.quality, "cost": self.quality ** 2})
+
+
+@register_job
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResumingSleepJob(SleepJob):
+    """Stand-in for sweep tests: a SleepJob that declares it resumes its own run within its plan."""
+
+    name = "sweeptest-resuming"
+    RERUN_WITHIN_PLAN = True
 
 
 def _tiny_loop(config):

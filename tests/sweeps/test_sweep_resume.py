@@ -1,6 +1,7 @@
 """A sweep killed mid-run (SIGKILL of its driver) resumes with Tuner.restore from the Tune
 experiment it keeps in object storage (the session's S3-compatible server): the trials that
-finished are not run again, the one in flight is, and nothing is charged twice."""
+finished are not run again, the one in flight is, and is charged again (the stand-in job does
+not resume its own run: its second training is a new mechanism on the data)."""
 import json
 import os
 import signal
@@ -62,4 +63,6 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp
     assert resumed == {0: 1, 1: 2, 2: 1, 3: 1}                # trial 0 not re-run; 1 re-run; 2, 3 once
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["trials_finished"] == 4 and manifest["trials_failed"] == 0
-    assert open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines() == ledger_lines
+    after = open(next(iter((tmp_path / "budget").iterdir()))).read().splitlines()
+    assert after[:len(ledger_lines)] == ledger_lines and len(after) == len(ledger_lines) + 1
+    assert len(json.loads(after[-1])["runs"]) == 1 and manifest["privacy"]["reruns"] == 1   # trial 1, trained again

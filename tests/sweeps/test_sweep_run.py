@@ -90,6 +90,57 @@ def test_a_dp_sweep_charges_every_trial_composed_before_running(ray_local, tmp_p
         _sweep(tmp_path, space={"sigma": {"grid": [1.0]}}, budget=str(budget)).run(Reporter(quiet=True))
 
 
+def _starts(out, i) -> int:
+    return len((out / "trials" / f"{i:03d}" / "starts").read_text().splitlines())
+
+
+@pytest.mark.parametrize("job,charged_again", [("sweeptest", True), ("sweeptest-resuming", False)])
+def test_a_resumed_sweep_charges_the_trials_it_runs_again(ray_local, tmp_path, job, charged_again):
+    """A trial that failed runs again on a resume, with fresh noise: charged again, unless its job
+    resumes its own run within its plan (DP²-VAE); the finished trial is not run again."""
+    from raypriv.privacy.accounting import Mechanism
+    from raypriv.privacy.selection import RdpCurve, compose
+
+    def sweep():
+        return _sweep(tmp_path, job=job, base={"output": "x", "epochs": 1, "sigma": 2.0},
+                      space={"fail_first": {"grid": [False, True]}}, budget=str(tmp_path / "budget"))
+
+    sweep().run(Reporter(quiet=True))
+    out = tmp_path / "sweep"
+    first = json.loads((out / "manifest.json").read_text())
+    assert first["trials_finished"] == 1 and first["trials_failed"] == 1
+    reporter = Reporter(quiet=True)
+    sweep().run(reporter)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["trials_finished"] == 2 and (_starts(out, 0), _starts(out, 1)) == (1, 2)
+    ledger = [json.loads(x) for x in open(manifest["privacy"]["dataset"]["path"]).read().splitlines()[1:]]
+    run = RdpCurve.of([Mechanism(sigma=2.0, sample_rate=0.01, steps=1000)])
+    trainings = 3 if charged_again else 2
+    assert len(ledger) == trainings - 1 and manifest["privacy"]["reruns"] == trainings - 2
+    assert manifest["privacy"]["sweep_epsilon"] == pytest.approx(compose([run] * trainings).epsilon(1e-5), rel=1e-9)
+    assert any("run again with fresh noise" in line for line in reporter.lines) == charged_again
+
+
+def test_a_trial_whose_end_tune_lost_is_not_run_again(ray_local, tmp_path):
+    """A trial records its final report itself: if Tune's experiment lost it (here: removed), the
+    trial returns that report instead of training again, and nothing is charged again."""
+    import shutil
+
+    def sweep():
+        return _sweep(tmp_path, base={"output": "x", "epochs": 1, "sigma": 2.0},
+                      space={"quality": {"grid": [0.3, 0.7]}}, budget=str(tmp_path / "budget"))
+
+    out = tmp_path / "sweep"
+    sweep().run(Reporter(quiet=True))
+    ledger = open(next((tmp_path / "budget").iterdir())).read()
+    shutil.rmtree(out / "tune")
+    sweep().run(Reporter(quiet=True))
+    assert (_starts(out, 0), _starts(out, 1)) == (1, 1)
+    rows = pd.read_csv(out / "results.csv")
+    assert sorted(rows["score"]) == [0.3, 0.7]
+    assert open(next((tmp_path / "budget").iterdir())).read() == ledger
+
+
 def test_a_sweep_past_the_datasets_budget_is_refused_with_nothing_run(ray_local, tmp_path):
     sweep = _sweep(tmp_path, space={"sigma": {"grid": [1.0, 1.0, 1.0]}}, budget=str(tmp_path / "b"),
                    epsilon_budget=3.0)                                        # three runs: 3.51

@@ -1,0 +1,66 @@
+"""What each trial of a sweep has done, as the trials themselves record it, so that a resumed
+sweep charges every training it repeats and never repeats a finished one.
+
+A trial writes ``started`` before its job touches the data and its final report when the job
+has finished (``attempts/<sweep id>/NNN.started`` and ``NNN.json`` in the sweep's storage, where
+Tune keeps its experiment: visible to every node when that is object storage). On a resume:
+
+* a trial with a final report returns it without running again, whatever Tune's last snapshot
+  of the experiment says (Tune may have lost the trial's end when its driver died);
+* a trial started but not finished (interrupted, or failed) runs again with fresh noise: a DP job
+  that does not resume its own run within its plan (:attr:`raypriv.jobs.base.Job.RERUN_WITHIN_PLAN`)
+  spends again, and the sweep charges those trials to the dataset's budget before Tune resumes
+  (:func:`raypriv.sweeps.cost.charge_reruns`).
+
+A trial that never started has nothing recorded and costs nothing more than its planned charge.
+
+>>> import tempfile
+>>> root = attempts_root(tempfile.mkdtemp(), "sweep-0123")
+>>> mark_started(root, 0), mark_started(root, 1), mark_finished(root, 1, {"score": 0.5})
+(None, None, None)
+>>> finished_report(root, 1), finished_report(root, 0)
+({'score': 0.5}, None)
+>>> started_unfinished(root, range(3))
+[0]
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from raypriv import storage
+
+__all__ = ["attempts_root", "finished_report", "mark_finished", "mark_started", "started_unfinished"]
+
+ATTEMPTS_DIR = "attempts"
+
+
+def attempts_root(tune_storage: str, sweep_id: str) -> str:
+    """Where the trials of sweep ``sweep_id`` record their attempts (one sweep's records are
+    never read as another's)."""
+    return storage.join(tune_storage, ATTEMPTS_DIR, sweep_id)
+
+
+def _path(root: str, index: int, suffix: str) -> str:
+    return storage.join(root, f"{index:03d}.{suffix}")
+
+
+def mark_started(root: str, index: int) -> None:
+    storage.write_text(_path(root, index, "started"), "")
+
+
+def mark_finished(root: str, index: int, report: dict[str, Any]) -> None:
+    storage.write_text(_path(root, index, "json"), json.dumps(report))
+
+
+def finished_report(root: str, index: int) -> dict[str, Any] | None:
+    """The final report trial ``index`` recorded, None if it has not finished."""
+    path = _path(root, index, "json")
+    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+
+
+def started_unfinished(root: str, indices: Iterable[int]) -> list[int]:
+    """The trials among ``indices`` that started but recorded no final report: what a resume
+    runs again."""
+    return [i for i in indices
+            if storage.exists(_path(root, i, "started")) and not storage.exists(_path(root, i, "json"))]
