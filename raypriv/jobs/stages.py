@@ -73,15 +73,27 @@ class ReportStage(Stage):
 
 def run_stages(stages: list[tuple[str, Stage]], reporter) -> Outcome:
     """Run each ``(key, stage)`` unless its output is finished (then reuse it); the outcomes
-    merged, artifacts and metrics under each stage's key."""
+    merged, artifacts and metrics under each stage's key. Each stage reads what the ones before
+    it wrote, so once a stage has run again (its output was removed), a later stage's finished
+    output was made from the old one: refused (ArtifactError) rather than reused, nothing
+    deleted.
+    """
+    from raypriv.errors import ArtifactError
+
     artifacts: dict[str, str] = {}
     metrics: dict[str, Any] = {}
     privacy = None
+    made = None                 # the first stage that ran (was not reused) in this call
     for key, stage in stages:
         if stage.finished():
+            if made is not None:
+                raise ArtifactError(f"{stage.output} holds a finished {stage.what} made from an earlier {made.what} "
+                                    f"than the one just made in {made.output}: remove {stage.output} to make it "
+                                    "again from the new one, or choose a new output")
             reporter(f"reusing {stage.what} {stage.output}")
             out = stage.collect()
         else:
+            made = made or stage
             out = stage.execute(reporter)
         artifacts[key] = stage.output
         artifacts.update({f"{key}.{role}": path for role, path in out.artifacts.items() if path != stage.output})
