@@ -22,12 +22,14 @@ def test_readme_sweep_commands_build_their_sweeps():
     from raypriv.cli import get_args_parser, job_from_args
 
     commands = readme_sweep_commands()
-    assert len(commands) == 4 and all(c[:2] == ["raypriv", "sweep"] for c in commands)
+    assert len(commands) == 5 and all(c[:2] == ["raypriv", "sweep"] for c in commands)
     sweeps = [job_from_args(get_args_parser().parse_args(c[1:])) for c in commands]
-    assert [s.job for s in sweeps] == ["dpvae.pipeline", "dpvae.pipeline", "mtk.pipeline", "unlearnable.pipeline"]
+    assert [s.job for s in sweeps] == ["dpvae.pipeline", "dpvae.pipeline", "mtk.pipeline", "unlearnable.pipeline",
+                                       "synth.pipeline"]
 
 
-@pytest.mark.parametrize("name,trials", [("sweep_smoke", 2), ("dpvae_sweep", 9), ("mtk_sweep", 3), ("unlearnable_sweep", 3)])
+@pytest.mark.parametrize("name,trials", [("sweep_smoke", 2), ("dpvae_sweep", 9), ("mtk_sweep", 3), ("unlearnable_sweep", 3),
+                                         ("synth_sweep", 4)])
 def test_every_sweep_config_builds_its_trials_on_the_validation_split(name, trials):
     sweep = SweepJob.from_dict(load_job_config(os.path.join(ROOT, "jobs", "configs", f"{name}.yaml")))
     params, candidates = plan_trials(sweep)
