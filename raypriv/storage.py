@@ -96,13 +96,14 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to the file or object ``path``, whole or not at all: a local file
-    through a temporary file and a rename (its directory made), an object in one upload."""
+    """Write ``text`` (UTF-8) to the file or object ``path``, whole or not at all and durably
+    once this returns: a local file fsync-ed through a temporary file and a rename (its
+    directory made), an object in one upload."""
     fs, p, local = filesystem(path)
     if local:
-        from raypriv.files import write_text_atomic
+        from raypriv.files import write_durable
 
-        write_text_atomic(p, text)
+        write_durable(p, text.encode("utf-8"))
         return
     with fs.open_output_stream(p) as f:
         f.write(text.encode("utf-8"))

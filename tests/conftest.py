@@ -18,6 +18,21 @@ def object_store():
     return start_object_store()
 
 
+#: Ray Train's controller polls its workers every 2 s by default, so each run's end (and each
+#: report) waits up to that long; the suite launches about a hundred small runs. Set for the
+#: session before any Ray starts (every Ray process inherits it); a user's own value is kept.
+TRAIN_POLL_S = "0.2"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_train_polls():
+    given = os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = given or TRAIN_POLL_S
+    yield
+    if given is None:
+        os.environ.pop("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def owner_key_file(tmp_path_factory):
     """``RAYPRIV_KEY_FILE`` for the whole session: keyed fingerprints use a fresh test key."""

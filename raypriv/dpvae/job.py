@@ -54,7 +54,6 @@ class TrainJob(Stage):
     name = "dpvae.train"
     LOCAL_PATHS = ('output',)
     STORAGE_PATHS = ('checkpoints',)
-    RERUN_WITHIN_PLAN = True      # a re-run is refused (output not empty) or, resumed, continues the ledger
     what = "trained model"
     source: str = setting(positional=True, help="corpus spec of the private training data")
     output: str = setting(short="-o", help="run directory (its release/ holds what may be published)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from raypriv.errors import ArtifactError
 from raypriv.jobs.base import Job, Outcome
 
 __all__ = ["ReportStage", "Stage", "run_stages"]
@@ -71,29 +72,35 @@ class ReportStage(Stage):
         return Outcome(artifacts=artifacts, metrics=self.metrics_of_report(self.read_report()))
 
 
+def _check_order(stages: list[tuple[str, Stage]]) -> list[bool]:
+    """Which stages are finished; an ArtifactError (before anything runs) if a finished stage
+    follows one that is not: it was made from an output that is gone or was never finished, and
+    the stage before it would be made again."""
+    done = [stage.finished() for _, stage in stages]
+    for i, (_, stage) in enumerate(stages):
+        if not done[i]:
+            later = [s for (_, s), d in zip(stages[i + 1:], done[i + 1:]) if d]
+            if later:
+                raise ArtifactError(f"{later[0].output} holds a finished {later[0].what}, but {stage.output} "
+                                    f"before it in the pipeline is not finished (removed, or never finished): "
+                                    f"remove {later[0].output} to make it again from a new {stage.what}, or "
+                                    "choose a new output")
+    return done
+
+
 def run_stages(stages: list[tuple[str, Stage]], reporter) -> Outcome:
     """Run each ``(key, stage)`` unless its output is finished (then reuse it); the outcomes
     merged, artifacts and metrics under each stage's key. Each stage reads what the ones before
-    it wrote, so once a stage has run again (its output was removed), a later stage's finished
-    output was made from the old one: refused (ArtifactError) rather than reused, nothing
-    deleted.
-    """
-    from raypriv.errors import ArtifactError
-
+    it wrote, so a finished stage after an unfinished one (made from an output since removed)
+    is refused before anything runs, rather than reused; nothing is deleted."""
     artifacts: dict[str, str] = {}
     metrics: dict[str, Any] = {}
     privacy = None
-    made = None                 # the first stage that ran (was not reused) in this call
-    for key, stage in stages:
-        if stage.finished():
-            if made is not None:
-                raise ArtifactError(f"{stage.output} holds a finished {stage.what} made from an earlier {made.what} "
-                                    f"than the one just made in {made.output}: remove {stage.output} to make it "
-                                    "again from the new one, or choose a new output")
+    for (key, stage), done in zip(stages, _check_order(stages)):
+        if done:
             reporter(f"reusing {stage.what} {stage.output}")
             out = stage.collect()
         else:
-            made = made or stage
             out = stage.execute(reporter)
         artifacts[key] = stage.output
         artifacts.update({f"{key}.{role}": path for role, path in out.artifacts.items() if path != stage.output})

@@ -1,27 +1,30 @@
 """What each trial of a sweep has done, as the trials themselves record it, so that a resumed
 sweep charges every training it repeats and never repeats a finished one.
 
-A trial writes ``started`` before its job touches the data and its final report when the job
-has finished (``attempts/<sweep id>/NNN.started`` and ``NNN.json`` in the sweep's storage, where
-Tune keeps its experiment: visible to every node when that is object storage). On a resume:
+A trial writes ``started`` (durably) before its job touches the data and its final report when
+the job has finished; the driver writes ``ended`` when Tune tells it a trial ended, finished or
+stopped early by the scheduler (``attempts/<sweep id>/NNN.started|.json|.ended`` in the sweep's
+storage, where Tune keeps its experiment: visible to every node when that is object storage).
+On a resume:
 
 * a trial with a final report returns it without running again, whatever Tune's last snapshot
-  of the experiment says (Tune may have lost the trial's end when its driver died);
-* a trial started but not finished (interrupted, or failed) runs again with fresh noise: a DP job
+  of the experiment says (Tune may have lost the trial's end when its driver died); one that
+  ended without a report (stopped early) and that Tune runs again fails instead of training;
+* a trial started but not ended (interrupted, or failed) runs again with fresh noise: a DP job
   that does not resume its own run within its plan (:attr:`raypriv.jobs.base.Job.RERUN_WITHIN_PLAN`)
   spends again, and the sweep charges those trials to the dataset's budget before Tune resumes
-  (:func:`raypriv.sweeps.cost.charge_reruns`).
+  (:func:`raypriv.sweeps.cost.charge_reruns`), at every resume that runs them again.
 
 A trial that never started has nothing recorded and costs nothing more than its planned charge.
 
 >>> import tempfile
 >>> root = attempts_root(tempfile.mkdtemp(), "sweep-0123")
->>> mark_started(root, 0), mark_started(root, 1), mark_finished(root, 1, {"score": 0.5})
-(None, None, None)
+>>> for i in range(3): mark_started(root, i)
+>>> mark_finished(root, 1, {"score": 0.5}); mark_ended(root, 2)
 >>> finished_report(root, 1), finished_report(root, 0)
 ({'score': 0.5}, None)
->>> started_unfinished(root, range(3))
-[0]
+>>> started_unfinished(root, range(4)), stopped_early(root, 2), stopped_early(root, 1)
+([0], True, False)
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from typing import Any, Iterable
 
 from raypriv import storage
 
-__all__ = ["attempts_root", "finished_report", "mark_finished", "mark_started", "started_unfinished"]
+__all__ = ["attempts_root", "finished_report", "mark_ended", "mark_finished", "mark_started", "started_unfinished",
+           "stopped_early"]
 
 ATTEMPTS_DIR = "attempts"
 
@@ -53,6 +57,15 @@ def mark_finished(root: str, index: int, report: dict[str, Any]) -> None:
     storage.write_text(_path(root, index, "json"), json.dumps(report))
 
 
+def mark_ended(root: str, index: int) -> None:
+    storage.write_text(_path(root, index, "ended"), "")
+
+
+def stopped_early(root: str, index: int) -> bool:
+    """Whether trial ``index`` ended (Tune said so) without a final report: stopped early."""
+    return storage.exists(_path(root, index, "ended")) and not storage.exists(_path(root, index, "json"))
+
+
 def finished_report(root: str, index: int) -> dict[str, Any] | None:
     """The final report trial ``index`` recorded, None if it has not finished."""
     path = _path(root, index, "json")
@@ -60,7 +73,7 @@ def finished_report(root: str, index: int) -> dict[str, Any] | None:
 
 
 def started_unfinished(root: str, indices: Iterable[int]) -> list[int]:
-    """The trials among ``indices`` that started but recorded no final report: what a resume
+    """The trials among ``indices`` that started but neither finished nor ended: what a resume
     runs again."""
-    return [i for i in indices
-            if storage.exists(_path(root, i, "started")) and not storage.exists(_path(root, i, "json"))]
+    return [i for i in indices if storage.exists(_path(root, i, "started"))
+            and not any(storage.exists(_path(root, i, end)) for end in ("json", "ended"))]

@@ -29,6 +29,7 @@ class SweepCost:
     trial_epsilon: tuple[float, ...] = ()       # each trial's own ε (its job's accountant)
     sweep_epsilon: float | None = None          # the whole sweep (RDP), what the data pays
     reruns: int = 0                             # trainings charged again on resumes (attempts.py)
+    rerun_epsilon: float | None = None          # private selection: the sweep's charges, re-runs included
     selection: dict[str, Any] | None = None     # η, γ, E[K] of private selection
     dataset: dict[str, Any] | None = None       # the dataset budget after charging
 
@@ -84,12 +85,17 @@ def plan_cost(jobs: Sequence[Any], *, candidates: Sequence[Any] = (), selection:
 
 
 def _charged(cost: SweepCost, budget, sweep_id: str) -> SweepCost:
-    """``cost`` with what the ledger holds for the sweep: its ε (its own charge and every re-run
-    charged on a resume, composed) and the dataset's total."""
+    """``cost`` with what the ledger holds for the sweep (its own charge and every re-run charged
+    on a resume, composed) and the dataset's total. With private selection the re-runs tell how
+    many trials ran, so ``sweep_epsilon`` (what the winner's release states) stays the selection's
+    and the total with re-runs goes to ``rerun_epsilon``, for the data owner."""
     mine = budget.charges_of(sweep_id)
     reruns = sum(len(e["runs"]) for e in mine if e["id"] != sweep_id)
-    return dataclasses.replace(cost, sweep_epsilon=budget.curve(mine).epsilon(cost.delta), reruns=reruns,
-                               dataset=budget.summary())
+    total = budget.curve(mine).epsilon(cost.delta)
+    if cost.kind == "private-selection":
+        return dataclasses.replace(cost, reruns=reruns, rerun_epsilon=total if reruns else None,
+                                   dataset=budget.summary())
+    return dataclasses.replace(cost, sweep_epsilon=total, reruns=reruns, dataset=budget.summary())
 
 
 def _open_budget(cost: SweepCost, budget_dir: str | None, epsilon_budget: float | None, fingerprint: str):

@@ -70,7 +70,7 @@ def _charge_reruns(sweep, jobs, cost, sweep_id: str, fingerprint: str, reporter)
     from raypriv.sweeps.attempts import attempts_root, started_unfinished
     from raypriv.sweeps.cost import charge_reruns
 
-    if cost.dataset is None or sweep.job_class().RERUN_WITHIN_PLAN:
+    if sweep.job_class().RERUN_WITHIN_PLAN:
         return cost
     again = started_unfinished(attempts_root(sweep.tune_storage(), sweep_id), range(len(jobs)))
     if not again:
@@ -107,9 +107,11 @@ def run_sweep(sweep, reporter) -> Outcome:
             if not existed:
                 os.rmdir(out)
         raise
-    if cost.dataset is not None:
+    if cost.dataset is not None:       # with private selection the dataset's total could tell re-runs: not logged
+        spent = "" if sweep.selection == "private" else \
+            f"; the dataset has spent ε = {cost.dataset['epsilon_spent']:.3f}"
         reporter(f"charged the sweep to the dataset's budget: ε = {cost.sweep_epsilon:.3f} at δ = {cost.delta:g} "
-                 f"({cost.kind}); the dataset has spent ε = {cost.dataset['epsilon_spent']:.3f}")
+                 f"({cost.kind}){spent}")
     what = "a secret number of" if sweep.selection == "private" else str(len(jobs))
     reporter(f"sweep {sweep.job}: {what} trials, {sweep.concurrent} at a time, each with "
              f"{sweep.trial_workers} worker(s); {'resuming' if resumed else 'starting'} in {out}")

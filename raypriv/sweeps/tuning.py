@@ -43,21 +43,25 @@ class TrialReporter(Reporter):
             tune.report(dict(values))
 
 
-def trial(config: dict[str, Any]) -> None:
+def trial(config: dict[str, Any], attempts: str) -> None:
     """The Tune function trainable: build the trial's job from its settings, run it, report its
-    Result's metrics (and ε) as the trial's last report."""
+    Result's metrics (and ε) as the trial's last report; ``attempts`` is where the sweep's trials
+    record theirs (:mod:`raypriv.sweeps.attempts`)."""
     from ray import tune
 
+    from raypriv.errors import DataError
     from raypriv.jobs.registry import get_job, import_plugins
     from raypriv.runtime.execute import find_raypriv_error
-    from raypriv.sweeps.attempts import finished_report, mark_finished, mark_started
+    from raypriv.sweeps.attempts import finished_report, mark_finished, mark_started, stopped_early
 
     spec = config["trial"]
-    root, index = spec["attempts"], spec["index"]
+    root, index = attempts, spec["index"]
     done = finished_report(root, index)
     if done is not None:            # it finished before (Tune's snapshot missed its end): not run again
         tune.report(done)
         return
+    if stopped_early(root, index):  # the scheduler stopped it before: training it again would go uncharged
+        raise DataError(f"trial {index} was stopped early in an earlier run of this sweep; it is not run again")
     import_plugins(spec.get("imports", ()))
     job = get_job(spec["job"]).from_dict(spec["settings"])
     mark_started(root, index)       # before the job touches the data: a resume charges a re-run of it
@@ -74,11 +78,14 @@ def trial(config: dict[str, Any]) -> None:
     tune.report(final)
 
 
-def _progress(reporter, objective: str, total: int | None):
-    """A Tune callback (in the driver) giving the reporter a line as each trial ends; with
-    ``total=None`` (private selection) the line names neither the trial, nor a count, nor a score:
-    job logs may be read by more people than the data owner, and those reveal the number of trials."""
+def _progress(reporter, objective: str, total: int | None, attempts: str):
+    """A Tune callback (in the driver) giving the reporter a line as each trial ends, and
+    recording its end in ``attempts``; with ``total=None`` (private selection) the line names
+    neither the trial, nor a count, nor a score: job logs may be read by more people than the data
+    owner, and those reveal the number of trials."""
     from ray import tune
+
+    from raypriv.sweeps.attempts import mark_ended
 
     metric = objective.rpartition(":")[0]
 
@@ -94,6 +101,7 @@ def _progress(reporter, objective: str, total: int | None):
             return f"trial {trial.config['trial']['index']} {what} ({Progress.done}/{total}){shown}"
 
         def on_trial_complete(self, iteration, trials, trial, **info):
+            mark_ended(attempts, trial.config["trial"]["index"])
             reporter(self._line(trial, "finished"))
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -133,15 +141,15 @@ def run_tuner(sweep, params: list[dict], reporter, *, sweep_id: str) -> tuple[li
     from raypriv.sweeps.attempts import attempts_root
     from raypriv.sweeps.trials import TUNE_NAME, trial_settings
 
-    path = sweep.tune_path()
-    trainable = tune.with_resources(trial, tune.PlacementGroupFactory([dict(b) for b in TRIAL_BUNDLES]))
+    path, root = sweep.tune_path(), attempts_root(sweep.tune_storage(), sweep_id)
+    trainable = tune.with_resources(tune.with_parameters(trial, attempts=root),
+                                    tune.PlacementGroupFactory([dict(b) for b in TRIAL_BUNDLES]))
     if tune.Tuner.can_restore(path):
         reporter(f"resuming the Tune experiment in {path}: finished trials are kept, the rest run")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
-        root = attempts_root(sweep.tune_storage(), sweep_id)
-        specs = [{"index": i, "job": sweep.job, "imports": list(sweep.imports), "attempts": root,
-                  "settings": trial_settings(sweep, p, i)} for i, p in enumerate(params)]
+        specs = [{"index": i, "job": sweep.job, "imports": list(sweep.imports), "settings": trial_settings(sweep, p, i)}
+                 for i, p in enumerate(params)]
         tuner = tune.Tuner(
             trainable,
             param_space={"trial": tune.grid_search(specs)},
@@ -149,7 +157,7 @@ def run_tuner(sweep, params: list[dict], reporter, *, sweep_id: str) -> tuple[li
                                         reuse_actors=False),
             run_config=tune.RunConfig(storage_path=sweep.tune_storage(), name=TUNE_NAME, verbose=0,
                                       callbacks=[_progress(reporter, sweep.objective(), None if
-                                                           sweep.selection == "private" else len(specs))],
+                                                           sweep.selection == "private" else len(specs), root)],
                                       failure_config=tune.FailureConfig(max_failures=0)))
     with _tune_output_off():
         grid = tuner.fit()

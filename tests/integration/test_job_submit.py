@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.conftest import TRAIN_POLL_S
 from tests.processes import kill_processes_using
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,7 +92,8 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
     home, temp_dir = tmp_path / "home", tempfile.mkdtemp(prefix="rp-", dir="/tmp")   # short AF_UNIX paths
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(HOME=str(home), PATH=bindir + os.pathsep + os.environ["PATH"], RAY_TMPDIR=temp_dir)
+    env.update(HOME=str(home), PATH=bindir + os.pathsep + os.environ["PATH"], RAY_TMPDIR=temp_dir,
+               RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_POLL_S))
     smoke = "/tmp/raypriv-smoke"
     for out in ("/tmp/digits-ue", *(f"{smoke}/{d}" for d in SMOKE_OUTPUTS)):     # the jobs' own outputs
         shutil.rmtree(out, ignore_errors=True)

@@ -12,6 +12,12 @@ from raypriv.jobs.registry import register_job
 MODULE = __name__
 
 
+def starts(out, index: int) -> int:
+    """How many times the stand-in job of trial ``index`` of the sweep in ``out`` started."""
+    path = os.path.join(out, "trials", f"{index:03d}", "starts")
+    return len(open(path).read().splitlines()) if os.path.exists(path) else 0
+
+
 @register_job
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SleepJob(Job):

@@ -12,15 +12,10 @@ import time
 import pytest
 import yaml
 
-from tests.sweeps.sweep_jobs import MODULE
+from tests.sweeps.sweep_jobs import MODULE, starts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RAYPRIV = os.path.join(os.path.dirname(sys.executable), "raypriv")
-
-
-def _starts(out, i) -> int:
-    path = os.path.join(out, "trials", f"{i:03d}", "starts")
-    return len(open(path).read().splitlines()) if os.path.exists(path) else 0
 
 
 @pytest.mark.slow
@@ -42,13 +37,13 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp
     first = subprocess.Popen([RAYPRIV, "sweep", "--config", str(cfg)], env=env, cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while _starts(out, 1) == 0 and first.poll() is None and time.time() < deadline:
+    while starts(out, 1) == 0 and first.poll() is None and time.time() < deadline:
         time.sleep(0.5)
     assert first.poll() is None, first.stdout.read()
     time.sleep(11.5)                                # trial 1 is running; trial 0's end is in a snapshot
     first.send_signal(signal.SIGKILL)
     first.wait()
-    killed = {i: _starts(out, i) for i in range(4)}
+    killed = {i: starts(out, i) for i in range(4)}
     assert killed == {0: 1, 1: 1, 2: 0, 3: 0}, killed
     assert not os.path.exists(os.path.join(out, "manifest.json"))
     assert storage.exists(storage.join(remote, "tune")) and not os.path.exists(os.path.join(out, "tune"))
@@ -58,7 +53,7 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(ray_local, tmp
                             text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"resuming the Tune experiment in {remote}/tune" in second.stdout
-    resumed = {i: _starts(out, i) for i in range(4)}
+    resumed = {i: starts(out, i) for i in range(4)}
     print(f"trial starts after the kill {killed}, after the resume {resumed}")
     assert resumed == {0: 1, 1: 2, 2: 1, 3: 1}                # trial 0 not re-run; 1 re-run; 2, 3 once
     manifest = json.load(open(os.path.join(out, "manifest.json")))

@@ -10,7 +10,7 @@ from raypriv.errors import ConfigError
 from raypriv.jobs.base import Reporter
 from raypriv.privacy.ledger import BudgetExhaustedError
 from raypriv.sweeps import SweepJob
-from tests.sweeps.sweep_jobs import MODULE
+from tests.sweeps.sweep_jobs import MODULE, starts
 
 
 def _sweep(tmp_path, **settings):
@@ -90,10 +90,6 @@ def test_a_dp_sweep_charges_every_trial_composed_before_running(ray_local, tmp_p
         _sweep(tmp_path, space={"sigma": {"grid": [1.0]}}, budget=str(budget)).run(Reporter(quiet=True))
 
 
-def _starts(out, i) -> int:
-    return len((out / "trials" / f"{i:03d}" / "starts").read_text().splitlines())
-
-
 @pytest.mark.parametrize("job,charged_again", [("sweeptest", True), ("sweeptest-resuming", False)])
 def test_a_resumed_sweep_charges_the_trials_it_runs_again(ray_local, tmp_path, job, charged_again):
     """A trial that failed runs again on a resume, with fresh noise: charged again, unless its job
@@ -112,7 +108,7 @@ def test_a_resumed_sweep_charges_the_trials_it_runs_again(ray_local, tmp_path, j
     reporter = Reporter(quiet=True)
     sweep().run(reporter)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["trials_finished"] == 2 and (_starts(out, 0), _starts(out, 1)) == (1, 2)
+    assert manifest["trials_finished"] == 2 and (starts(out, 0), starts(out, 1)) == (1, 2)
     ledger = [json.loads(x) for x in open(manifest["privacy"]["dataset"]["path"]).read().splitlines()[1:]]
     run = RdpCurve.of([Mechanism(sigma=2.0, sample_rate=0.01, steps=1000)])
     trainings = 3 if charged_again else 2
@@ -135,10 +131,55 @@ def test_a_trial_whose_end_tune_lost_is_not_run_again(ray_local, tmp_path):
     ledger = open(next((tmp_path / "budget").iterdir())).read()
     shutil.rmtree(out / "tune")
     sweep().run(Reporter(quiet=True))
-    assert (_starts(out, 0), _starts(out, 1)) == (1, 1)
+    assert (starts(out, 0), starts(out, 1)) == (1, 1)
     rows = pd.read_csv(out / "results.csv")
     assert sorted(rows["score"]) == [0.3, 0.7]
     assert open(next((tmp_path / "budget").iterdir())).read() == ledger
+
+
+def test_trials_stopped_early_are_not_charged_again_on_a_resume(ray_local, tmp_path):
+    """ASHA's stopped trials ended without a final report: the driver recorded their end, so
+    running the finished sweep again charges nothing and trains nothing."""
+    def sweep():
+        return _sweep(tmp_path, space={"quality": {"grid": [0.9, 0.1, 0.2]}}, scheduler="asha", grace=1,
+                      concurrent=1, base={"output": "x", "epochs": 3, "sigma": 2.0}, budget=str(tmp_path / "budget"))
+
+    sweep().run(Reporter(quiet=True))
+    out = tmp_path / "sweep"
+    assert pd.read_csv(out / "results.csv")["stopped_early"].sum() >= 1
+    ledger = open(next((tmp_path / "budget").iterdir())).read()
+    sweep().run(Reporter(quiet=True))
+    assert open(next((tmp_path / "budget").iterdir())).read() == ledger
+    assert [starts(out, i) for i in range(3)] == [1, 1, 1]
+
+
+def test_private_selection_charges_re_runs_without_telling_how_many(ray_local, tmp_path):
+    """Every privately selected trial fails at first; the resume trains them again and charges
+    them, but the winner's release and the log lines state the selection's ε alone: the re-runs
+    (and so the secret number of trials) are told only in the owner's manifest and ledger."""
+    def sweep():
+        return _sweep(tmp_path, space={"sigma": {"choice": [2.0]}, "fail_first": {"choice": [True]}},
+                      base={"output": "x", "epochs": 1}, selection="private", mean_trials=2,
+                      budget=str(tmp_path / "b"))
+
+    from raypriv.errors import RayprivError
+    from raypriv.privacy.budget import DatasetBudget
+
+    with pytest.raises(RayprivError, match="no trial of the sweep"):
+        sweep().run(Reporter(quiet=True))
+    reporter = Reporter(quiet=True)
+    again = sweep().run(reporter)
+    out = tmp_path / "sweep"
+    manifest = json.loads((out / "manifest.json").read_text())
+    winner = json.loads((out / "release" / "winner.json").read_text())
+    budget = DatasetBudget(manifest["privacy"]["dataset"]["path"], {"delta": 1e-5})
+    selection = [e for e in budget.entries() if e["kind"] == "private-selection"]
+    assert len(selection) == 1 and len(budget.entries()) == 2                   # the selection, then the re-runs
+    assert winner["privacy"]["epsilon"] == pytest.approx(budget.curve(selection).epsilon(1e-5), rel=1e-9)
+    assert again.privacy["epsilon"] == winner["privacy"]["epsilon"]
+    assert manifest["privacy"]["reruns"] >= 1 and manifest["privacy"]["rerun_epsilon"] > winner["privacy"]["epsilon"]
+    assert winner["settings"] == {"sigma": 2.0, "fail_first": True}
+    assert not any("dataset has spent" in line or "trial(s)" in line for line in reporter.lines)
 
 
 def test_a_sweep_past_the_datasets_budget_is_refused_with_nothing_run(ray_local, tmp_path):
