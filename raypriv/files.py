@@ -70,29 +70,6 @@ def write_new(path: str, data: bytes, *, mode: int = 0o644) -> bool:
         os.remove(tmp)
 
 
-def write_durable(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that it survives a crash once this returns: written to a
-    temporary file and fsync-ed, renamed into place, the directory fsync-ed (a record that must
-    exist before the work it stands for starts)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def to_jsonable(obj: Any) -> Any:
     """Convert ``obj`` to plain JSON types.
 
@@ -164,6 +141,25 @@ def write_json_atomic(path: str, obj: Any) -> str:
             f.write("\n")
 
     return _replace_atomically(path, ".json", write)
+
+
+def write_durable(path: str, data: bytes) -> str:
+    """:func:`_replace_atomically`, fsync-ing the file before the rename and the directory after:
+    once this returns the file survives a crash (a record that must exist before the work it
+    stands for starts)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _replace_atomically(path, ".tmp", write)
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
 
 
 def write_text_atomic(path: str, text: str) -> str:

@@ -23,7 +23,7 @@ A trial that never started has nothing recorded and costs nothing more than its 
 >>> mark_finished(root, 1, {"score": 0.5}); mark_ended(root, 2)
 >>> finished_report(root, 1), finished_report(root, 0)
 ({'score': 0.5}, None)
->>> started_unfinished(root, range(4)), stopped_early(root, 2), stopped_early(root, 1)
+>>> started_unfinished(root, range(4)), ended(root, 2), ended(root, 0)
 ([0], True, False)
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any, Iterable
 
 from raypriv import storage
 
-__all__ = ["attempts_root", "finished_report", "mark_ended", "mark_finished", "mark_started", "started_unfinished",
-           "stopped_early"]
+__all__ = ["attempts_root", "ended", "finished_report", "mark_ended", "mark_finished", "mark_started",
+           "started_unfinished"]
 
 ATTEMPTS_DIR = "attempts"
 
@@ -49,6 +49,10 @@ def _path(root: str, index: int, suffix: str) -> str:
     return storage.join(root, f"{index:03d}.{suffix}")
 
 
+def _has(root: str, index: int, suffix: str) -> bool:
+    return storage.exists(_path(root, index, suffix))
+
+
 def mark_started(root: str, index: int) -> None:
     storage.write_text(_path(root, index, "started"), "")
 
@@ -61,19 +65,17 @@ def mark_ended(root: str, index: int) -> None:
     storage.write_text(_path(root, index, "ended"), "")
 
 
-def stopped_early(root: str, index: int) -> bool:
-    """Whether trial ``index`` ended (Tune said so) without a final report: stopped early."""
-    return storage.exists(_path(root, index, "ended")) and not storage.exists(_path(root, index, "json"))
+def ended(root: str, index: int) -> bool:
+    """Whether Tune ended trial ``index`` (finished, or stopped early by the scheduler)."""
+    return _has(root, index, "ended")
 
 
 def finished_report(root: str, index: int) -> dict[str, Any] | None:
     """The final report trial ``index`` recorded, None if it has not finished."""
-    path = _path(root, index, "json")
-    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+    return json.loads(storage.read_bytes(_path(root, index, "json"))) if _has(root, index, "json") else None
 
 
 def started_unfinished(root: str, indices: Iterable[int]) -> list[int]:
     """The trials among ``indices`` that started but neither finished nor ended: what a resume
     runs again."""
-    return [i for i in indices if storage.exists(_path(root, i, "started"))
-            and not any(storage.exists(_path(root, i, end)) for end in ("json", "ended"))]
+    return [i for i in indices if _has(root, i, "started") and not (_has(root, i, "json") or ended(root, i))]

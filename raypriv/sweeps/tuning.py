@@ -52,7 +52,7 @@ def trial(config: dict[str, Any], attempts: str) -> None:
     from raypriv.errors import DataError
     from raypriv.jobs.registry import get_job, import_plugins
     from raypriv.runtime.execute import find_raypriv_error
-    from raypriv.sweeps.attempts import finished_report, mark_finished, mark_started, stopped_early
+    from raypriv.sweeps.attempts import ended, finished_report, mark_finished, mark_started
 
     spec = config["trial"]
     root, index = attempts, spec["index"]
@@ -60,7 +60,7 @@ def trial(config: dict[str, Any], attempts: str) -> None:
     if done is not None:            # it finished before (Tune's snapshot missed its end): not run again
         tune.report(done)
         return
-    if stopped_early(root, index):  # the scheduler stopped it before: training it again would go uncharged
+    if ended(root, index):          # ended without a report: stopped early; training it again would go uncharged
         raise DataError(f"trial {index} was stopped early in an earlier run of this sweep; it is not run again")
     import_plugins(spec.get("imports", ()))
     job = get_job(spec["job"]).from_dict(spec["settings"])
