@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from raypriv.runtime import LOCAL_SYSTEM_CONFIG
+
 from tests.conftest import TRAIN_POLL_S
 from tests.processes import kill_processes_using
 
@@ -93,7 +95,9 @@ def test_readme_job_commands_run_as_written(tmp_path, without_session_ray):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(HOME=str(home), PATH=bindir + os.pathsep + os.environ["PATH"], RAY_TMPDIR=temp_dir,
-               RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_POLL_S))
+               RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_POLL_S),
+               # the head keeps idle worker processes as the embedded Ray does (LOCAL_SYSTEM_CONFIG)
+               **{f"RAY_{k}": str(v) for k, v in LOCAL_SYSTEM_CONFIG.items()})
     smoke = "/tmp/raypriv-smoke"
     for out in ("/tmp/digits-ue", *(f"{smoke}/{d}" for d in SMOKE_OUTPUTS)):     # the jobs' own outputs
         shutil.rmtree(out, ignore_errors=True)
