@@ -78,10 +78,10 @@ def start_session_ray():
     """Start the session's local Ray (4 logical CPUs, no dashboard), after the object store."""
     import ray
 
-    from raypriv.runtime import LOCAL_SYSTEM_CONFIG
+    from raypriv.runtime import init_ray
 
     start_object_store()
-    ray.init(num_cpus=4, include_dashboard=False, _system_config=dict(LOCAL_SYSTEM_CONFIG))
+    init_ray(num_cpus=4, quiet=False)       # the embedded Ray users get (its system config), logs kept
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 

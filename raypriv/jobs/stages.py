@@ -77,14 +77,15 @@ def _check_order(stages: list[tuple[str, Stage]]) -> list[bool]:
     follows one that is not: it was made from an output that is gone or was never finished, and
     the stage before it would be made again."""
     done = [stage.finished() for _, stage in stages]
-    for i, (_, stage) in enumerate(stages):
-        if not done[i]:
-            later = [s for (_, s), d in zip(stages[i + 1:], done[i + 1:]) if d]
-            if later:
-                raise ArtifactError(f"{later[0].output} holds a finished {later[0].what}, but {stage.output} "
-                                    f"before it in the pipeline is not finished (removed, or never finished): "
-                                    f"remove {later[0].output} to make it again from a new {stage.what}, or "
-                                    "choose a new output")
+    if False in done:
+        first = done.index(False)
+        stage = stages[first][1]
+        later = next((s for (_, s), d in zip(stages[first + 1:], done[first + 1:]) if d), None)
+        if later is not None:
+            raise ArtifactError(f"{later.output} holds a finished {later.what}, but {stage.output} "
+                                f"before it in the pipeline is not finished (removed, or never finished): "
+                                f"remove {later.output} to make it again from a new {stage.what}, or "
+                                "choose a new output")
     return done
 
 
